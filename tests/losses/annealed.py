@@ -1,0 +1,9 @@
+import torch
+import torch.nn.functional as F
+
+
+def loss_function(recon_x, x, mu, logvar, epoch):
+    weight = min(1.0, epoch / 100)
+    bce = F.binary_cross_entropy(recon_x, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return bce + weight * kld

@@ -1,0 +1,409 @@
+"""`vaeloss check` over a corpus of losses in distinct conventions, each with its
+hand-derived effective beta, checked at two different (B, D, k)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vaeloss.check.runner import check_loss
+from vaeloss.cli import main
+
+HERE = Path(__file__).parent
+LOSSES = HERE / "losses"
+EXAMPLES = HERE.parent / "vaeloss" / "examples"
+
+# file: (likelihood, decoder_output, parameterisation, output, beta(B, D, k) or None, formula,
+#        finding codes that must be present, extra --arg values)
+CORPUS = {
+    EXAMPLES / "mean_bce_sum_kld.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: B * D,
+        "B*D",
+        {"beta-depends-on-batch-size", "deprecated-reduction-argument"},
+        {},
+    ),
+    EXAMPLES / "sum_bce_sum_kld.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    EXAMPLES / "keras_blog.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "per_sample",
+        lambda B, D, k: D / k,
+        "D/k",
+        {"per-sample-output", "beta-depends-on-data-dim"},
+        {},
+    ),
+    EXAMPLES / "keras_docs.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    EXAMPLES / "sum_squared_error.py": (
+        "gaussian",
+        "mean",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 0.5,
+        "1/2",
+        {"decoder-variance-scale"},
+        {},
+    ),
+    EXAMPLES / "kl_weight_c.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 0.5,
+        "1/2",
+        set(),
+        {},
+    ),
+    LOSSES / "pythae_style.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "pytorch_vae_style.py": (
+        "gaussian",
+        "mean",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 0.00025 * D / 2,
+        "D/8000",
+        {"beta-depends-on-data-dim"},
+        {},
+    ),
+    LOSSES / "pytorch_examples_style.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        {"hard-coded-data-dim"},
+        {},
+    ),
+    LOSSES / "disentanglement_lib_style.py": (
+        "bernoulli",
+        "logits",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "distributions_std.py": (
+        "bernoulli",
+        "probabilities",
+        "std",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "logits_sum.py": (
+        "bernoulli",
+        "logits",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "log_std.py": (
+        "bernoulli",
+        "probabilities",
+        "log_std",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "variance_param.py": (
+        "bernoulli",
+        "probabilities",
+        "var",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "tuple_return.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "swapped_order.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "image_shaped.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "free_bits.py": (
+        "bernoulli",
+        "probabilities",
+        None,
+        "scalar",
+        None,
+        None,
+        {"kl-not-gaussian"},
+        {},
+    ),
+    LOSSES / "missing_half.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 2,
+        "2",
+        {"kl-factor-two"},
+        {},
+    ),
+    LOSSES / "wrong_sign.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: -1,
+        "-1",
+        {"kl-wrong-sign"},
+        {},
+    ),
+    LOSSES / "detached_kl.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        {"no-gradient"},
+        {},
+    ),
+    LOSSES / "mse_mean_sum_kld.py": (
+        "gaussian",
+        "mean",
+        "logvar",
+        "scalar",
+        lambda B, D, k: B * D / 2,
+        "B*D/2",
+        {"beta-depends-on-batch-size"},
+        {},
+    ),
+    LOSSES / "l1_recon.py": (
+        None,
+        None,
+        "logvar",
+        "scalar",
+        None,
+        None,
+        {"recon-not-a-likelihood"},
+        {},
+    ),
+    LOSSES / "beta_vae.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 4,
+        "4",
+        set(),
+        {},
+    ),
+    LOSSES / "gaussian_sigma.py": (
+        "gaussian",
+        "mean",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 0.01,
+        "1/100",
+        set(),
+        {},
+    ),
+    LOSSES / "continuous_bernoulli.py": (
+        "continuous_bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        set(),
+        {},
+    ),
+    LOSSES / "annealed.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 0.3,
+        "3/10",
+        set(),
+        {"epoch": 30},
+    ),
+    LOSSES / "kl_offset.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: 1,
+        "1",
+        {"kl-constant-offset"},
+        {},
+    ),
+    LOSSES / "mean_everything.py": (
+        "bernoulli",
+        "probabilities",
+        "logvar",
+        "scalar",
+        lambda B, D, k: D / k,
+        "D/k",
+        {"beta-depends-on-latent-dim"},
+        {},
+    ),
+}
+HARD_CODED_784 = {"mean_bce_sum_kld.py", "pytorch_examples_style.py"}
+ERROR_CODES = {"beta-depends-on-batch-size", "kl-wrong-sign", "no-gradient", "non-finite-at-edges"}
+
+
+def _sizes(path):
+    first = (128, 784, 20)
+    second = (16, 784, 5) if path.name in HARD_CODED_784 else (16, 196, 5)
+    return [
+        pytest.param(path, first, id=f"{path.stem}-B128-D784-k20"),
+        pytest.param(path, second, id=f"{path.stem}-B{second[0]}-D{second[1]}-k{second[2]}"),
+    ]
+
+
+@pytest.mark.parametrize(("path", "sizes"), [p for path in CORPUS for p in _sizes(path)])
+def test_corpus(path, sizes):
+    lik, dec, param, output, beta, formula, codes, args = CORPUS[path]
+    B, D, k = sizes
+    report = check_loss(str(path), batch_size=B, data_dim=D, latent_dim=k, args=args, isolate=False)
+    actual = report.to_json()
+    assert (actual["likelihood"], actual["decoder_output"]) == (lik, dec)
+    assert actual["latent_parameterisation"] == param
+    assert actual["output"] == output
+    assert actual["effective_beta_formula"] == formula
+    if beta is None:
+        assert actual["effective_beta"] is None
+    else:
+        expected = beta(B, D, k)
+        assert actual["effective_beta"] == pytest.approx(expected, rel=1e-9)
+        assert actual["kl_weight_for_elbo"] == pytest.approx(1 / expected, rel=1e-9)
+        if lik == "gaussian":
+            assert actual["implied_decoder_variance"] == pytest.approx(expected, rel=1e-9)
+    found = {f["code"] for f in actual["findings"]}
+    assert codes <= found
+    assert report.exit_code == (1 if found & ERROR_CODES else 0)
+
+
+def test_corpus_is_large_enough():
+    assert len(CORPUS) >= 20
+
+
+def test_defaults_are_used_and_weight_parameter_found():
+    report = check_loss(str(LOSSES / "pytorch_vae_style.py"), isolate=False)
+    assert report.defaults == {"kld_weight": 0.00025}
+    assert report.kl_weight_parameter == "kld_weight"
+    assert "set kld_weight=" not in report.fix  # its beta depends on D, so the fix is structural
+    beta = check_loss(str(LOSSES / "beta_vae.py"), isolate=False)
+    assert beta.kl_weight_parameter == "beta"
+    assert "set beta=1." in beta.fix
+
+
+def test_arg_overrides_default():
+    report = check_loss(str(LOSSES / "beta_vae.py"), args={"beta": 2.0}, isolate=False)
+    assert report.effective_beta == pytest.approx(2.0)
+
+
+def test_findings_point_at_lines():
+    report = check_loss(str(EXAMPLES / "mean_bce_sum_kld.py"), isolate=False)
+    by = {f.code: f for f in report.findings}
+    assert by["deprecated-reduction-argument"].line == 6
+    assert by["beta-depends-on-batch-size"].line == 6
+
+
+def test_headline_example_via_cli(capsys):
+    code = main(["check", str(EXAMPLES / "mean_bce_sum_kld.py")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "effective beta: B*D = 100,352 at B=128, D=784, k=20" in out
+    assert "changes with the batch size" in out
+    assert "fix: Reduce both terms the same way" in out
+
+
+def test_json_keys_via_cli(capsys):
+    assert main(["check", f"{EXAMPLES / 'keras_blog.py'}:vae_loss", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in (
+        "function",
+        "likelihood",
+        "decoder_output",
+        "latent_parameterisation",
+        "output",
+        "effective_beta",
+        "effective_beta_formula",
+        "implied_decoder_variance",
+        "gradient_scale",
+        "kl_weight_for_elbo",
+        "findings",
+    ):
+        assert key in data
+    assert data["effective_beta"] == pytest.approx(784 / 20)
+    assert all({"code", "severity", "message", "line"} <= set(f) for f in data["findings"])
+
+
+def test_expect_beta(capsys):
+    assert main(["check", str(EXAMPLES / "keras_docs.py"), "--expect-beta", "1"]) == 0
+    capsys.readouterr()
+    assert main(["check", str(EXAMPLES / "keras_docs.py"), "--expect-beta", "2", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [f["code"] for f in data["findings"] if f["severity"] == "error"] == [
+        "expect-beta-mismatch"
+    ]

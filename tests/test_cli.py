@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from vaeloss import __version__
+from vaeloss.cli import main
+from vaeloss.presets import PRESETS
+
+
+def test_version_and_help(capsys):
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("explain", "check", "audit"):
+        assert cmd in out
+
+
+@pytest.mark.parametrize(
+    ("name", "formula", "value"),
+    [
+        pytest.param("size_average", "B*D", "100,352", id="size_average"),
+        pytest.param("keras_blog", "D/k", "39.2", id="keras_blog"),
+        pytest.param("keras_docs", "1", "1", id="keras_docs"),
+        pytest.param("sse_sum", "1/2", "0.5", id="sse_sum"),
+        pytest.param("pytorch_vae", "D/8000", "0.098", id="pytorch_vae"),
+    ],
+)
+def test_explain_prints_formula_and_value(capsys, name, formula, value):
+    assert (
+        main(["explain", name, "--batch-size", "128", "--data-dim", "784", "--latent-dim", "20"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"effective beta: {formula} = {value} at B=128, D=784, k=20" in out
+
+
+def test_explain_json_all_presets(capsys):
+    assert main(["explain", "--json", "-B", "64", "-D", "100", "-k", "4"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["convention"] for r in rows] == list(PRESETS)
+    by = {r["convention"]: r for r in rows}
+    assert by["size_average"]["effective_beta"] == 6400
+    assert by["keras_blog"]["effective_beta"] == 25
+
+
+def test_explain_table(capsys):
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert "size_average" in out and "B*D" in out
+
+
+def test_unknown_convention_is_exit_2(capsys):
+    assert main(["explain", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Expected a convention name but got convention='nope'")
+
+
+def test_bad_option_is_exit_2(capsys):
+    assert main(["explain", "size_average", "--batch-size", "0"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2

@@ -1,0 +1,1 @@
+"""``vaeloss audit``: posterior-collapse report and a recommended beta."""

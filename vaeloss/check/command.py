@@ -1,0 +1,85 @@
+"""argparse wiring of ``vaeloss check``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from typing import Any
+
+from vaeloss.errors import LossCheckError
+
+__all__ = ["add_check_parser", "run_check"]
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        parts = ()
+    if not parts or any(p < 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"Expected C,H,W (e.g. 1,28,28) but got {text!r}")
+    return parts
+
+
+def _arg(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"Expected NAME=VALUE (e.g. epoch=10) but got {text!r}")
+    try:
+        parsed: Any = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return name, parsed
+
+
+def add_check_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="report which objective a loss function really is",
+        description=(
+            "Probe a VAE loss function numerically and report its likelihood, "
+            "reductions and effective beta. The file is executed (imported) in a "
+            "separate process, as pytest does: only check code you trust."
+        ),
+    )
+    p.add_argument("target", metavar="PATH[:FUNCTION]", help="file with the loss function")
+    p.add_argument("--batch-size", "-B", type=int, default=128, help="batch size B (128)")
+    p.add_argument("--data-dim", "-D", type=int, default=None, help="data dim D (784)")
+    p.add_argument("--latent-dim", "-k", type=int, default=20, help="latent dim k (20)")
+    p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W of image inputs")
+    p.add_argument(
+        "--arg",
+        type=_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for an extra argument of the function (repeatable)",
+    )
+    p.add_argument("--expect-beta", type=float, default=None, help="fail unless beta equals X")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed (60)")
+    p.set_defaults(handler=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from vaeloss.check.report import format_report
+    from vaeloss.check.runner import check_loss
+
+    if args.expect_beta is not None and not args.expect_beta == args.expect_beta:
+        raise LossCheckError("Expected a number but got expect_beta=nan. Try --expect-beta 1.")
+    report = check_loss(
+        args.target,
+        batch_size=args.batch_size,
+        data_dim=args.data_dim,
+        latent_dim=args.latent_dim,
+        input_shape=args.input_shape,
+        args=dict(args.arg),
+        expect_beta=args.expect_beta,
+        timeout=args.timeout,
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_report(report))
+    return report.exit_code

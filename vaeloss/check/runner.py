@@ -1,0 +1,362 @@
+"""Run a check: read the file, probe the function in a separate process, build the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vaeloss.algebra import Monomial
+from vaeloss.check.findings import Finding, build_findings, build_fix
+from vaeloss.check.source import assign_roles, read_source, select_function
+from vaeloss.errors import LossCheckError
+from vaeloss.validation import check_positive, check_positive_int
+
+__all__ = ["CheckReport", "check_loss", "parse_target"]
+
+TOLERANCE = 1e-6
+
+
+@dataclass
+class CheckReport:
+    """Everything ``vaeloss check`` found, as data (``to_json`` gives the --json object)."""
+
+    function: str
+    path: str
+    selected_because: str
+    sizes: dict[str, int]
+    roles: dict[str, str]
+    input_shape: list[int]
+    output: str
+    likelihood: str | None
+    decoder_output: str | None
+    latent_parameterisation: str | None
+    recon_factor: Monomial | None
+    kl_factor: Monomial | None
+    constant: float
+    defaults: dict[str, Any]
+    kl_weight_parameter: str | None
+    data_dim_fixed: bool
+    gradients: dict[str, bool]
+    edges: list[str]
+    findings: list[Finding] = field(default_factory=list)
+    fix: str = ""
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def beta(self) -> Monomial | None:
+        if self.recon_factor is None or self.kl_factor is None or self.recon_factor.coef == 0:
+            return None
+        return self.kl_factor / self.recon_factor
+
+    def _at(self, m: Monomial | None) -> float | None:
+        return None if m is None else m.evaluate(**self.sizes)
+
+    @property
+    def effective_beta(self) -> float | None:
+        return self._at(self.beta)
+
+    @property
+    def gradient_scale(self) -> float | None:
+        v = self._at(self.recon_factor)
+        return None if v is None else v * self.sizes["B"]
+
+    @property
+    def kl_weight_for_elbo(self) -> float | None:
+        beta = self.effective_beta
+        return None if beta is None or beta == 0 else 1.0 / beta
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.severity == "error" for f in self.findings) else 0
+
+    def to_json(self) -> dict[str, Any]:
+        beta = self.beta
+        grad = None if self.recon_factor is None else self.recon_factor * Monomial(Fraction(1), B=1)
+        return {
+            "function": self.function,
+            "path": self.path,
+            "selected_because": self.selected_because,
+            "likelihood": self.likelihood,
+            "decoder_output": self.decoder_output,
+            "latent_parameterisation": self.latent_parameterisation,
+            "output": self.output,
+            "roles": self.roles,
+            "input_shape": self.input_shape,
+            "sizes": self.sizes,
+            "recon_factor_formula": None
+            if self.recon_factor is None
+            else self.recon_factor.formula(),
+            "kl_factor_formula": None if self.kl_factor is None else self.kl_factor.formula(),
+            "effective_beta": self.effective_beta,
+            "effective_beta_formula": None if beta is None else beta.formula(),
+            "implied_decoder_variance": self.effective_beta
+            if self.likelihood == "gaussian"
+            else None,
+            "gradient_scale": self.gradient_scale,
+            "gradient_scale_formula": None if grad is None else grad.formula(),
+            "kl_weight_for_elbo": self.kl_weight_for_elbo,
+            "kl_weight_for_elbo_formula": None
+            if beta is None
+            else (Monomial(Fraction(1)) / beta).formula(),
+            "kl_weight_parameter": self.kl_weight_parameter,
+            "defaults": self.defaults,
+            "data_dim_fixed": self.data_dim_fixed,
+            "findings": [f.to_json() for f in self.findings],
+            "fix": self.fix,
+        }
+
+
+def parse_target(target: str) -> tuple[Path, str | None]:
+    """Split ``PATH[:FUNCTION]``."""
+    if ":" in target:
+        path, _, fn = target.rpartition(":")
+        if path and fn.isidentifier():
+            return Path(path), fn
+    return Path(target), None
+
+
+def _run_worker(request: dict[str, Any], timeout: float, isolate: bool) -> dict[str, Any]:
+    if not isolate:
+        from vaeloss.check.worker import run
+
+        return _unwrap(run(request), request)
+    with tempfile.TemporaryDirectory(prefix="vaeloss-check-") as tmp:
+        req = Path(tmp) / "request.json"
+        res = Path(tmp) / "result.json"
+        req.write_text(json.dumps(request))
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "vaeloss.check.worker", str(req), str(res)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise LossCheckError(
+                f"Expected {request['function']} to return within timeout={timeout:g} s but it "
+                f"did not (an infinite loop, or training at import?). Try --timeout with a larger "
+                f"value, or move slow code under `if __name__ == '__main__':`."
+            ) from None
+        if not res.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise LossCheckError(
+                f"Expected the check of {request['path']} to finish but its process exited with "
+                f"status {proc.returncode} before reporting (os._exit or a crash?). "
+                + ("Its last output: " + " | ".join(tail) if tail else "It printed nothing.")
+            )
+        answer: dict[str, Any] = json.loads(res.read_text())
+    return _unwrap(answer, request)
+
+
+def _unwrap(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    if not answer["ok"]:
+        raise LossCheckError(
+            f"Expected a loss that can be probed but {request['path']}:{request['function']} "
+            f"could not be checked: {answer['error']}"
+        )
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+def _exponent(a1: float, a2: float) -> int | None:
+    if a1 == 0 or a2 == 0 or (a1 > 0) != (a2 > 0):
+        return None
+    e = math.log2(a2 / a1)
+    return round(e) if abs(e - round(e)) < 1e-6 else None
+
+
+def _simple(value: float) -> Fraction:
+    frac = Fraction(value).limit_denominator(10**7)
+    if frac != 0 and abs(float(frac) - value) <= 1e-9 * abs(value):
+        return frac
+    return Fraction(value)
+
+
+def _complexity(f: Fraction) -> int:
+    return len(str(abs(f.numerator))) + len(str(f.denominator))
+
+
+def _monomial(
+    value: float, fits: dict[str, Any], key: str, sizes: dict[str, int], infer_d: bool
+) -> Monomial | None:
+    exps: dict[str, int] = {}
+    for name in ("B", "D", "k"):
+        fit = fits.get(name, {})
+        if "error" in fit:
+            exps[name] = 0
+            continue
+        e = _exponent(value, fit[key])
+        if e is None:
+            return None
+        exps[name] = e
+    coef = value / (sizes["B"] ** exps["B"] * sizes["D"] ** exps["D"] * sizes["k"] ** exps["k"])
+    if infer_d:
+        best = min(
+            range(-2, 3), key=lambda p: (_complexity(_simple(coef / sizes["D"] ** p)), abs(p))
+        )
+        exps["D"] = best
+        coef = coef / sizes["D"] ** best
+    return Monomial(_simple(coef), exps["B"], exps["D"], exps["k"])
+
+
+def check_loss(
+    target: str,
+    *,
+    batch_size: int = 128,
+    data_dim: int | None = None,
+    latent_dim: int = 20,
+    input_shape: tuple[int, ...] | None = None,
+    args: dict[str, Any] | None = None,
+    expect_beta: float | None = None,
+    timeout: float = 60.0,
+    isolate: bool = True,
+) -> CheckReport:
+    """Check the loss function ``PATH[:FUNCTION]`` and return a :class:`CheckReport`.
+
+    The file is executed (imported) in a separate Python process, as pytest does, with a
+    time limit of ``timeout`` seconds; ``isolate=False`` runs it in this process instead
+    (no time limit; for tests and trusted code).
+
+    Raises:
+        LossCheckError: the file cannot be checked (missing, syntax error, no or several
+            candidate functions, crashes, never returns, returns a non-tensor or NaN).
+    """
+    B = check_positive_int("batch_size", batch_size)
+    k = check_positive_int("latent_dim", latent_dim)
+    check_positive("timeout", timeout)
+    if input_shape is not None:
+        for n in input_shape:
+            check_positive_int("input_shape", n)
+        D = math.prod(input_shape)
+        if data_dim is not None and data_dim != D:
+            raise LossCheckError(
+                f"Expected --data-dim to equal the product of --input-shape but got "
+                f"data_dim={data_dim}, input_shape={','.join(map(str, input_shape))}. "
+                f"Try leaving out --data-dim."
+            )
+    else:
+        D = check_positive_int("data_dim", data_dim if data_dim is not None else 784)
+    path, name = parse_target(target)
+    source = read_source(path)
+    fn, why = select_function(source, name)
+    extra = dict(args or {})
+    tensor_params = [p for p in fn.required if p not in extra]
+    roles = assign_roles(tensor_params)
+    unknown_required = [
+        p for p in tensor_params[4:] if p.lower() not in ("z", "z_sample", "sample", "z_sampled")
+    ]
+    if len(tensor_params) < 4:
+        raise LossCheckError(
+            f"Expected {fn.name} to take at least 4 tensors (reconstruction, data, mu, logvar) "
+            f"but it takes {fn.required}. Try a function with that signature, or pass fixed "
+            f"arguments with --arg NAME=VALUE."
+        )
+    if unknown_required:
+        hint = " ".join(f"--arg {p}=VALUE" for p in unknown_required)
+        raise LossCheckError(
+            f"Expected values for the required argument(s) {', '.join(unknown_required)} of "
+            f"{fn.name} but got none. Try {hint}."
+        )
+    defaults = {k_: v for k_, v in fn.defaults.items() if k_ not in extra}
+    weights = {
+        n: float(v)
+        for n, v in {**defaults, **extra}.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    request = {
+        "path": str(path),
+        "function": fn.name,
+        "roles": roles,
+        "extra": extra,
+        "weights": weights,
+        "B": B,
+        "D": D,
+        "k": k,
+        "input_shape": list(input_shape) if input_shape else None,
+    }
+    try:
+        result = _run_worker(request, timeout, isolate)
+    except LossCheckError as exc:
+        fixed = source.lines.get("hard_coded_784")
+        if fixed and D != 784:
+            raise LossCheckError(
+                f"{exc}\nThe file hard-codes 784 (line {fixed[0]}): try --data-dim 784, or use "
+                f"x.view(x.shape[0], -1) instead of a fixed size."
+            ) from None
+        raise
+    return _build(
+        result,
+        source.lines,
+        fn.name,
+        str(path),
+        why,
+        {"B": B, "D": D, "k": k},
+        {**defaults, **extra},
+        expect_beta,
+    )
+
+
+def _build(
+    result: dict[str, Any],
+    lines: dict[str, list[int]],
+    function: str,
+    path: str,
+    why: str,
+    sizes: dict[str, int],
+    defaults: dict[str, Any],
+    expect_beta: float | None,
+) -> CheckReport:
+    fit = result["fit"]
+    recon_ok = fit["recon_residual"] < TOLERANCE
+    kl_ok = fit["kl_residual"] < TOLERANCE
+    d_fixed = "error" in result["size_fits"].get("D", {})
+    likelihood, decoder_output = fit["recon"].split("/") if recon_ok else (None, None)
+    recon_factor = (
+        _monomial(fit["a"], result["size_fits"], "a", sizes, d_fixed) if recon_ok else None
+    )
+    kl_factor = _monomial(fit["b"], result["size_fits"], "b", sizes, d_fixed) if kl_ok else None
+    weight_param = None
+    for pname, eff in result["weight_effects"].items():
+        if "error" in eff or not kl_ok or fit["b"] == 0:
+            continue
+        ratio = eff["b"] / fit["b"]
+        target = 2.0 if eff["value"] else math.nan
+        if abs(ratio - target) < 1e-6 and abs(eff["a"] / fit["a"] - 1) < 1e-6:
+            weight_param = pname
+    report = CheckReport(
+        function=function,
+        path=path,
+        selected_because=why,
+        sizes=sizes,
+        roles=result["roles"],
+        input_shape=result["input_shape"],
+        output=result["output"],
+        likelihood=likelihood,
+        decoder_output=decoder_output,
+        latent_parameterisation=fit["kl"] if kl_ok else None,
+        recon_factor=recon_factor,
+        kl_factor=kl_factor,
+        constant=fit["c"],
+        defaults=defaults,
+        kl_weight_parameter=weight_param,
+        data_dim_fixed=d_fixed,
+        gradients=result["gradients"],
+        edges=result["edges"],
+        fit=fit,
+    )
+    report.findings = build_findings(report, lines, expect_beta)
+    report.fix = build_fix(report)
+    return report

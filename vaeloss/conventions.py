@@ -1,0 +1,133 @@
+r"""Loss conventions as values, and what objective each one really is.
+
+A VAE loss built from the usual pieces is
+
+.. math::
+
+    L = a \sum_{b,i} \mathrm{NLL}_{bi} + b \sum_{b,j} \mathrm{KL}_{bj} + \text{const},
+
+with factors :math:`a, b` that are monomials in B, D, k (:class:`~vaeloss.algebra.Monomial`).
+Relative to the per-sample negative ELBO
+:math:`\frac1B\sum_b(\sum_i \mathrm{NLL} + \beta\sum_j \mathrm{KL})`:
+
+* effective beta :math:`= b/a`;
+* gradient scale :math:`= aB` (``L = aB * per-sample ELBO_beta + const``);
+* the KL weight that reaches a target beta :math:`= \beta_t\, a / b_0`, with :math:`b_0`
+  the KL factor at weight 1.
+
+For squared-error losses ``NLL`` is the unit-variance Gaussian NLL, so a summed squared
+error has :math:`a = 2`; the effective beta then equals the decoder variance the loss
+implies at beta = 1 (Gaussian(sigma^2, beta) is Gaussian(1, beta * sigma^2) up to a constant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Literal
+
+from vaeloss.algebra import Monomial, as_fraction
+from vaeloss.elbo import Likelihood
+from vaeloss.validation import check_nonnegative, check_positive_int
+
+__all__ = ["Convention", "Output"]
+
+Output = Literal["scalar", "per_sample"]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A loss convention: its likelihood and the factors on its NLL and KL sums.
+
+    Attributes:
+        name: short identifier.
+        likelihood: reference likelihood of the reconstruction term.
+        recon_factor: ``a``, the multiplier of the batch-and-data sum of reference NLL.
+        kl_base: ``b_0``, the multiplier of the batch-and-latent sum of KL at KL weight 1.
+        kl_weight: the convention's own multiplier on its KL term (``kld_weight``, ``c``...).
+        output: "scalar", or "per_sample" when the function returns a [B] vector that the
+            framework averages (the 1/B is already inside the factors).
+        description: what the convention is, in words.
+        source: where it is found in the wild.
+
+    >>> from vaeloss.presets import get_convention
+    >>> c = get_convention("size_average")
+    >>> c.effective_beta_formula, c.effective_beta(B=128, D=784, k=20)
+    ('B*D', 100352.0)
+    """
+
+    name: str
+    likelihood: Likelihood
+    recon_factor: Monomial
+    kl_base: Monomial
+    kl_weight: Fraction = Fraction(1)
+    output: Output = "scalar"
+    description: str = ""
+    source: str = ""
+
+    @property
+    def kl_factor(self) -> Monomial:
+        """``b``: the multiplier of the KL sum, the convention's own weight included."""
+        return self.kl_base.scale(self.kl_weight)
+
+    @property
+    def beta_monomial(self) -> Monomial:
+        """Effective beta b/a as a monomial."""
+        return self.kl_factor / self.recon_factor
+
+    @property
+    def effective_beta_formula(self) -> str:
+        """Effective beta as a formula in B, D, k (``"B*D"``, ``"D/k"``, ``"1"``...)."""
+        return self.beta_monomial.formula()
+
+    @property
+    def gradient_scale_formula(self) -> str:
+        """Gradient scale relative to the per-sample ELBO, as a formula."""
+        return (self.recon_factor * Monomial(Fraction(1), B=1)).formula()
+
+    def effective_beta(self, *, B: int, D: int, k: int) -> float:
+        """The effective beta (relative to the per-sample negative ELBO) at these sizes."""
+        _sizes(B, D, k)
+        return self.beta_monomial.evaluate(B=B, D=D, k=k)
+
+    def implied_decoder_variance(self, *, B: int, D: int, k: int) -> float | None:
+        """For Gaussian losses, the decoder variance sigma^2 the loss implies at beta = 1."""
+        if self.likelihood != "gaussian":
+            return None
+        return self.effective_beta(B=B, D=D, k=k)
+
+    def gradient_scale(self, *, B: int, D: int, k: int) -> float:
+        """``L = gradient_scale * per-sample ELBO_beta + const``: what a learning rate sees."""
+        _sizes(B, D, k)
+        return self.recon_factor.evaluate(B=B, D=D, k=k) * B
+
+    def kl_weight_for(self, target_beta: float, *, B: int, D: int, k: int) -> float:
+        """The multiplier on this convention's own KL term that gives ``target_beta``.
+
+        >>> from vaeloss.presets import get_convention
+        >>> get_convention("size_average").kl_weight_for(1.0, B=128, D=784, k=20)
+        9.964923469387754e-06
+        """
+        check_nonnegative("target_beta", target_beta)
+        _sizes(B, D, k)
+        ratio = (self.recon_factor / self.kl_base).evaluate(B=B, D=D, k=k)
+        return float(target_beta) * ratio
+
+    def kl_weight_formula_for_elbo(self) -> str:
+        """The KL multiplier that makes this loss the true ELBO (beta = 1), as a formula."""
+        return (self.recon_factor / self.kl_base).formula()
+
+    def with_kl_weight(self, weight: float | Fraction) -> Convention:
+        """The same convention with another multiplier on its KL term."""
+        check_nonnegative("kl_weight", float(weight))
+        return replace(self, kl_weight=as_fraction(weight))
+
+    def elbo_beta_from_own(self, own_weight: float, *, B: int, D: int, k: int) -> float:
+        """ELBO beta reached by putting ``own_weight`` on this convention's KL term."""
+        return self.with_kl_weight(own_weight).effective_beta(B=B, D=D, k=k)
+
+
+def _sizes(B: int, D: int, k: int) -> None:
+    check_positive_int("B", B)
+    check_positive_int("D", D)
+    check_positive_int("k", k)

@@ -1,0 +1,47 @@
+"""The one error hierarchy of vaeloss.
+
+Every error the library raises on purpose derives from :class:`VaelossError`.
+Errors about a bad argument also derive from :class:`ValueError`, so callers that
+already catch ``ValueError`` keep working. The CLI turns any ``VaelossError`` into
+``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VaelossError",
+    "InvalidArgumentError",
+    "ShapeMismatchError",
+    "UnknownConventionError",
+    "DataError",
+    "LossCheckError",
+    "DeviceError",
+]
+
+
+class VaelossError(Exception):
+    """Base class of every error raised by vaeloss on purpose."""
+
+
+class InvalidArgumentError(VaelossError, ValueError):
+    """An argument has a value outside its domain (negative beta, bad reduction...)."""
+
+
+class ShapeMismatchError(InvalidArgumentError):
+    """Tensors that must agree in shape do not."""
+
+
+class UnknownConventionError(InvalidArgumentError):
+    """A convention name that is not among the presets."""
+
+
+class DataError(VaelossError, ValueError):
+    """A data set that cannot be loaded or does not fit the likelihood."""
+
+
+class LossCheckError(VaelossError):
+    """A user's loss file cannot be checked (missing, crashes, never returns...)."""
+
+
+class DeviceError(VaelossError, ValueError):
+    """A device that was asked for is not available."""
