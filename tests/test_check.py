@@ -404,6 +404,4 @@ def test_expect_beta(capsys):
     capsys.readouterr()
     assert main(["check", str(EXAMPLES / "keras_docs.py"), "--expect-beta", "2", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert [f["code"] for f in data["findings"] if f["severity"] == "error"] == [
-        "expect-beta-mismatch"
-    ]
+    assert [f["code"] for f in data["findings"] if f["severity"] == "error"] == ["expect-beta-mismatch"]

@@ -27,10 +27,7 @@ def test_version_and_help(capsys):
     ],
 )
 def test_explain_prints_formula_and_value(capsys, name, formula, value):
-    assert (
-        main(["explain", name, "--batch-size", "128", "--data-dim", "784", "--latent-dim", "20"])
-        == 0
-    )
+    assert main(["explain", name, "--batch-size", "128", "--data-dim", "784", "--latent-dim", "20"]) == 0
     out = capsys.readouterr().out
     assert f"effective beta: {formula} = {value} at B=128, D=784, k=20" in out
 

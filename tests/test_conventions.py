@@ -51,12 +51,8 @@ def _inputs_for(name):
 def test_expected_beta_and_gradient_scale(name):
     conv = get_convention(name)
     for B, D, k in ((128, 784, 20), (7, 12, 3)):
-        assert conv.effective_beta(B=B, D=D, k=k) == pytest.approx(
-            EXPECTED_BETA[name](B, D, k), rel=1e-12
-        )
-        assert conv.gradient_scale(B=B, D=D, k=k) == pytest.approx(
-            EXPECTED_GRAD[name](B, D, k), rel=1e-12
-        )
+        assert conv.effective_beta(B=B, D=D, k=k) == pytest.approx(EXPECTED_BETA[name](B, D, k), rel=1e-12)
+        assert conv.gradient_scale(B=B, D=D, k=k) == pytest.approx(EXPECTED_GRAD[name](B, D, k), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -124,9 +120,7 @@ def test_gaussian_sigma_beta_is_unit_gaussian_with_beta_sigma2(inputs, sigma, be
     """NLL_sigma + beta KL = (1/sigma^2) (NLL_1 + beta sigma^2 KL) + const."""
 
     def loss(s, b, i):
-        return negative_elbo(
-            *i[:4], likelihood="gaussian", decoder_output="mean", sigma=s, beta=b
-        ).loss
+        return negative_elbo(*i[:4], likelihood="gaussian", decoder_output="mean", sigma=s, beta=b).loss
 
     left = loss(sigma, beta, inputs)
     right = loss(1.0, beta * sigma**2, inputs) / sigma**2

@@ -34,9 +34,7 @@ def test_bits_per_dim_by_hand():
 @given(st.floats(0, 10), st.floats(0.05, 5), st.integers(1, 100))
 def test_mse_gaussian_nll_round_trip_and_reference(mse, sigma, D):
     nll = mse_to_gaussian_nll(mse, sigma=sigma, data_dim=D)
-    assert gaussian_nll_to_mse(nll, sigma=sigma, data_dim=D) == pytest.approx(
-        mse, rel=1e-9, abs=1e-9
-    )
+    assert gaussian_nll_to_mse(nll, sigma=sigma, data_dim=D) == pytest.approx(mse, rel=1e-9, abs=1e-9)
     # against the element-wise Gaussian NLL of residuals with that mean square
     r = torch.full((1, D), math.sqrt(mse), dtype=torch.float64)
     ref = gaussian_nll(torch.zeros_like(r), r, sigma=sigma).sum().item()

@@ -22,12 +22,8 @@ def _independent(recon, x, mu, logvar, beta, likelihood):
 
 @given(vae_inputs(binary=True), st.floats(0, 10))
 def test_negative_elbo_equals_torch_distributions(inputs, beta):
-    nll, kl, per_sample = _independent(
-        inputs.recon, inputs.x, inputs.mu, inputs.logvar, beta, "bernoulli"
-    )
-    terms = negative_elbo(
-        inputs.recon, inputs.x, inputs.mu, inputs.logvar, beta=beta, batch_reduction="none"
-    )
+    nll, kl, per_sample = _independent(inputs.recon, inputs.x, inputs.mu, inputs.logvar, beta, "bernoulli")
+    terms = negative_elbo(inputs.recon, inputs.x, inputs.mu, inputs.logvar, beta=beta, batch_reduction="none")
     torch.testing.assert_close(terms.recon, nll, rtol=1e-6, atol=1e-9)
     torch.testing.assert_close(terms.kl, kl, rtol=1e-6, atol=1e-9)
     torch.testing.assert_close(terms.loss, per_sample, rtol=1e-6, atol=1e-9)
@@ -35,9 +31,7 @@ def test_negative_elbo_equals_torch_distributions(inputs, beta):
 
 @given(vae_inputs(likelihood="gaussian"))
 def test_gaussian_negative_elbo_equals_torch_distributions(inputs):
-    _, _, per_sample = _independent(
-        inputs.recon, inputs.x, inputs.mu, inputs.logvar, 1.0, "gaussian"
-    )
+    _, _, per_sample = _independent(inputs.recon, inputs.x, inputs.mu, inputs.logvar, 1.0, "gaussian")
     terms = negative_elbo(
         inputs.recon,
         inputs.x,
@@ -86,9 +80,7 @@ def test_elbo_errors_pin_messages():
         negative_elbo(p, x, mu, lv, beta=-1)
     with pytest.raises(InvalidArgumentError, match=r"finite number but got beta=nan"):
         negative_elbo(p, x, mu, lv, beta=float("nan"))
-    with pytest.raises(
-        InvalidArgumentError, match=r"'mean', 'sum', 'none' but got batch_reduction='avg'"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"'mean', 'sum', 'none' but got batch_reduction='avg'"):
         negative_elbo(p, x, mu, lv, batch_reduction="avg")
     with pytest.raises(InvalidArgumentError, match=r"but got data_reduction='max'"):
         negative_elbo(p, x, mu, lv, data_reduction="max")

@@ -12,9 +12,7 @@ F64 = torch.float64
 
 def _latents(seed, shape=(5, 4)):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=g, dtype=F64) * 2, torch.randn(
-        shape, generator=g, dtype=F64
-    ) * 3
+    return torch.randn(shape, generator=g, dtype=F64) * 2, torch.randn(shape, generator=g, dtype=F64) * 3
 
 
 @given(st.integers(0, 10_000), st.sampled_from(["logvar", "log_std", "std", "var"]))
@@ -32,9 +30,7 @@ def test_kl_is_zero_at_the_prior_and_exact_near_it():
     assert kl_normal(mu, torch.zeros(2, 3, dtype=F64)).abs().max() == 0
     tiny = torch.full((1, 1), 1e-8, dtype=F64)
     # 0.5 * (e^x - 1 - x) = x^2 / 4 + O(x^3)
-    assert kl_normal(torch.zeros(1, 1, dtype=F64), tiny).item() == pytest.approx(
-        1e-16 / 4, rel=1e-6
-    )
+    assert kl_normal(torch.zeros(1, 1, dtype=F64), tiny).item() == pytest.approx(1e-16 / 4, rel=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
@@ -42,9 +38,7 @@ def test_kl_finite_at_logvar_plus_minus_30(dtype):
     logvar = torch.tensor([[30.0, -30.0]], dtype=dtype)
     kl = kl_normal(torch.zeros(1, 2, dtype=dtype), logvar)
     assert torch.isfinite(kl).all()
-    assert kl[0, 1].item() == pytest.approx(
-        0.5 * (29.0 + torch.exp(torch.tensor(-30.0)).item()), rel=1e-5
-    )
+    assert kl[0, 1].item() == pytest.approx(0.5 * (29.0 + torch.exp(torch.tensor(-30.0)).item()), rel=1e-5)
 
 
 def test_monte_carlo_kl_is_unbiased():

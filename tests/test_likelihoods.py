@@ -53,13 +53,9 @@ def test_bernoulli_logits_matches_torch_distributions(shape):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gaussian_fixed_scalar_and_per_dim_sigma(shape):
     m, x = _data(shape)
-    torch.testing.assert_close(
-        gaussian_nll(m, x, sigma=0.3), -Normal(m, 0.3).log_prob(x), rtol=1e-6, atol=0
-    )
+    torch.testing.assert_close(gaussian_nll(m, x, sigma=0.3), -Normal(m, 0.3).log_prob(x), rtol=1e-6, atol=0)
     sig = 0.1 + torch.rand(shape[1:], dtype=F64)
-    torch.testing.assert_close(
-        gaussian_nll(m, x, sigma=sig), -Normal(m, sig).log_prob(x), rtol=1e-6, atol=0
-    )
+    torch.testing.assert_close(gaussian_nll(m, x, sigma=sig), -Normal(m, sig).log_prob(x), rtol=1e-6, atol=0)
 
 
 def test_gaussian_learned_log_sigma_has_gradient():
@@ -120,9 +116,7 @@ def test_bernoulli_is_finite_at_probabilities_zero_and_one(dtype):
 
 def test_errors_name_argument_and_value():
     p, x = _data((2, 3))
-    with pytest.raises(
-        InvalidArgumentError, match=r"probabilities in \[0, 1\] but got probs .* probs=1\.5"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"probabilities in \[0, 1\] but got probs .* probs=1\.5"):
         bernoulli_nll(p + 1.5 - p, x)
     with pytest.raises(ShapeMismatchError, match=r"probs.shape=\(2, 3\), target.shape=\(2, 4\)"):
         bernoulli_nll(p, torch.rand(2, 4, dtype=F64))

@@ -27,11 +27,7 @@ def test_claim_kl_times_1e_4_fixes_it():
     assert conv.effective_beta(B=32, D=784, k=20) == pytest.approx(2.5088)
 
 
-@given(
-    vae_inputs(
-        batch_sizes=st.integers(2, 8), data_dims=st.integers(3, 30), latent_dims=st.integers(2, 6)
-    )
-)
+@given(vae_inputs(batch_sizes=st.integers(2, 8), data_dims=st.integers(3, 30), latent_dims=st.integers(2, 6)))
 def test_claim_using_mean_consistently_is_false(inputs):
     """Seed 1: 'use .mean consistently'. FALSE for the ELBO: mean over pixels and latents gives
     beta = D/k, which is 1 only when D = k."""

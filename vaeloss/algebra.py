@@ -55,14 +55,10 @@ class Monomial:
         return cls(as_fraction(value))
 
     def __mul__(self, other: Monomial) -> Monomial:
-        return Monomial(
-            self.coef * other.coef, self.B + other.B, self.D + other.D, self.k + other.k
-        )
+        return Monomial(self.coef * other.coef, self.B + other.B, self.D + other.D, self.k + other.k)
 
     def __truediv__(self, other: Monomial) -> Monomial:
-        return Monomial(
-            self.coef / other.coef, self.B - other.B, self.D - other.D, self.k - other.k
-        )
+        return Monomial(self.coef / other.coef, self.B - other.B, self.D - other.D, self.k - other.k)
 
     def scale(self, factor: float | int | Fraction | str) -> Monomial:
         """This monomial times a constant."""

@@ -71,10 +71,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     D = args.data_dim or 784
     if args.convention is None:
         if args.json:
-            rows = [
-                explain_convention(n, B=args.batch_size, D=D, k=args.latent_dim)
-                for n in preset_names()
-            ]
+            rows = [explain_convention(n, B=args.batch_size, D=D, k=args.latent_dim) for n in preset_names()]
             print(json.dumps(rows, indent=2))
         else:
             print(format_table(B=args.batch_size, D=D, k=args.latent_dim))

@@ -63,12 +63,9 @@ def format_explanation(info: dict[str, Any]) -> str:
         f"effective beta: {info['effective_beta_formula']} = {_g(info['effective_beta'])} at {at}",
     ]
     if info["implied_decoder_variance"] is not None:
-        lines.append(
-            f"implied decoder variance at beta=1: sigma^2 = {_g(info['implied_decoder_variance'])}"
-        )
+        lines.append(f"implied decoder variance at beta=1: sigma^2 = {_g(info['implied_decoder_variance'])}")
     lines += [
-        f"gradient scale vs per-sample ELBO: {info['gradient_scale_formula']}"
-        f" = {_g(info['gradient_scale'])}",
+        f"gradient scale vs per-sample ELBO: {info['gradient_scale_formula']} = {_g(info['gradient_scale'])}",
         f"KL multiplier for the true ELBO (beta=1): {info['kl_weight_for_elbo_formula']}"
         f" = {_g(info['kl_weight_for_elbo'])}",
     ]

@@ -50,9 +50,7 @@ def to_logvar(scale: Tensor, *, parameterisation: LatentParameterisation = "logv
     return torch.log(scale)
 
 
-def kl_normal(
-    mu: Tensor, scale: Tensor, *, parameterisation: LatentParameterisation = "logvar"
-) -> Tensor:
+def kl_normal(mu: Tensor, scale: Tensor, *, parameterisation: LatentParameterisation = "logvar") -> Tensor:
     """Analytic KL( N(mu, diag sigma^2) || N(0, I) ) per latent dimension.
 
     Args:

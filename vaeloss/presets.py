@@ -62,9 +62,7 @@ def _kl_weight_c(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, c: float 
     return (rec + c * kl).mean()
 
 
-def _pytorch_vae(
-    recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, kld_weight: float = 0.00025
-) -> Tensor:
+def _pytorch_vae(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, kld_weight: float = 0.00025) -> Tensor:
     recons_loss = F.mse_loss(recon, x)
     kld_loss = torch.mean(-0.5 * torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1), dim=0)
     return recons_loss + kld_weight * kld_loss
@@ -219,8 +217,7 @@ def get_preset(name: str) -> Preset:
     key = _ALIASES.get(name, name)
     if key not in PRESETS:
         raise UnknownConventionError(
-            f"Expected a convention name but got convention={name!r}. "
-            f"Try one of: {', '.join(PRESETS)}."
+            f"Expected a convention name but got convention={name!r}. Try one of: {', '.join(PRESETS)}."
         )
     return PRESETS[key]
 

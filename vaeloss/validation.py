@@ -49,14 +49,10 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 def _number(name: str, value: Any) -> float:
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise InvalidArgumentError(
-                f"Expected a number but got {name}={_fmt(value)}. Try a Python float."
-            )
+            raise InvalidArgumentError(f"Expected a number but got {name}={_fmt(value)}. Try a Python float.")
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgumentError(
-            f"Expected a number but got {name}={_fmt(value)}. Try a Python float."
-        )
+        raise InvalidArgumentError(f"Expected a number but got {name}={_fmt(value)}. Try a Python float.")
     if math.isnan(value):
         raise InvalidArgumentError(
             f"Expected a finite number but got {name}=nan. Try a finite value such as {name}=1.0."
@@ -87,9 +83,7 @@ def check_positive(name: str, value: Any) -> float:
     """
     number = _number(name, value)
     if number <= 0 or math.isinf(number):
-        raise InvalidArgumentError(
-            f"Expected a finite number > 0 but got {name}={value!r}. Try {name}=1.0."
-        )
+        raise InvalidArgumentError(f"Expected a finite number > 0 but got {name}={value!r}. Try {name}=1.0.")
     return number
 
 
@@ -100,9 +94,7 @@ def check_positive_int(name: str, value: Any) -> int:
     128
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(
-            f"Expected an integer >= 1 but got {name}={value!r}. Try {name}=128."
-        )
+        raise InvalidArgumentError(f"Expected an integer >= 1 but got {name}={value!r}. Try {name}=128.")
     return value
 
 

@@ -64,9 +64,7 @@ def _first(lines: dict[str, list[int]], *keys: str) -> int | None:
     return None
 
 
-def build_findings(
-    r: CheckReport, lines: dict[str, list[int]], expect_beta: float | None
-) -> list[Finding]:
+def build_findings(r: CheckReport, lines: dict[str, list[int]], expect_beta: float | None) -> list[Finding]:
     """All findings of a report."""
     out: list[Finding] = []
 
@@ -146,11 +144,7 @@ def build_findings(
             "or a learned scale? No effective beta can be given for it.",
             _first(lines, "recon"),
         )
-    if (
-        fit["recon_residual"] < 1e-6
-        and fit["kl_residual"] < 1e-6
-        and fit["verify_residual"] >= 1e-6
-    ):
+    if fit["recon_residual"] < 1e-6 and fit["kl_residual"] < 1e-6 and fit["verify_residual"] >= 1e-6:
         add(
             "not-a-fixed-objective",
             "each term fits on its own but not the two together on fresh "
@@ -234,12 +228,7 @@ def build_findings(
                 f"B={r.sizes['B']}, D={r.sizes['D']}, k={r.sizes['k']}.",
                 _first(lines, "return"),
             )
-    if (
-        beta is not None
-        and beta.coef == 2
-        and not beta.depends_on()
-        and r.kl_weight_parameter is None
-    ):
+    if beta is not None and beta.coef == 2 and not beta.depends_on() and r.kl_weight_parameter is None:
         add(
             "kl-factor-two",
             "the KL term is exactly twice the Gaussian KL: a missing 0.5?",

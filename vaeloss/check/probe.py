@@ -101,9 +101,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _recon_inputs(
-    B: int, D: int, g: torch.Generator, binary: bool = False
-) -> tuple[Tensor, Tensor]:
+def _recon_inputs(B: int, D: int, g: torch.Generator, binary: bool = False) -> tuple[Tensor, Tensor]:
     r = 0.05 + 0.9 * torch.rand(B, D, generator=g, dtype=DTYPE)
     x = torch.rand(B, D, generator=g, dtype=DTYPE)
     return r, ((x > 0.5).to(DTYPE) if binary else x)
@@ -324,9 +322,7 @@ def probe_function(
         if best is not None and best[0][0] == -3:
             break
     if best is None:
-        raise ProbeFailure(
-            "the function raised on every input layout tried:\n  " + "\n  ".join(errors[-4:])
-        )
+        raise ProbeFailure("the function raised on every input layout tried:\n  " + "\n  ".join(errors[-4:]))
     _, call, fit = best
     result: dict[str, Any] = {
         "roles": call.roles,

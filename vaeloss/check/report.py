@@ -49,16 +49,12 @@ def format_report(r: CheckReport) -> str:
     if r.recon_factor is not None:
         key = f"{r.likelihood}/{r.decoder_output}"
         lines.append(f"reconstruction: {_LIK.get(key, key)}")
-        lines.append(
-            f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}"
-        )
+        lines.append(f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}")
     else:
         lines.append("reconstruction: not a multiple of any supported NLL (see findings)")
     if r.kl_factor is not None:
         lines.append(f"KL:             Gaussian KL to N(0, I) from {r.latent_parameterisation}")
-        lines.append(
-            f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}"
-        )
+        lines.append(f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}")
     else:
         lines.append("KL:             not a multiple of the Gaussian KL (see findings)")
     beta = r.beta
@@ -78,8 +74,7 @@ def format_report(r: CheckReport) -> str:
         if r.kl_weight_for_elbo is not None:
             inv = Monomial(beta.coef**0) / beta
             lines.append(
-                f"KL multiplier for the true ELBO (beta = 1): {inv.formula()} = "
-                f"{_g(r.kl_weight_for_elbo)}"
+                f"KL multiplier for the true ELBO (beta = 1): {inv.formula()} = {_g(r.kl_weight_for_elbo)}"
             )
     else:
         lines.append("effective beta: none (the loss is not a*NLL + b*KL + const)")

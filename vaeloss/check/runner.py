@@ -91,21 +91,15 @@ class CheckReport:
             "roles": self.roles,
             "input_shape": self.input_shape,
             "sizes": self.sizes,
-            "recon_factor_formula": None
-            if self.recon_factor is None
-            else self.recon_factor.formula(),
+            "recon_factor_formula": None if self.recon_factor is None else self.recon_factor.formula(),
             "kl_factor_formula": None if self.kl_factor is None else self.kl_factor.formula(),
             "effective_beta": self.effective_beta,
             "effective_beta_formula": None if beta is None else beta.formula(),
-            "implied_decoder_variance": self.effective_beta
-            if self.likelihood == "gaussian"
-            else None,
+            "implied_decoder_variance": self.effective_beta if self.likelihood == "gaussian" else None,
             "gradient_scale": self.gradient_scale,
             "gradient_scale_formula": None if grad is None else grad.formula(),
             "kl_weight_for_elbo": self.kl_weight_for_elbo,
-            "kl_weight_for_elbo_formula": None
-            if beta is None
-            else (Monomial(Fraction(1)) / beta).formula(),
+            "kl_weight_for_elbo_formula": None if beta is None else (Monomial(Fraction(1)) / beta).formula(),
             "kl_weight_parameter": self.kl_weight_parameter,
             "defaults": self.defaults,
             "data_dim_fixed": self.data_dim_fixed,
@@ -204,9 +198,7 @@ def _monomial(
         exps[name] = e
     coef = value / (sizes["B"] ** exps["B"] * sizes["D"] ** exps["D"] * sizes["k"] ** exps["k"])
     if infer_d:
-        best = min(
-            range(-2, 3), key=lambda p: (_complexity(_simple(coef / sizes["D"] ** p)), abs(p))
-        )
+        best = min(range(-2, 3), key=lambda p: (_complexity(_simple(coef / sizes["D"] ** p)), abs(p)))
         exps["D"] = best
         coef = coef / sizes["D"] ** best
     return Monomial(_simple(coef), exps["B"], exps["D"], exps["k"])
@@ -324,9 +316,7 @@ def _build(
     kl_ok = fit["kl_residual"] < TOLERANCE
     d_fixed = "error" in result["size_fits"].get("D", {})
     likelihood, decoder_output = fit["recon"].split("/") if recon_ok else (None, None)
-    recon_factor = (
-        _monomial(fit["a"], result["size_fits"], "a", sizes, d_fixed) if recon_ok else None
-    )
+    recon_factor = _monomial(fit["a"], result["size_fits"], "a", sizes, d_fixed) if recon_ok else None
     kl_factor = _monomial(fit["b"], result["size_fits"], "b", sizes, d_fixed) if kl_ok else None
     weight_param = None
     for pname, eff in result["weight_effects"].items():

@@ -234,14 +234,9 @@ def _construct_lines(tree: ast.Module) -> dict[str, list[int]]:
                 add("recon", line)
             if name in ("item", "detach", "numpy", "tolist"):
                 add("gradient_cut", line)
-            if name in ("kl_divergence", "exp") or (
-                name == "sum" and "logvar" in ast.unparse(node)
-            ):
+            if name in ("kl_divergence", "exp") or (name == "sum" and "logvar" in ast.unparse(node)):
                 add("kl", line)
-            if (
-                name in ("clamp", "clamp_min", "max", "maximum")
-                and "kl" in ast.unparse(node).lower()
-            ):
+            if name in ("clamp", "clamp_min", "max", "maximum") and "kl" in ast.unparse(node).lower():
                 add("free_bits", line)
         elif isinstance(node, ast.Attribute) and node.attr == "data":
             add("gradient_cut", line)
@@ -271,8 +266,7 @@ def select_function(info: SourceInfo, name: str | None) -> tuple[FunctionInfo, s
     candidates = [
         f
         for f in info.functions
-        if f.n_required >= 4
-        or (f.n_required >= 2 and any(w in f.name.lower() for w in ("loss", "elbo")))
+        if f.n_required >= 4 or (f.n_required >= 2 and any(w in f.name.lower() for w in ("loss", "elbo")))
     ]
     if not candidates:
         raise LossCheckError(

@@ -1,0 +1,173 @@
+"""Trainer speed against plain reference implementations, in one process.
+
+Prints a table of seconds, ratios and % of this machine's measured matmul rate:
+1. MNIST size (60,000 x 784 in [0, 1], generated), the pytorch/examples model (784-400-20)
+   and loss, batch 128, one epoch: the pytorch/examples pipeline (MNIST-format dataset +
+   DataLoader + ToTensor), a plain in-memory loop, and our trainer; then our batched sweep
+   of 8 betas vs 8 sequential runs.
+2. The default audit model on the built-in digits: batched sweep of 8 betas vs 8 sequential.
+Run: python bench/train_speed.py [--quick]   (--quick skips the slow DataLoader pipeline)
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from vaeloss.audit.defaults import DIGITS_DEFAULTS
+from vaeloss.data import Dataset, load_dataset
+from vaeloss.models import BatchedMLPVAE
+from vaeloss.trainer import TrainConfig, train
+
+
+class ExamplesVAE(nn.Module):  # pytorch/examples vae/main.py
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def examples_loss(recon_x, x, mu, logvar):
+    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+class MnistLike(torch.utils.data.Dataset):
+    """Like torchvision.datasets.MNIST: uint8 images -> PIL -> ToTensor per item."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        from torchvision import transforms
+
+        self.images, self.t = images, transforms.ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.t(Image.fromarray(self.images[i], mode="L")), 0
+
+
+def matmul_rate() -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 2048**3 / (time.perf_counter() - t)
+
+
+def epoch_flops(n: int, S: int = 1) -> float:
+    per_sample = 2 * (784 * 400 + 400 * 40 + 20 * 400 + 400 * 784)
+    return S * 3 * per_sample * n  # forward + backward ~ 3x forward
+
+
+def plain_epoch(x: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    model = ExamplesVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perm = torch.randperm(x.shape[0])
+    for i in range(0, x.shape[0] - 127, 128):
+        xb = x[perm[i : i + 128]]
+        recon, mu, logvar = model(xb)
+        loss = examples_loss(recon, xb, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def loader_epoch(images: np.ndarray) -> None:
+    torch.manual_seed(0)
+    model = ExamplesVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(MnistLike(images), batch_size=128, shuffle=True)
+    for xb, _ in loader:
+        recon, mu, logvar = model(xb)
+        loss = examples_loss(recon, xb, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def ours(ds: Dataset, betas: list[float], hidden=(400,), k=20, epochs=1, batch=128) -> None:
+    model = BatchedMLPVAE(ds.dim, hidden, k, n_models=len(betas))
+    train(model, ds, TrainConfig(betas=betas, epochs=epochs, batch_size=batch, progress=False))
+
+
+def timed(fn, *args, **kw) -> float:
+    t = time.perf_counter()
+    fn(*args, **kw)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rate = matmul_rate()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(60_000, 28, 28), dtype=np.uint8)
+    x = torch.tensor(images.reshape(60_000, 784), dtype=torch.float32) / 255
+    ds = Dataset("mnist-size", x, x[:1000], None, None, (1, 28, 28))
+    ours(Dataset("warm", x[:512], x[:128], None, None, (784,)), [1.0])  # import/warm-up
+    rows = []
+    floor = epoch_flops(60_000) / rate
+    plain = timed(plain_epoch, x)
+    mine = timed(ours, ds, [1.0])
+    rows.append(("MNIST-size epoch: plain in-memory loop", plain, 1.0, epoch_flops(60_000) / plain / rate))
+    if not args.quick:
+        loader = timed(loader_epoch, images)
+        rows.append(
+            (
+                "MNIST-size epoch: pytorch/examples DataLoader",
+                loader,
+                loader / plain,
+                epoch_flops(60_000) / loader / rate,
+            )
+        )
+    rows.append(("MNIST-size epoch: vaeloss trainer", mine, mine / plain, epoch_flops(60_000) / mine / rate))
+    rows.append(("MNIST-size epoch: matmul floor (FLOPs / rate)", floor, floor / plain, 1.0))
+    betas = [0.1, 0.3, 1, 3, 10, 30, 100, 300]
+    small = Dataset("mnist-size", x[:15_000], x[:1000], None, None, (1, 28, 28))
+    sweep = timed(ours, small, betas)
+    seq = sum(timed(ours, small, [b]) for b in betas)
+    rows.append(
+        (
+            "15k x 784, 8 betas: batched sweep / 8 sequential",
+            sweep,
+            sweep / seq,
+            epoch_flops(15_000, 8) / sweep / rate,
+        )
+    )
+    digits = load_dataset("digits")
+    d = DIGITS_DEFAULTS
+    kw = dict(hidden=d["hidden"], k=d["latent_dim"], epochs=d["epochs"], batch=d["batch_size"])
+    sweep_d = timed(ours, digits, betas, **kw)
+    seq_d = sum(timed(ours, digits, [b], **kw) for b in betas)
+    rows.append(
+        ("digits default audit model, 8 betas: sweep / sequential", sweep_d, sweep_d / seq_d, float("nan"))
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"machine: {torch.get_num_threads()} threads, matmul rate {rate / 1e9:.1f} GFLOP/s, torch {torch.__version__}"
+    )
+    print(f"{'case':<58} {'seconds':>8} {'ratio':>7} {'% matmul':>9}")
+    for name, sec, ratio, frac in rows:
+        print(f"{name:<58} {sec:8.2f} {ratio:7.2f} {100 * frac:8.0f}%")
+    print(f"peak memory (whole process): {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+import math
+
+import pytest
+import torch
+
+from vaeloss import DeviceError, InvalidArgumentError
+from vaeloss.data import Dataset, load_dataset
+from vaeloss.elbo import element_nll
+from vaeloss.models import BatchedMLPVAE
+from vaeloss.trainer import TrainConfig, decoder_nll, kl_weight_schedule, resolve_device, train
+
+DIGITS = load_dataset("digits")
+SMALL = Dataset("digits", DIGITS.x_train[:256], DIGITS.x_val[:64], None, None, (64,))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian"])
+def test_decoder_nll_matches_reference(likelihood):
+    out = torch.randn(3, 10, dtype=torch.float64)
+    x = torch.rand(3, 10, dtype=torch.float64)
+    kind = "mean" if likelihood == "gaussian" else "logits"
+    expected = element_nll(out, x, likelihood=likelihood, decoder_output=kind, sigma=0.7)
+    torch.testing.assert_close(decoder_nll(out, x, likelihood, 0.7), expected)
+
+
+def test_batched_sweep_equals_separate_runs():
+    betas = [0.1, 1.0, 10.0]
+    cfg = dict(epochs=3, batch_size=32, lr=3e-3, seed=5)
+    batch = BatchedMLPVAE(64, (32,), 4, n_models=3, seeds=[7, 7, 7])
+    together = train(batch, SMALL, TrainConfig(betas=betas, model_seeds=[7, 7, 7], **cfg)).history
+    for s, beta in enumerate(betas):
+        alone = BatchedMLPVAE(64, (32,), 4, n_models=1, seeds=[7])
+        h = train(alone, SMALL, TrainConfig(betas=[beta], model_seeds=[7], **cfg)).history
+        t = together[together.model == s].reset_index(drop=True)
+        for col in ("train_recon", "train_kl", "val_recon", "val_kl"):
+            assert t[col].tolist() == pytest.approx(h[col].tolist(), rel=1e-4, abs=1e-4)
+        for p_batch, p_alone in zip(batch.parameters(), alone.parameters()):
+            torch.testing.assert_close(p_batch.detach()[s], p_alone.detach()[0], rtol=1e-4, atol=1e-5)
+
+
+def test_deterministic_on_cpu():
+    runs = [
+        train(
+            BatchedMLPVAE(64, (16,), 3, n_models=2, seeds=[1, 2]),
+            SMALL,
+            TrainConfig(betas=[1, 2], model_seeds=[1, 2], epochs=2, seed=3),
+        ).history
+        for _ in range(2)
+    ]
+    assert runs[0].equals(runs[1])
+
+
+def test_high_beta_collapses_low_beta_does_not():
+    """A real outcome: beta = 50 switches every latent dim off; beta = 0.5 keeps several."""
+    m = BatchedMLPVAE(64, (64,), 6, n_models=2)
+    h = train(m, DIGITS, TrainConfig(betas=[0.5, 50.0], epochs=15, batch_size=64, lr=3e-3)).history
+    last = h[h.epoch == 15].set_index("model")
+    assert last.loc[1, "active_units"] == 0 and last.loc[1, "val_kl"] < 0.05
+    assert last.loc[0, "active_units"] >= 3 and last.loc[0, "val_kl"] > 3
+    # KL falls monotonically with beta at the end of training
+    assert last.loc[0, "val_kl"] > last.loc[1, "val_kl"]
+
+
+def test_non_finite_loss_stops_that_model_and_keeps_it():
+    m = BatchedMLPVAE(64, (16,), 3, n_models=2)
+    with torch.no_grad():
+        m.head_b[1].fill_(200.0)  # logvar = 200: exp overflows in float32 -> KL is inf
+    before = m.head_w.detach()[1].clone()
+    r = train(m, SMALL, TrainConfig(betas=[1, 1], epochs=2))
+    assert r.stopped[0] is None
+    assert r.stopped[1] == {"step": 0, "epoch": 1, "term": "KL"}
+    torch.testing.assert_close(m.head_w.detach()[1], before)
+    assert r.history[r.history.model == 0].val_kl.notna().all()
+
+
+def test_schedules():
+    assert [kl_weight_schedule(t, 10) for t in (0, 9)] == [1.0, 1.0]
+    lin = [kl_weight_schedule(t, 100, schedule="linear", warmup_fraction=0.5) for t in (0, 25, 50, 99)]
+    assert lin == [0.0, 0.5, 1.0, 1.0]
+    cyc = [kl_weight_schedule(t, 100, schedule="cyclical", cycles=4) for t in (0, 6, 12, 24, 25)]
+    assert cyc == pytest.approx([0.0, 0.48, 0.96, 1.0, 0.0])
+
+
+def test_free_bits_keeps_kl_up():
+    runs = {}
+    for fb in (0.0, 1.0):
+        m = BatchedMLPVAE(64, (32,), 4, n_models=1)
+        h = train(m, SMALL, TrainConfig(betas=[20.0], epochs=8, free_bits=fb, lr=3e-3)).history
+        runs[fb] = h.iloc[-1].val_kl
+    assert runs[1.0] > runs[0.0] + 0.5
+
+
+def test_config_errors():
+    m = BatchedMLPVAE(64, (8,), 2, n_models=1)
+    with pytest.raises(InvalidArgumentError, match=r"number >= 0 but got beta=-1"):
+        train(m, SMALL, TrainConfig(betas=[-1]))
+    with pytest.raises(InvalidArgumentError, match=r"one beta per model \(1\) but got betas=\[1, 2\]"):
+        train(m, SMALL, TrainConfig(betas=[1, 2]))
+    with pytest.raises(InvalidArgumentError, match=r"but got schedule='sometimes'"):
+        train(m, SMALL, TrainConfig(schedule="sometimes"))  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(
+        DeviceError,
+        match=r"device='cuda' but torch.cuda.is_available\(\) is False. Try --device cpu",
+    ):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_path_trains_like_cpu():
+    res = {}
+    for dev in ("cpu", "cuda"):
+        m = BatchedMLPVAE(64, (32,), 4, n_models=2)
+        h = train(m, SMALL, TrainConfig(betas=[1, 5], epochs=3, device=dev)).history
+        res[dev] = h.iloc[-1].val_recon
+    assert math.isfinite(res["cuda"]) and res["cuda"] == pytest.approx(res["cpu"], rel=0.05)

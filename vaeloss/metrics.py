@@ -1,0 +1,190 @@
+r"""Posterior-collapse metrics: pure functions of one model's posteriors and decoder.
+
+Shapes: ``mu``, ``logvar`` are [N, k] (N data points, k latent dims); ``x`` is [N, D].
+Every value is in nats unless it is a count or a ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from vaeloss.validation import check_positive, check_positive_int, check_same_shape
+
+__all__ = [
+    "ActiveUnits",
+    "active_units",
+    "collapsed_dims",
+    "iwae_nll",
+    "kl_per_dim",
+    "latent_usage",
+    "mutual_information",
+    "output_diversity",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class ActiveUnits(NamedTuple):
+    """Number of active latent dims and the variance behind each decision."""
+
+    number: int
+    variances: Tensor  # [k]: Var_x(E_q[z_j | x])
+    active: Tensor  # [k] bool
+
+
+def active_units(mu: Tensor, *, threshold: float = 0.01) -> ActiveUnits:
+    """Active units (Burda et al. 2016): dims whose posterior mean varies over the data,
+    ``Var_x(E_q[z_j]) > threshold``.
+
+    Args:
+        mu: posterior means, [N, k].
+        threshold: variance above which a dim counts as active (0.01).
+
+    >>> active_units(torch.tensor([[0.0, 1.0], [0.0, -1.0]])).number
+    1
+    """
+    check_positive("threshold", threshold)
+    var = mu.var(dim=0, unbiased=False)
+    active = var > threshold
+    return ActiveUnits(int(active.sum()), var, active)
+
+
+def kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(q(z_j|x) || N(0, 1)) averaged over the data, [k], nats.
+
+    >>> kl_per_dim(torch.zeros(3, 2), torch.zeros(3, 2))
+    tensor([0., 0.])
+    """
+    check_same_shape("mu", mu, "logvar", logvar)
+    return (0.5 * (mu.square() + torch.expm1(logvar) - logvar)).mean(0)
+
+
+def collapsed_dims(mu: Tensor, logvar: Tensor, *, eps: float = 0.01, delta: float = 0.01) -> Tensor:
+    """(eps, delta)-collapse per dim (Lucas et al. 2019): dim j is collapsed when
+    ``P_x[ KL(q(z_j|x) || p(z_j)) < eps ] >= 1 - delta``. Returns [k] bool.
+
+    >>> collapsed_dims(torch.zeros(4, 2), torch.zeros(4, 2)).tolist()
+    [True, True]
+    """
+    kl = 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
+    return (kl < eps).float().mean(0) >= 1 - delta
+
+
+def _log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    return -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+def mutual_information(
+    mu: Tensor, logvar: Tensor, *, generator: torch.Generator | None = None, chunk: int = 1024
+) -> float:
+    r"""I_q(x; z) with the aggregate-posterior estimator of He et al. (2019), nats.
+
+    .. math:: I = \mathbb{E}_x\mathbb{E}_{q(z|x)}[\log q(z|x)] - \mathbb{E}_x\mathbb{E}_{q(z|x)}[\log q(z)],
+       \quad q(z) \approx \tfrac1N \textstyle\sum_n q(z \mid x_n).
+
+    One sample z_i ~ q(z|x_i) per data point; both expectations are estimated at those samples.
+    Bias: it can never exceed :math:`\log N` (N = number of data points used), because
+    ``log q(z_i) >= log q(z_i|x_i) - log N``; with N small it underestimates large MI.
+
+    >>> mutual_information(torch.zeros(50, 2), torch.zeros(50, 2)) < 0.05
+    True
+    """
+    check_same_shape("mu", mu, "logvar", logvar)
+    N = mu.shape[0]
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(
+        mu.shape, generator=generator, dtype=mu.dtype, device=mu.device
+    )
+    # log q(z_i|x_i) at the same samples, so that every term is <= log N exactly
+    log_q_own = _log_normal(z, mu, logvar)
+    log_qz = []
+    for start in range(0, N, chunk):
+        zc = z[start : start + chunk].unsqueeze(1)  # [c, 1, k]
+        log_q = _log_normal(zc, mu.unsqueeze(0), logvar.unsqueeze(0))  # [c, N]
+        log_qz.append(torch.logsumexp(log_q, dim=1) - math.log(N))
+    return float((log_q_own - torch.cat(log_qz)).mean())
+
+
+def iwae_nll(
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    *,
+    samples: int = 1000,
+    chunk: int = 100,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Importance-weighted bound on -log p(x) with K samples (Burda et al. 2016), [N], nats.
+
+    .. math:: -\log \frac1K \sum_{k} \frac{p(x|z_k)\,p(z_k)}{q(z_k|x)}, \quad z_k \sim q(z|x)
+
+    Args:
+        x: data [N, D]; mu, logvar: posteriors [N, k].
+        log_likelihood: ``(z [K', N, k], x [N, D]) -> log p(x|z) [K', N]``.
+        samples: K (>= 1000 recommended for evaluation); chunk: samples per decoder call.
+    """
+    check_positive_int("samples", samples)
+    check_positive_int("chunk", chunk)
+    std = torch.exp(0.5 * logvar)
+    parts = []
+    for start in range(0, samples, chunk):
+        c = min(chunk, samples - start)
+        eps = torch.randn((c, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+        z = mu + std * eps
+        log_w = (
+            log_likelihood(z, x)
+            + _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+            - _log_normal(z, mu, logvar)
+        )
+        parts.append(log_w)
+    log_w = torch.cat(parts, dim=0)
+    return -(torch.logsumexp(log_w, dim=0) - math.log(samples))
+
+
+def _mean_pairwise(a: Tensor, max_points: int, generator: torch.Generator | None) -> Tensor:
+    if a.shape[0] > max_points:
+        idx = torch.randperm(a.shape[0], generator=generator)[:max_points].to(a.device)
+        a = a[idx]
+    flat = a.reshape(a.shape[0], -1)
+    d = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist")
+    n = a.shape[0]
+    return d.sum() / max(1, n * (n - 1))
+
+
+def output_diversity(
+    recon: Tensor, x: Tensor, *, max_points: int = 500, generator: torch.Generator | None = None
+) -> float:
+    """Mean pairwise distance between reconstructions of different inputs, relative to that
+    between the inputs. Near 0: every input gives the same output.
+
+    >>> output_diversity(torch.ones(4, 3), torch.eye(4, 3))
+    0.0
+    """
+    check_same_shape("recon", recon, "x", x)
+    seed = None if generator is None else int(torch.randint(0, 2**31, (1,), generator=generator))
+    g1 = None if seed is None else torch.Generator().manual_seed(seed)
+    g2 = None if seed is None else torch.Generator().manual_seed(seed)
+    num = _mean_pairwise(recon, max_points, g1)
+    den = _mean_pairwise(x, max_points, g2)
+    return float(num / den) if float(den) > 0 else 0.0
+
+
+def latent_usage(
+    decode: Callable[[Tensor], Tensor],
+    mu: Tensor,
+    x: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> float:
+    """How much reconstructions change when the posterior mean is replaced by a prior sample:
+    ``mean ||dec(mu(x)) - dec(z~p)|| / mean ||x_i - x_j||``. Near 0: the decoder ignores z.
+    """
+    z = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    diff = (decode(mu) - decode(z)).reshape(mu.shape[0], -1).norm(dim=-1).mean()
+    den = _mean_pairwise(x, 500, None)
+    return float(diff / den) if float(den) > 0 else 0.0

@@ -1,0 +1,328 @@
+r"""Training of S batched VAEs that differ only in beta (and seed), as one model.
+
+Each model s minimises, per step, its per-sample negative ELBO (batch mean)
+
+.. math::  \ell_s = c_s\,\big(\overline{\textstyle\sum_d \mathrm{NLL}} + w(t)\,\beta_s\,\mathrm{KL}_{fb}\big)
+
+with :math:`c_s` the gradient scale of the convention audited, :math:`w(t)` the KL schedule
+and :math:`\mathrm{KL}_{fb} = \sum_j \max(\lambda, \overline{\mathrm{KL}_j})` (free bits
+:math:`\lambda`, 0 by default). The sum over s is minimised with one Adam; Adam is
+element-wise, so the models do not interact: the sweep equals S separate runs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vaeloss.data import Dataset
+from vaeloss.errors import DeviceError, InvalidArgumentError
+from vaeloss.likelihoods import continuous_bernoulli_log_norm
+from vaeloss.models import BatchedLinearVAE, BatchedVAE
+from vaeloss.validation import check_choice, check_nonnegative, check_positive, check_positive_int
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "kl_weight_schedule",
+    "resolve_device",
+    "train",
+    "decoder_nll",
+]
+
+Schedule = Literal["constant", "linear", "cyclical"]
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass
+class TrainConfig:
+    """Options of :func:`train` (betas in ELBO units, one per model)."""
+
+    betas: Sequence[float] = (1.0,)
+    likelihood: str = "bernoulli"
+    sigma: float = 1.0
+    loss_scale: float = 1.0
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    schedule: Schedule = "constant"
+    warmup_fraction: float = 0.25
+    cycles: int = 4
+    free_bits: float = 0.0
+    seed: int = 0
+    model_seeds: Sequence[int] | None = None
+    device: str = "auto"
+    analytic: bool | None = None
+    progress: bool | None = None
+    full_batch: bool = False
+    cosine_lr: bool = False
+
+    def validate(self) -> None:
+        if not self.betas:
+            raise InvalidArgumentError("Expected at least one beta but got betas=[]. Try betas=[1.0].")
+        for b in self.betas:
+            check_nonnegative("beta", b)
+        check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian", "continuous_bernoulli"))
+        check_choice("schedule", self.schedule, ("constant", "linear", "cyclical"))
+        check_positive("sigma", self.sigma)
+        check_positive("loss_scale", self.loss_scale)
+        check_positive("lr", self.lr)
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_nonnegative("free_bits", self.free_bits)
+
+
+@dataclass
+class TrainResult:
+    """What training produced.
+
+    Attributes:
+        model: the trained batched model (on its device).
+        history: one row per (epoch, model): train/val reconstruction and KL (nats per
+            sample), KL per latent dim, active units.
+        stopped: per model, None or ``{"step", "epoch", "term"}`` where the loss went non-finite.
+        interrupted: training was cut short by Ctrl-C.
+        steps: optimiser steps taken; seconds: wall time.
+    """
+
+    model: BatchedVAE
+    history: pd.DataFrame
+    stopped: list[dict[str, Any] | None]
+    interrupted: bool = False
+    steps: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without CUDA is an error."""
+    check_choice("device", device, ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            "Expected a CUDA GPU for device='cuda' but torch.cuda.is_available() is "
+            "False. Try --device cpu (or auto)."
+        )
+    return torch.device(device)
+
+
+def kl_weight_schedule(
+    step: int,
+    total: int,
+    *,
+    schedule: Schedule = "constant",
+    warmup_fraction: float = 0.25,
+    cycles: int = 4,
+    ratio: float = 0.5,
+) -> float:
+    """KL weight w(t) in [0, 1]: constant 1, linear warm-up, or cyclical (Fu et al. 2019).
+
+    >>> [kl_weight_schedule(t, 8, schedule="cyclical", cycles=2) for t in range(8)]
+    [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "linear":
+        span = max(1.0, warmup_fraction * total)
+        return min(1.0, step / span)
+    period = max(1.0, total / cycles)
+    tau = (step % period) / period
+    return min(1.0, tau / ratio)
+
+
+def decoder_nll(out: Tensor, x: Tensor, likelihood: str, sigma: float = 1.0) -> Tensor:
+    """Element-wise decoder NLL for logits (Bernoulli kinds) or means (Gaussian), no checks.
+
+    Args:
+        out: decoder output, [..., N, D]; x: data, broadcastable to it.
+
+    Returns:
+        NLL per element, shape of ``out``, nats.
+    """
+    if likelihood == "gaussian":
+        return 0.5 * ((x - out) / sigma).square() + math.log(sigma) + _HALF_LOG_2PI
+    bce = F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
+    if likelihood == "bernoulli":
+        return bce
+    return bce - continuous_bernoulli_log_norm(out)
+
+
+def _terms(
+    model: BatchedVAE, x: Tensor, eps: Tensor | None, cfg: TrainConfig, analytic: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per model: mean reconstruction NLL [S], mean KL per dim [S, k], and mu [S, N, k]."""
+    mu, logvar = model.encode(x)
+    kl = 0.5 * (mu.square() + torch.expm1(logvar) - logvar)  # [S, N, k]
+    if analytic:
+        assert isinstance(model, BatchedLinearVAE)
+        sq = model.expected_sq_error(x, mu, logvar)  # [S, N]
+        D = x.shape[-1]
+        recon = sq / (2 * cfg.sigma**2) + D * (math.log(cfg.sigma) + _HALF_LOG_2PI)
+    else:
+        z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+        recon = decoder_nll(model.decode(z), x, cfg.likelihood, cfg.sigma).sum(-1)
+    return recon.mean(-1), kl.mean(-2), mu
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.start = total, enabled, time.perf_counter()
+
+    def update(self, done: int, text: str) -> None:
+        if not self.enabled:
+            return
+        frac = done / max(1, self.total)
+        bar = "#" * int(30 * frac)
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(f"\r[{bar:<30}] {100 * frac:5.1f}% {elapsed:5.1f}s {text}")
+        sys.stderr.flush()
+        if done >= self.total:
+            sys.stderr.write("\n")
+
+
+def train(
+    model: BatchedVAE,
+    data: Dataset,
+    config: TrainConfig,
+    on_epoch: Callable[[pd.DataFrame], None] | None = None,
+) -> TrainResult:
+    """Train the S models of ``model`` on ``data``, one beta each. See the module docstring.
+
+    Deterministic on the CPU for a given ``config.seed`` and ``config.model_seeds``.
+    """
+    cfg = config
+    cfg.validate()
+    S = model.n_models
+    if len(cfg.betas) != S:
+        raise InvalidArgumentError(f"Expected one beta per model ({S}) but got betas={list(cfg.betas)}.")
+    device = resolve_device(cfg.device)
+    model.to(device)
+    x_train, x_val = data.x_train.to(device), data.x_val.to(device)
+    n = x_train.shape[0]
+    bs = n if cfg.full_batch else min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)
+    total = steps_per_epoch * cfg.epochs
+    analytic = (
+        cfg.analytic
+        if cfg.analytic is not None
+        else isinstance(model, BatchedLinearVAE) and cfg.likelihood == "gaussian"
+    )
+    betas = torch.tensor([float(b) for b in cfg.betas], device=device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cfg.cosine_lr else None
+    data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    mseeds = list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * S
+    noise_gens = [torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + s) for s in mseeds]
+    k = model.latent_dim
+    alive = [True] * S
+    stopped: list[dict[str, Any] | None] = [None] * S
+    frozen: dict[int, list[Tensor]] = {}
+    rows: list[dict[str, Any]] = []
+    progress = _Progress(total, sys.stderr.isatty() if cfg.progress is None else cfg.progress)
+    step, interrupted, t0 = 0, False, time.perf_counter()
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            sums = torch.zeros(S, 2, device=device)
+            perm = torch.randperm(n, generator=data_gen, device=device)
+            for i in range(steps_per_epoch):
+                xb = x_train[perm[i * bs : (i + 1) * bs]]
+                if data.binarization == "dynamic":
+                    xb = torch.bernoulli(xb, generator=data_gen)
+                eps = (
+                    None
+                    if analytic
+                    else torch.stack(
+                        [torch.randn(xb.shape[0], k, generator=g, device=device) for g in noise_gens]
+                    )
+                )
+                recon, kl_dims, _ = _terms(model, xb, eps, cfg, analytic)
+                kl = (kl_dims.clamp_min(cfg.free_bits) if cfg.free_bits > 0 else kl_dims).sum(-1)
+                w = kl_weight_schedule(
+                    step,
+                    total,
+                    schedule=cfg.schedule,
+                    warmup_fraction=cfg.warmup_fraction,
+                    cycles=cfg.cycles,
+                )
+                per_model = cfg.loss_scale * (recon + w * betas * kl)
+                bad = ~torch.isfinite(per_model)
+                if bool(bad.any()):
+                    for s in torch.nonzero(bad).flatten().tolist():
+                        if alive[s]:
+                            alive[s] = False
+                            # a KL overflow (logvar blowing up) also ruins the sample: report it first
+                            term = "KL" if not bool(torch.isfinite(kl[s])) else "reconstruction"
+                            stopped[s] = {"step": step, "epoch": epoch, "term": term}
+                            frozen[s] = [p.detach()[s].clone() for p in model.parameters()]
+                    if not any(alive):
+                        raise StopIteration
+                    per_model = torch.where(bad, torch.zeros_like(per_model), per_model)
+                opt.zero_grad(set_to_none=False)
+                per_model.sum().backward()
+                if frozen:
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            p.grad.nan_to_num_(0.0, 0.0, 0.0)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                for s, saved in frozen.items():
+                    with torch.no_grad():
+                        for p, v in zip(model.parameters(), saved):
+                            p[s] = v
+                sums += torch.stack([recon.detach(), kl_dims.detach().sum(-1)], dim=1)
+                step += 1
+                progress.update(step, f"epoch {epoch}/{cfg.epochs}")
+            rows.extend(_epoch_rows(model, x_val, sums / steps_per_epoch, epoch, step, cfg, analytic))
+            if on_epoch is not None:
+                on_epoch(pd.DataFrame(rows))
+    except StopIteration:
+        pass
+    except KeyboardInterrupt:
+        interrupted = True
+    if progress.enabled and step < total:
+        sys.stderr.write("\n")
+    history = pd.DataFrame(rows)
+    return TrainResult(model, history, stopped, interrupted, step, time.perf_counter() - t0, str(device), cfg)
+
+
+@torch.no_grad()
+def _epoch_rows(
+    model: BatchedVAE,
+    x_val: Tensor,
+    train_means: Tensor,
+    epoch: int,
+    step: int,
+    cfg: TrainConfig,
+    analytic: bool,
+) -> list[dict[str, Any]]:
+    recon, kl_dims, mu = _terms(model, x_val, None, cfg, analytic)
+    au_var = mu.var(dim=1, unbiased=False) if mu.shape[1] > 1 else torch.zeros_like(mu[:, 0])
+    rows = []
+    for s in range(model.n_models):
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "step": step,
+            "model": s,
+            "beta": float(cfg.betas[s]),
+            "train_recon": float(train_means[s, 0]),
+            "train_kl": float(train_means[s, 1]),
+            "val_recon": float(recon[s]),
+            "val_kl": float(kl_dims[s].sum()),
+            "active_units": int((au_var[s] > 0.01).sum()),
+        }
+        for j, v in enumerate(kl_dims[s].tolist()):
+            row[f"kl_{j}"] = v
+        rows.append(row)
+    return rows
