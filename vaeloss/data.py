@@ -17,7 +17,7 @@ from torch import Tensor
 from vaeloss.errors import DataError
 from vaeloss.validation import check_choice
 
-__all__ = ["Dataset", "binarize", "linear_gaussian", "load_dataset"]
+__all__ = ["Dataset", "binarize", "linear_gaussian", "load_dataset", "prepare_for_likelihood"]
 
 Binarization = Literal["none", "static", "dynamic"]
 _TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
@@ -172,7 +172,7 @@ def load_dataset(
     *,
     data_dir: str | None = None,
     download: bool = False,
-    likelihood: str = "bernoulli",
+    likelihood: str | None = "bernoulli",
     binarization: Binarization = "none",
     rescale: bool = False,
     seed: int = 0,
@@ -183,7 +183,7 @@ def load_dataset(
     ``npy:PATH`` | ``linear-gaussian``.
 
     Values are checked: finite; in [0, 1] for Bernoulli likelihoods (``rescale=True`` maps
-    min..max to [0, 1] instead of failing).
+    min..max to [0, 1] instead of failing); ``likelihood=None`` skips the likelihood checks.
 
     >>> ds = load_dataset("digits")
     >>> ds.x_train.shape[1], ds.shape, float(ds.x_train.max())
@@ -220,20 +220,30 @@ def load_dataset(
     if rescale:
         lo, hi = float(x.min()), float(x.max())
         x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    x_train, x_val, y_train, y_val = _split(x, y, seed=seed, val_fraction=val_fraction)
+    ds = Dataset(spec, x_train, x_val, y_train, y_val, tuple(shape), "none", truth)
+    if likelihood is None:
+        return ds
+    return prepare_for_likelihood(ds, likelihood, binarization=binarization, seed=seed)
+
+
+def prepare_for_likelihood(ds: Dataset, likelihood: str, *, binarization: Binarization = "none",
+                           seed: int = 0) -> Dataset:
+    """Check the data fits the likelihood ([0, 1] for Bernoulli kinds) and binarise it."""
+    check_choice("binarization", binarization, ("none", "static", "dynamic"))
     if likelihood in ("bernoulli", "continuous_bernoulli"):
-        lo, hi = float(x.min()), float(x.max())
+        lo = min(float(ds.x_train.min()), float(ds.x_val.min()))
+        hi = max(float(ds.x_train.max()), float(ds.x_val.max()))
         if lo < 0 or hi > 1:
             raise DataError(
-                f"Expected data in [0, 1] for a {likelihood} likelihood but data={spec!r} spans "
+                f"Expected data in [0, 1] for a {likelihood} likelihood but data={ds.name!r} spans "
                 f"[{lo:g}, {hi:g}]. Try --rescale (maps min..max to [0, 1]) or a Gaussian loss."
             )
     elif binarization != "none":
-        raise DataError(
-            f"Expected binarization='none' for a {likelihood} likelihood but got "
-            f"binarization={binarization!r}. Try --binarize none."
-        )
-    x_train, x_val, y_train, y_val = _split(x, y, seed=seed, val_fraction=val_fraction)
+        raise DataError(f"Expected binarization='none' for a {likelihood} likelihood but got "
+                        f"binarization={binarization!r}. Try --binarize none.")
+    ds.binarization = binarization
     if binarization == "static":
         g = torch.Generator().manual_seed(seed + 1)
-        x_train, x_val = binarize(x_train, generator=g), binarize(x_val, generator=g)
-    return Dataset(spec, x_train, x_val, y_train, y_val, tuple(shape), binarization, truth)
+        ds.x_train, ds.x_val = binarize(ds.x_train, generator=g), binarize(ds.x_val, generator=g)
+    return ds

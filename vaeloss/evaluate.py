@@ -20,7 +20,23 @@ from vaeloss.metrics import (
 from vaeloss.models import BatchedVAE
 from vaeloss.trainer import decoder_nll
 
-__all__ = ["evaluate_models", "decoder_mean"]
+__all__ = ["aggregate_kl", "decoder_mean", "evaluate_models"]
+
+
+def aggregate_kl(mu: Tensor, logvar: Tensor) -> float:
+    """KL from the moment-matched Gaussian of the aggregate posterior to N(0, I), nats.
+
+    The aggregate posterior q(z) = mean_x q(z|x) has mean ``mean(mu)`` and covariance
+    ``Cov(mu) + diag(mean(exp(logvar)))``; this is its Gaussian fit's KL to the prior.
+
+    >>> round(aggregate_kl(torch.zeros(10, 2), torch.zeros(10, 2)), 6)
+    0.0
+    """
+    m = mu.double().mean(0)
+    c = torch.cov(mu.double().T, correction=0).reshape(mu.shape[1], mu.shape[1])
+    c = c + torch.diag(logvar.double().exp().mean(0))
+    k = mu.shape[1]
+    return float(0.5 * (torch.trace(c) + m @ m - k - torch.logdet(c)))
 
 
 def decoder_mean(out: Tensor, likelihood: str) -> Tensor:
@@ -88,6 +104,7 @@ def evaluate_models(
                 "collapsed_dims": int(collapsed_dims(mu, logvar).sum()),
                 "mutual_information": mi,
                 "marginal_kl": kl - mi,
+                "aggregate_kl": aggregate_kl(mu, logvar),
                 "iwae_nll": float(nll.mean()),
                 "output_diversity": output_diversity(
                     mean_out.cpu(), x.cpu(), generator=torch.Generator().manual_seed(seed)

@@ -50,6 +50,7 @@ class TrainConfig:
     betas: Sequence[float] = (1.0,)
     likelihood: str = "bernoulli"
     sigma: float = 1.0
+    optimal_sigma: bool = False
     loss_scale: float = 1.0
     epochs: int = 20
     batch_size: int = 128
@@ -164,14 +165,21 @@ def _terms(
     """Per model: mean reconstruction NLL [S], mean KL per dim [S, k], and mu [S, N, k]."""
     mu, logvar = model.encode(x)
     kl = 0.5 * (mu.square() + torch.expm1(logvar) - logvar)  # [S, N, k]
+    D = x.shape[-1]
     if analytic:
         assert isinstance(model, BatchedLinearVAE)
         sq = model.expected_sq_error(x, mu, logvar)  # [S, N]
-        D = x.shape[-1]
-        recon = sq / (2 * cfg.sigma**2) + D * (math.log(cfg.sigma) + _HALF_LOG_2PI)
     else:
         z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
-        recon = decoder_nll(model.decode(z), x, cfg.likelihood, cfg.sigma).sum(-1)
+        out = model.decode(z)
+        if cfg.likelihood != "gaussian":
+            return decoder_nll(out, x, cfg.likelihood).sum(-1).mean(-1), kl.mean(-2), mu
+        sq = (x - out).square().sum(-1)
+    if cfg.optimal_sigma:  # sigma-VAE: the ML shared variance of this batch, per model
+        var = (sq.detach().mean(-1) / D).clamp_min(1e-6).unsqueeze(-1)  # [S, 1]
+    else:
+        var = torch.full((sq.shape[0], 1), cfg.sigma**2, dtype=sq.dtype, device=sq.device)
+    recon = sq / (2 * var) + D * (0.5 * torch.log(var) + _HALF_LOG_2PI)
     return recon.mean(-1), kl.mean(-2), mu
 
 

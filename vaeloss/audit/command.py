@@ -1,17 +1,84 @@
-"""argparse wiring of ``vaeloss audit`` (filled by the audit issue)."""
+"""argparse wiring of ``vaeloss audit``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+from pathlib import Path
 from typing import Any
 
-from vaeloss.errors import VaelossError
+from vaeloss.errors import InvalidArgumentError
+
+__all__ = ["add_audit_parser", "run_audit_command"]
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        parts = (0,)
+    if any(p < 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"Expected sizes like 400 or 256,128 but got {text!r}")
+    return parts
 
 
 def add_audit_parser(sub: Any) -> None:
-    p = sub.add_parser("audit", help="train small VAEs and measure posterior collapse")
-    p.set_defaults(handler=_run)
+    p = sub.add_parser(
+        "audit", help="train small VAEs, measure posterior collapse, recommend a beta",
+        description=("Train a sweep of small VAEs with your loss convention and report posterior "
+                     "collapse, the KL/reconstruction balance and a recommended KL weight in your "
+                     "own units. --loss FILE is executed (imported), as pytest does."))
+    src = p.add_argument_group("loss")
+    src.add_argument("--loss", metavar="FILE[:FN]", help="your loss function (read by vaeloss check)")
+    src.add_argument("--convention", metavar="NAME", help="a preset (see vaeloss explain)")
+    src.add_argument("--beta", type=float, default=None,
+                     help="weight on the KL term in the audited loss's own units (default: as written)")
+    d = p.add_argument_group("data and model")
+    d.add_argument("--data", default="digits",
+                   help="digits | mnist | fashion-mnist | npz:PATH | npy:PATH | linear-gaussian")
+    d.add_argument("--data-dir", default=None, help="folder with MNIST-style IDX files")
+    d.add_argument("--download", action="store_true", help="let torchvision download MNIST")
+    d.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none")
+    d.add_argument("--rescale", action="store_true", help="map data min..max to [0, 1]")
+    d.add_argument("--model", default="mlp", help="mlp | conv | linear | FILE:Class")
+    d.add_argument("--hidden", type=_hidden, default=None, help="hidden sizes, e.g. 400 or 256,128")
+    d.add_argument("--latent-dim", "-k", type=int, default=None)
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", "-B", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--sweep", default="auto", help="auto | none | X,Y,... (your units)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--iwae-samples", type=int, default=1000)
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default=None, help="report folder (default reports/<data>-<convention>-<time>)")
+    o.add_argument("--json", action="store_true", help="print one JSON object")
+    o.add_argument("--fail-on-collapse", action="store_true", help="exit 1 on posterior collapse")
+    p.set_defaults(handler=run_audit_command)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise VaelossError("audit is not available yet in this version")
+def run_audit_command(args: argparse.Namespace) -> int:
+    from vaeloss.audit.core import AuditOptions, run_audit
+    from vaeloss.audit.report import default_report_dir, format_summary, write_report
+
+    if args.beta is not None and not math.isfinite(args.beta):
+        raise InvalidArgumentError(f"Expected a finite number >= 0 but got beta={args.beta}. Try --beta 1.")
+    opts = AuditOptions(
+        loss=args.loss, convention=args.convention, beta=args.beta, data=args.data,
+        data_dir=args.data_dir, download=args.download, binarize=args.binarize,
+        rescale=args.rescale, model=args.model, hidden=args.hidden, latent_dim=args.latent_dim,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sweep=args.sweep,
+        device=args.device, seed=args.seed, iwae_samples=args.iwae_samples,
+        progress=None if not args.json else False,
+    )
+    run = run_audit(opts)
+    out = Path(args.out) if args.out else default_report_dir(args.data, run.result["convention"])
+    write_report(run, out)
+    res = run.result
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        print(format_summary(res))
+    return 1 if (args.fail_on_collapse and res["collapsed"]) else 0

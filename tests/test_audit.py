@@ -1,0 +1,179 @@
+"""`vaeloss audit`: verdicts, recommendations, reports, and bad inputs (exit 2, no report)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaeloss.cli import main
+from vaeloss.presets import get_convention
+
+EXAMPLES = Path(__file__).parents[1] / "vaeloss" / "examples"
+FAST = ["--iwae-samples", "100", "--epochs", "15"]
+
+
+def _audit(tmp_path, capsys, *args):
+    out = tmp_path / "report"
+    code = main(["audit", "--out", str(out), "--json", *FAST, *args])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code in (0, 1) else None), captured.err, out
+
+
+@pytest.mark.slow
+def test_collapsing_configuration(tmp_path, capsys):
+    """size_average at KL weight 1: effective beta B*D = 4096 on digits: total collapse."""
+    code, res, _, out = _audit(tmp_path, capsys, "--convention", "size_average", "--sweep", "none")
+    assert code == 0
+    assert res["verdict"] == "posterior collapse" and res["collapsed"]
+    assert res["active_units"] == 0 and res["output_diversity"] < 0.1
+    assert res["effective_beta"] == 64 * 64
+    assert res["headline"].startswith("posterior collapse: 0 of 8 latent dims active")
+    report = (out / "report.md").read_text()
+    assert report.startswith("# vaeloss audit: posterior collapse")
+    assert main(["audit", "--out", str(tmp_path / "r2"), *FAST, "--convention", "size_average",
+                 "--sweep", "none", "--fail-on-collapse"]) == 1
+
+
+@pytest.mark.slow
+def test_healthy_configuration_and_sweep(tmp_path, capsys):
+    code, res, _, out = _audit(tmp_path, capsys, "--sweep", "0.1,1,10")
+    assert code == 0
+    assert res["verdict"] == "healthy" and not res["collapsed"]
+    assert res["active_units"] >= 3
+    for key in ("verdict", "collapsed", "latent_dim", "active_units", "kl_per_dim", "kl", "recon",
+                "mutual_information", "iwae_nll", "marginal_kl", "output_diversity",
+                "effective_beta", "recommended_beta", "sweep", "report_dir"):
+        assert key in res
+    assert set(res["recommended_beta"]) >= {"own_units", "elbo", "rule", "reason"}
+    betas = [r["beta_elbo"] for r in res["sweep"]]
+    assert betas == [0.1, 1.0, 10.0]
+    kls = [r["kl"] for r in res["sweep"]]
+    assert kls[0] > kls[1] > kls[2]  # KL falls as beta rises
+    assert res["sweep"][2]["active_units"] <= res["sweep"][0]["active_units"]
+    # the reported KL is the mean of the per-dim KLs' sum
+    assert res["kl"] == pytest.approx(sum(res["kl_per_dim"]))
+    files = {p.name for p in out.iterdir()}
+    assert {"report.md", "report.html", "metrics.json", "history.csv", "sweep.csv", "curves.png",
+            "kl_per_dim.png", "reconstructions.png", "samples.png", "latent.png",
+            "rate_distortion.png"} <= files
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_unregularised_at_beta_1e_4(tmp_path, capsys):
+    code, res, _, _ = _audit(tmp_path, capsys, "--beta", "1e-4", "--sweep", "none", "--epochs", "30")
+    assert res["verdict"] == "unregularised latent space"
+    assert res["aggregate_kl"] > 8
+    assert res["marginal_kl"] > 0
+
+
+@pytest.mark.slow
+def test_recommendation_recovers_true_noise_on_linear_gaussian(tmp_path, capsys):
+    code, res, _, _ = _audit(tmp_path, capsys, "--data", "linear-gaussian", "--convention",
+                             "sse_sum", "--model", "linear", "--sweep", "none", "--epochs", "600")
+    assert code == 0
+    noise = 0.05  # linear_gaussian's default noise variance
+    expected_own = get_convention("sse_sum").kl_weight_for(noise, B=2000, D=8, k=6)
+    assert expected_own == pytest.approx(0.1)
+    assert res["recommended_beta"]["rule"] == "sigma-calibration"
+    assert res["recommended_beta"]["own_units"] == pytest.approx(expected_own, rel=0.10)
+    assert res["recommended_beta"]["elbo"] == pytest.approx(noise, rel=0.10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["sum_bce_sum_kld.py", "keras_docs.py", "keras_blog.py", "kl_weight_c.py"])
+def test_loss_from_shared_examples(tmp_path, capsys, example):
+    """--loss reads the convention through check; --beta multiplies the user's own KL term."""
+    code, res, _, _ = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / example), "--beta", "1e-4",
+                             "--sweep", "none", "--epochs", "3")
+    assert code == 0
+    B, D, k = 64, 64, 8
+    expected = {"sum_bce_sum_kld.py": 1, "keras_docs.py": 1, "keras_blog.py": D / k,
+                "kl_weight_c.py": 0.5}[example]
+    assert res["effective_beta"] == pytest.approx(1e-4 * expected)
+    assert res["beta_own"] == 1e-4
+
+
+def test_loss_with_hard_coded_784_on_digits_is_exit_2(tmp_path, capsys):
+    code, _, err, out = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / "mean_bce_sum_kld.py"))
+    assert code == 2 and "hard-codes 784 (line 6): try --data-dim 784" in err
+    assert not out.exists()
+
+
+def test_loss_with_hard_coded_784_on_mnist_shaped_data(tmp_path, capsys):
+    """The seed-1 loss on 28x28 data: check reads it, beta = B*D at KL weight 1."""
+    x = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, res, err, _ = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / "mean_bce_sum_kld.py"),
+                               "--data", f"npy:{tmp_path / 'x.npy'}", "--sweep", "none",
+                               "--epochs", "1", "--latent-dim", "4")
+    assert code == 0, err
+    assert res["effective_beta"] == 64 * 784
+
+
+def test_interrupted_audit_leaves_partial_report(tmp_path, capsys, monkeypatch):
+    import vaeloss.trainer as trainer
+
+    real = trainer._epoch_rows
+    calls = {"n": 0}
+
+    def interrupt(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trainer, "_epoch_rows", interrupt)
+    code, res, _, out = _audit(tmp_path, capsys, "--sweep", "none")
+    assert code == 0 and res["partial"]
+    assert "PARTIAL REPORT" in (out / "report.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["partial"] is True
+
+
+def test_report_is_atomic(tmp_path, capsys, monkeypatch):
+    import vaeloss.audit.figures as figures
+
+    def boom(*a, **kw):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(figures, "draw_all", boom)
+    with pytest.raises(RuntimeError):
+        main(["audit", "--out", str(tmp_path / "r"), *FAST, "--sweep", "none", "--epochs", "1"])
+    assert list(tmp_path.iterdir()) == []
+
+
+BAD = [
+    pytest.param(["--data", "cifar"], r"data spec but got data='cifar'", id="unknown-data"),
+    pytest.param(["--data", "mnist", "--data-dir", "{tmp}"], r"IDX files .* --download", id="missing-mnist"),
+    pytest.param(["--data", "npy:{tmp}/big.npy"], r"data in \[0, 1\] for a bernoulli likelihood", id="data-outside-01"),
+    pytest.param(["--loss", "{l1}"], r"a\*NLL \+ b\*KL that check can read", id="unreadable-loss"),
+    pytest.param(["--beta", "-1"], r"number >= 0 but got beta=-1", id="negative-beta"),
+    pytest.param(["--beta", "nan"], r"finite number .* beta=nan", id="nan-beta"),
+    pytest.param(["--sweep", "1,x"], r"--sweep auto\|none\|X,Y", id="bad-sweep"),
+    pytest.param(["--convention", "nope"], r"convention='nope'", id="unknown-convention"),
+    pytest.param(["--model", "nope.py:X"], r"model='nope.py:X'", id="unknown-model"),
+]
+
+
+@pytest.mark.parametrize(("args", "pattern"), BAD)
+def test_bad_inputs_exit_2_without_report(tmp_path, capsys, args, pattern):
+    import re
+
+    np.save(tmp_path / "big.npy", np.full((20, 5), 3.0))
+    l1 = Path(__file__).parent / "losses" / "l1_recon.py"
+    args = [a.format(tmp=tmp_path, l1=l1) for a in args]
+    out = tmp_path / "report"
+    assert main(["audit", "--out", str(out), *FAST, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and re.search(pattern, err), err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_gpu(tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["audit", "--out", str(out), "--device", "cuda"]) == 2
+    assert "torch.cuda.is_available() is False. Try --device cpu" in capsys.readouterr().err
+    assert not out.exists()

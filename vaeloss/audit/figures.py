@@ -1,0 +1,233 @@
+"""The report's figures, each a PNG written by one function (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from vaeloss.evaluate import decoder_mean  # noqa: E402
+
+__all__ = ["draw_all"]
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _fmt(b: float) -> str:
+    return f"{b:.3g}"
+
+
+def curves(history: pd.DataFrame, model: int, beta_label: str, path: Path) -> str:
+    h = history[history.model == model]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for col, style in (("train", "-"), ("val", "--")):
+        axes[0].plot(h.epoch, h[f"{col}_recon"], style, label=col)
+        axes[1].plot(h.epoch, h[f"{col}_kl"], style, label=col)
+    axes[0].set(title="reconstruction NLL (nats/sample)", xlabel="epoch")
+    axes[1].set(title="KL (nats/sample)", xlabel="epoch")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"training curves at beta = {beta_label}")
+    return _save(fig, path)
+
+
+def kl_bars(kl: list[float], active: list[bool], path: Path) -> str:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    colors = ["tab:blue" if a else "lightgray" for a in active]
+    ax.bar(range(len(kl)), kl, color=colors)
+    ax.set(title=f"KL per latent dim ({sum(active)} active: blue)", xlabel="latent dim",
+           ylabel="nats")
+    ax.set_xticks(range(len(kl)))
+    return _save(fig, path)
+
+
+def _grid(images: np.ndarray, rows: int, cols: int, shape: tuple[int, ...]) -> np.ndarray:
+    c, h, w = shape if len(shape) == 3 else (1, *shape)
+    imgs = images.reshape(-1, c, h, w)[: rows * cols]
+    canvas = np.ones((rows * (h + 1), cols * (w + 1)))
+    for i, im in enumerate(imgs):
+        r, q = divmod(i, cols)
+        canvas[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = im.mean(0)
+    return canvas
+
+
+def image_grid(rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int,
+               title: str, path: Path) -> str:
+    fig, axes = plt.subplots(len(rows_of), 1, figsize=(cols * 0.6 + 1, 0.8 * len(rows_of) + 0.8),
+                             squeeze=False)
+    for ax, (label, imgs) in zip(axes[:, 0], rows_of):
+        ax.imshow(_grid(imgs, 1, cols, shape), cmap="gray", vmin=0, vmax=1)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def samples(images: np.ndarray, shape: tuple[int, ...], title: str, path: Path) -> str:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(_grid(images, 8, 8, shape), cmap="gray", vmin=0, vmax=1)
+    ax.set(title=title, xticks=[], yticks=[])
+    return _save(fig, path)
+
+
+def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: Path,
+                   seed: int = 0) -> str:
+    k = mu.shape[1]
+    c = labels if labels is not None else None
+    if k <= 2:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        pts = mu if k == 2 else np.c_[mu, np.zeros(len(mu))]
+        sc = ax.scatter(pts[:, 0], pts[:, 1], c=c, cmap="tab10", s=8)
+        ax.set(title=f"{title}: latent means", xlabel="z1", ylabel="z2")
+        if c is not None:
+            fig.colorbar(sc, ax=ax, label="label")
+        return _save(fig, path)
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    spread = mu.std(0).sum()
+    pca = PCA(2).fit_transform(mu) if spread > 1e-8 else np.zeros((len(mu), 2))
+    axes[0].scatter(pca[:, 0], pca[:, 1], c=c, cmap="tab10", s=8)
+    axes[0].set(title="latent means, PCA", xlabel="PC1", ylabel="PC2")
+    if spread > 1e-8:
+        emb = TSNE(2, random_state=seed, init="pca", perplexity=min(30, len(mu) - 1)).fit_transform(mu)
+        sc = axes[1].scatter(emb[:, 0], emb[:, 1], c=c, cmap="tab10", s=8)
+        if c is not None:
+            fig.colorbar(sc, ax=axes[1], label="label")
+    else:
+        axes[1].text(0.5, 0.5, "all latent means are equal:\nnothing to embed", ha="center",
+                     va="center", transform=axes[1].transAxes)
+    axes[1].set(title="latent means, t-SNE")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def manifold(decode: Any, shape: tuple[int, ...], path: Path, title: str, n: int = 15) -> str:
+    grid = np.linspace(-3, 3, n)
+    z = torch.tensor([[a, b] for b in grid[::-1] for a in grid], dtype=torch.float32)
+    imgs = decode(z).cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(_grid(imgs, n, n, shape), cmap="gray", vmin=0, vmax=1, extent=(-3, 3, -3, 3))
+    ax.set(title=title, xlabel="z1", ylabel="z2")
+    return _save(fig, path)
+
+
+def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int, path: Path) -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    rate = [r["kl"] for r in sweep]
+    dist = [r["recon"] for r in sweep]
+    ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
+    for r in sweep:
+        ax.annotate(f"{_fmt(r['beta_own'])}", (r["kl"], r["recon"]), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    ax.scatter([rate[current]], [dist[current]], s=140, facecolors="none", edgecolors="tab:red",
+               linewidths=2, label="current beta", zorder=3)
+    ax.scatter([rate[recommended]], [dist[recommended]], s=90, marker="*", color="tab:green",
+               label="recommended beta", zorder=3)
+    ax.set(xlabel="rate: KL (nats/sample)", ylabel="distortion: reconstruction NLL (nats/sample)",
+           title="rate-distortion plane of the sweep (labels: your KL weight)")
+    if max(rate) > 0 and min(r for r in rate if r >= 0) >= 0 and max(rate) / max(min(rate), 1e-3) > 100:
+        ax.set_xscale("symlog", linthresh=0.1)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def sweep_panels(run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndarray | None,
+                 out: Path) -> dict[str, str]:
+    """For k = 2: latent scatter and decoded manifold of every model of the sweep."""
+    sweep = run.result["sweep"]
+    n = len(sweep)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.scatter(mus[i][:, 0], mus[i][:, 1], c=labels, cmap="tab10", s=4)
+        ax.set(title=f"weight {_fmt(sweep[i]['beta_own'])}: AU {sweep[i]['active_units']}",
+               xlim=(-4, 4), ylim=(-4, 4))
+    fig.suptitle("latent means across the sweep (colour: label)")
+    files = {"sweep_latents": _save(fig, out / "sweep_latents.png")}
+    if len(run.data.shape) in (2, 3):
+        grid = np.linspace(-3, 3, 10)
+        z = torch.tensor([[a, b] for b in grid[::-1] for a in grid], dtype=torch.float32)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.3 * rows), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                ax.imshow(_grid(decode_s(z, i).cpu().numpy(), 10, 10, run.data.shape), cmap="gray",
+                          vmin=0, vmax=1)
+                ax.set_title(f"weight {_fmt(sweep[i]['beta_own'])}")
+        fig.suptitle("decoded 2-D manifold over [-3, 3]^2 across the sweep")
+        files["sweep_manifolds"] = _save(fig, out / "sweep_manifolds.png")
+    return files
+
+
+@torch.no_grad()
+def draw_all(run: Any, out: Path) -> dict[str, str]:
+    """Every figure of the report into ``out``; returns {name: file}."""
+    res, ds, model = run.result, run.data, run.model
+    s = run.current
+    beta_label = f"{_fmt(res['beta_own'])} (your units) = {_fmt(res['effective_beta'])} (ELBO)"
+    files: dict[str, str] = {}
+    if not run.history.empty:
+        files["curves"] = curves(run.history, s, beta_label, out / "curves.png")
+    cur = res["sweep"][s]
+    active = [v > 0.01 for v in cur["au_variances"]]
+    files["kl_per_dim"] = kl_bars(cur["kl_per_dim"], active, out / "kl_per_dim.png")
+    device = next(model.parameters()).device
+    x = ds.x_val[:1000].to(device)
+    mu_all, _ = model.encode(x)
+    mu = mu_all[s]
+    S, k = model.n_models, model.latent_dim
+
+    def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
+        zz = z.to(device).reshape(1, -1, k).expand(S, -1, -1).contiguous()
+        return decoder_mean(model.decode(zz)[i], run.likelihood).clamp(0, 1)
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return decode_s(z, s)
+
+    image = len(ds.shape) == 3 or (len(ds.shape) == 2)
+    if image:
+        n = 12
+        files["reconstructions"] = image_grid(
+            [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())],
+            ds.shape, n, f"inputs vs reconstructions (diversity {cur['output_diversity']:.2f})",
+            out / "reconstructions.png")
+        g = torch.Generator().manual_seed(res["seed"])
+        files["samples"] = samples(decode(torch.randn(64, k, generator=g)).cpu().numpy(), ds.shape,
+                                   "samples from the prior", out / "samples.png")
+        if k == 2:
+            files["manifold"] = manifold(decode, ds.shape, out / "manifold.png",
+                                         f"decoded latent grid at beta = {beta_label}")
+    labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
+    files["latent"] = latent_scatter(mu.cpu().numpy(), labels, f"beta = {beta_label}",
+                                     out / "latent.png", res["seed"])
+    if k == 2 and S > 1:
+        mus = [m.cpu().numpy() for m in mu_all]
+        files.update(sweep_panels(run, decode_s, mus, labels, out))
+    if len(res["sweep"]) > 1:
+        files["rate_distortion"] = rate_distortion(res["sweep"], s, run.recommended,
+                                                   out / "rate_distortion.png")
+    return files
+
+

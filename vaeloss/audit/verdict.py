@@ -1,0 +1,42 @@
+"""The audit's verdict: posterior collapse, an unregularised latent space, or healthy.
+
+Rules (documented in the README and in every report):
+
+* **posterior collapse** when no latent dim is active, or reconstructions of different inputs
+  are nearly identical (output diversity < 0.1);
+* **unregularised latent space** when the aggregate posterior is far from the prior: its
+  moment-matched Gaussian KL to N(0, I) exceeds 1 nat per latent dim on average. (The marginal
+  KL = total KL - MI of Hoffman & Johnson (2016) is reported too; its MI estimate is capped at
+  log N, so it is an upper bound when the KL is large.)
+* otherwise **healthy**, with the number of unused dims noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["COLLAPSE_DIVERSITY", "UNREGULARISED_NATS_PER_DIM", "classify"]
+
+COLLAPSE_DIVERSITY = 0.1
+UNREGULARISED_NATS_PER_DIM = 1.0
+
+
+def classify(m: dict[str, Any], latent_dim: int) -> tuple[str, bool, str]:
+    """(verdict, collapsed, one-line headline) for one model's metrics."""
+    au, div = m["active_units"], m["output_diversity"]
+    same = 100 * max(0.0, 1 - div)
+    if au == 0 or div < COLLAPSE_DIVERSITY:
+        return ("posterior collapse", True,
+                f"posterior collapse: {au} of {latent_dim} latent dims active; reconstructions of "
+                f"different inputs are {same:.1f}% identical")
+    agg = m["aggregate_kl"]
+    if agg > UNREGULARISED_NATS_PER_DIM * latent_dim:
+        return ("unregularised latent space", False,
+                f"unregularised latent space: the aggregate posterior is {agg:.1f} nats from the "
+                f"prior (marginal KL {m['marginal_kl']:.1f} nats), so samples from the prior are "
+                f"poor; {au} of {latent_dim} dims active")
+    unused = latent_dim - au
+    tail = f"; {unused} unused" if unused else ""
+    return ("healthy", False,
+            f"healthy: {au} of {latent_dim} latent dims active{tail}; KL {m['kl']:.2f} nats, "
+            f"aggregate posterior {agg:.2f} nats from the prior")
