@@ -32,8 +32,22 @@ def test_collapsing_configuration(tmp_path, capsys):
     assert res["headline"].startswith("posterior collapse: 0 of 8 latent dims active")
     report = (out / "report.md").read_text()
     assert report.startswith("# vaeloss audit: posterior collapse")
-    assert main(["audit", "--out", str(tmp_path / "r2"), *FAST, "--convention", "size_average",
-                 "--sweep", "none", "--fail-on-collapse"]) == 1
+    assert (
+        main(
+            [
+                "audit",
+                "--out",
+                str(tmp_path / "r2"),
+                *FAST,
+                "--convention",
+                "size_average",
+                "--sweep",
+                "none",
+                "--fail-on-collapse",
+            ]
+        )
+        == 1
+    )
 
 
 @pytest.mark.slow
@@ -42,9 +56,23 @@ def test_healthy_configuration_and_sweep(tmp_path, capsys):
     assert code == 0
     assert res["verdict"] == "healthy" and not res["collapsed"]
     assert res["active_units"] >= 3
-    for key in ("verdict", "collapsed", "latent_dim", "active_units", "kl_per_dim", "kl", "recon",
-                "mutual_information", "iwae_nll", "marginal_kl", "output_diversity",
-                "effective_beta", "recommended_beta", "sweep", "report_dir"):
+    for key in (
+        "verdict",
+        "collapsed",
+        "latent_dim",
+        "active_units",
+        "kl_per_dim",
+        "kl",
+        "recon",
+        "mutual_information",
+        "iwae_nll",
+        "marginal_kl",
+        "output_diversity",
+        "effective_beta",
+        "recommended_beta",
+        "sweep",
+        "report_dir",
+    ):
         assert key in res
     assert set(res["recommended_beta"]) >= {"own_units", "elbo", "rule", "reason"}
     betas = [r["beta_elbo"] for r in res["sweep"]]
@@ -55,9 +83,19 @@ def test_healthy_configuration_and_sweep(tmp_path, capsys):
     # the reported KL is the mean of the per-dim KLs' sum
     assert res["kl"] == pytest.approx(sum(res["kl_per_dim"]))
     files = {p.name for p in out.iterdir()}
-    assert {"report.md", "report.html", "metrics.json", "history.csv", "sweep.csv", "curves.png",
-            "kl_per_dim.png", "reconstructions.png", "samples.png", "latent.png",
-            "rate_distortion.png"} <= files
+    assert {
+        "report.md",
+        "report.html",
+        "metrics.json",
+        "history.csv",
+        "sweep.csv",
+        "curves.png",
+        "kl_per_dim.png",
+        "reconstructions.png",
+        "samples.png",
+        "latent.png",
+        "rate_distortion.png",
+    } <= files
     assert "data:image/png;base64," in (out / "report.html").read_text()
 
 
@@ -71,8 +109,20 @@ def test_unregularised_at_beta_1e_4(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_recommendation_recovers_true_noise_on_linear_gaussian(tmp_path, capsys):
-    code, res, _, _ = _audit(tmp_path, capsys, "--data", "linear-gaussian", "--convention",
-                             "sse_sum", "--model", "linear", "--sweep", "none", "--epochs", "600")
+    code, res, _, _ = _audit(
+        tmp_path,
+        capsys,
+        "--data",
+        "linear-gaussian",
+        "--convention",
+        "sse_sum",
+        "--model",
+        "linear",
+        "--sweep",
+        "none",
+        "--epochs",
+        "600",
+    )
     assert code == 0
     noise = 0.05  # linear_gaussian's default noise variance
     expected_own = get_convention("sse_sum").kl_weight_for(noise, B=2000, D=8, k=6)
@@ -83,15 +133,28 @@ def test_recommendation_recovers_true_noise_on_linear_gaussian(tmp_path, capsys)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["sum_bce_sum_kld.py", "keras_docs.py", "keras_blog.py", "kl_weight_c.py"])
+@pytest.mark.parametrize(
+    "example", ["sum_bce_sum_kld.py", "keras_docs.py", "keras_blog.py", "kl_weight_c.py"]
+)
 def test_loss_from_shared_examples(tmp_path, capsys, example):
     """--loss reads the convention through check; --beta multiplies the user's own KL term."""
-    code, res, _, _ = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / example), "--beta", "1e-4",
-                             "--sweep", "none", "--epochs", "3")
+    code, res, _, _ = _audit(
+        tmp_path,
+        capsys,
+        "--loss",
+        str(EXAMPLES / example),
+        "--beta",
+        "1e-4",
+        "--sweep",
+        "none",
+        "--epochs",
+        "3",
+    )
     assert code == 0
     B, D, k = 64, 64, 8
-    expected = {"sum_bce_sum_kld.py": 1, "keras_docs.py": 1, "keras_blog.py": D / k,
-                "kl_weight_c.py": 0.5}[example]
+    expected = {"sum_bce_sum_kld.py": 1, "keras_docs.py": 1, "keras_blog.py": D / k, "kl_weight_c.py": 0.5}[
+        example
+    ]
     assert res["effective_beta"] == pytest.approx(1e-4 * expected)
     assert res["beta_own"] == 1e-4
 
@@ -106,9 +169,20 @@ def test_loss_with_hard_coded_784_on_mnist_shaped_data(tmp_path, capsys):
     """The seed-1 loss on 28x28 data: check reads it, beta = B*D at KL weight 1."""
     x = np.random.default_rng(0).random((200, 28, 28)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    code, res, err, _ = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / "mean_bce_sum_kld.py"),
-                               "--data", f"npy:{tmp_path / 'x.npy'}", "--sweep", "none",
-                               "--epochs", "1", "--latent-dim", "4")
+    code, res, err, _ = _audit(
+        tmp_path,
+        capsys,
+        "--loss",
+        str(EXAMPLES / "mean_bce_sum_kld.py"),
+        "--data",
+        f"npy:{tmp_path / 'x.npy'}",
+        "--sweep",
+        "none",
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "4",
+    )
     assert code == 0, err
     assert res["effective_beta"] == 64 * 784
 
@@ -147,7 +221,9 @@ def test_report_is_atomic(tmp_path, capsys, monkeypatch):
 BAD = [
     pytest.param(["--data", "cifar"], r"data spec but got data='cifar'", id="unknown-data"),
     pytest.param(["--data", "mnist", "--data-dir", "{tmp}"], r"IDX files .* --download", id="missing-mnist"),
-    pytest.param(["--data", "npy:{tmp}/big.npy"], r"data in \[0, 1\] for a bernoulli likelihood", id="data-outside-01"),
+    pytest.param(
+        ["--data", "npy:{tmp}/big.npy"], r"data in \[0, 1\] for a bernoulli likelihood", id="data-outside-01"
+    ),
     pytest.param(["--loss", "{l1}"], r"a\*NLL \+ b\*KL that check can read", id="unreadable-loss"),
     pytest.param(["--beta", "-1"], r"number >= 0 but got beta=-1", id="negative-beta"),
     pytest.param(["--beta", "nan"], r"finite number .* beta=nan", id="nan-beta"),

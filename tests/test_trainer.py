@@ -116,3 +116,13 @@ def test_cuda_path_trains_like_cpu():
         h = train(m, SMALL, TrainConfig(betas=[1, 5], epochs=3, device=dev)).history
         res[dev] = h.iloc[-1].val_recon
     assert math.isfinite(res["cuda"]) and res["cuda"] == pytest.approx(res["cpu"], rel=0.05)
+
+
+def test_bf16_autocast_trains_close_to_float32():
+    res = {}
+    for bf16 in (False, True):
+        m = BatchedMLPVAE(64, (32,), 4, n_models=1)
+        h = train(m, SMALL, TrainConfig(betas=[1.0], epochs=4, bf16=bf16, lr=3e-3)).history
+        res[bf16] = h.iloc[-1].val_recon
+    assert math.isfinite(res[True])
+    assert res[True] == pytest.approx(res[False], rel=0.05)

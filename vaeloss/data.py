@@ -227,8 +227,9 @@ def load_dataset(
     return prepare_for_likelihood(ds, likelihood, binarization=binarization, seed=seed)
 
 
-def prepare_for_likelihood(ds: Dataset, likelihood: str, *, binarization: Binarization = "none",
-                           seed: int = 0) -> Dataset:
+def prepare_for_likelihood(
+    ds: Dataset, likelihood: str, *, binarization: Binarization = "none", seed: int = 0
+) -> Dataset:
     """Check the data fits the likelihood ([0, 1] for Bernoulli kinds) and binarise it."""
     check_choice("binarization", binarization, ("none", "static", "dynamic"))
     if likelihood in ("bernoulli", "continuous_bernoulli"):
@@ -240,8 +241,10 @@ def prepare_for_likelihood(ds: Dataset, likelihood: str, *, binarization: Binari
                 f"[{lo:g}, {hi:g}]. Try --rescale (maps min..max to [0, 1]) or a Gaussian loss."
             )
     elif binarization != "none":
-        raise DataError(f"Expected binarization='none' for a {likelihood} likelihood but got "
-                        f"binarization={binarization!r}. Try --binarize none.")
+        raise DataError(
+            f"Expected binarization='none' for a {likelihood} likelihood but got "
+            f"binarization={binarization!r}. Try --binarize none."
+        )
     ds.binarization = binarization
     if binarization == "static":
         g = torch.Generator().manual_seed(seed + 1)

@@ -117,7 +117,7 @@ def loss_gradients(loss_fn: LossFn, inputs: VaeInputs) -> tuple[float, list[Tens
         out = out.mean()
     grads = torch.autograd.grad(out, [recon, mu, logvar], allow_unused=True)
     filled = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, (recon, mu, logvar))]
-    return float(out), filled
+    return float(out.detach()), filled
 
 
 def assert_is_elbo(

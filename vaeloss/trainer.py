@@ -45,7 +45,12 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 @dataclass
 class TrainConfig:
-    """Options of :func:`train` (betas in ELBO units, one per model)."""
+    """Options of :func:`train` (betas in ELBO units, one per model).
+
+    ``bf16=True`` runs the forward pass under bfloat16 autocast (for GPUs with fast bf16;
+    the losses and the optimiser stay in float32). ``optimal_sigma`` uses the ML shared
+    decoder variance of each batch (sigma-VAE) instead of ``sigma``.
+    """
 
     betas: Sequence[float] = (1.0,)
     likelihood: str = "bernoulli"
@@ -66,6 +71,7 @@ class TrainConfig:
     progress: bool | None = None
     full_batch: bool = False
     cosine_lr: bool = False
+    bf16: bool = False
 
     def validate(self) -> None:
         if not self.betas:
@@ -254,7 +260,9 @@ def train(
                         [torch.randn(xb.shape[0], k, generator=g, device=device) for g in noise_gens]
                     )
                 )
-                recon, kl_dims, _ = _terms(model, xb, eps, cfg, analytic)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    recon, kl_dims, _ = _terms(model, xb, eps, cfg, analytic)
+                recon, kl_dims = recon.float(), kl_dims.float()
                 kl = (kl_dims.clamp_min(cfg.free_bits) if cfg.free_bits > 0 else kl_dims).sum(-1)
                 w = kl_weight_schedule(
                     step,

@@ -25,18 +25,29 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 def add_audit_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "audit", help="train small VAEs, measure posterior collapse, recommend a beta",
-        description=("Train a sweep of small VAEs with your loss convention and report posterior "
-                     "collapse, the KL/reconstruction balance and a recommended KL weight in your "
-                     "own units. --loss FILE is executed (imported), as pytest does."))
+        "audit",
+        help="train small VAEs, measure posterior collapse, recommend a beta",
+        description=(
+            "Train a sweep of small VAEs with your loss convention and report posterior "
+            "collapse, the KL/reconstruction balance and a recommended KL weight in your "
+            "own units. --loss FILE is executed (imported), as pytest does."
+        ),
+    )
     src = p.add_argument_group("loss")
     src.add_argument("--loss", metavar="FILE[:FN]", help="your loss function (read by vaeloss check)")
     src.add_argument("--convention", metavar="NAME", help="a preset (see vaeloss explain)")
-    src.add_argument("--beta", type=float, default=None,
-                     help="weight on the KL term in the audited loss's own units (default: as written)")
+    src.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="weight on the KL term in the audited loss's own units (default: as written)",
+    )
     d = p.add_argument_group("data and model")
-    d.add_argument("--data", default="digits",
-                   help="digits | mnist | fashion-mnist | npz:PATH | npy:PATH | linear-gaussian")
+    d.add_argument(
+        "--data",
+        default="digits",
+        help="digits | mnist | fashion-mnist | npz:PATH | npy:PATH | linear-gaussian",
+    )
     d.add_argument("--data-dir", default=None, help="folder with MNIST-style IDX files")
     d.add_argument("--download", action="store_true", help="let torchvision download MNIST")
     d.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none")
@@ -66,11 +77,24 @@ def run_audit_command(args: argparse.Namespace) -> int:
     if args.beta is not None and not math.isfinite(args.beta):
         raise InvalidArgumentError(f"Expected a finite number >= 0 but got beta={args.beta}. Try --beta 1.")
     opts = AuditOptions(
-        loss=args.loss, convention=args.convention, beta=args.beta, data=args.data,
-        data_dir=args.data_dir, download=args.download, binarize=args.binarize,
-        rescale=args.rescale, model=args.model, hidden=args.hidden, latent_dim=args.latent_dim,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, sweep=args.sweep,
-        device=args.device, seed=args.seed, iwae_samples=args.iwae_samples,
+        loss=args.loss,
+        convention=args.convention,
+        beta=args.beta,
+        data=args.data,
+        data_dir=args.data_dir,
+        download=args.download,
+        binarize=args.binarize,
+        rescale=args.rescale,
+        model=args.model,
+        hidden=args.hidden,
+        latent_dim=args.latent_dim,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        sweep=args.sweep,
+        device=args.device,
+        seed=args.seed,
+        iwae_samples=args.iwae_samples,
         progress=None if not args.json else False,
     )
     run = run_audit(opts)

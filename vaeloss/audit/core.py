@@ -76,18 +76,20 @@ def _sweep_values(text: str) -> list[float] | None:
         values = []
     if not values or any(not math.isfinite(v) or v < 0 for v in values):
         raise InvalidArgumentError(
-            f"Expected --sweep auto|none|X,Y,... (numbers >= 0) but got sweep={text!r}. "
-            f"Try --sweep 0.1,1,10.")
+            f"Expected --sweep auto|none|X,Y,... (numbers >= 0) but got sweep={text!r}. Try --sweep 0.1,1,10."
+        )
     return values
 
 
-def _convention(opts: AuditOptions, B: int, D: int, k: int, shape: tuple[int, ...]
-                ) -> tuple[Convention, float, str]:
+def _convention(
+    opts: AuditOptions, B: int, D: int, k: int, shape: tuple[int, ...]
+) -> tuple[Convention, float, str]:
     """The convention audited, the user's own KL multiplier, and a description."""
     if opts.loss and opts.convention:
         raise InvalidArgumentError(
             f"Expected --loss or --convention, not both, but got loss={opts.loss!r}, "
-            f"convention={opts.convention!r}. Try one of them.")
+            f"convention={opts.convention!r}. Try one of them."
+        )
     if opts.loss:
         from vaeloss.check.runner import check_loss
 
@@ -98,14 +100,20 @@ def _convention(opts: AuditOptions, B: int, D: int, k: int, shape: tuple[int, ..
             raise LossCheckError(
                 f"Expected a loss of the form a*NLL + b*KL that check can read, but "
                 f"{opts.loss} is not ({codes}). Try 'vaeloss check {opts.loss}' for details, "
-                f"or --convention NAME.")
+                f"or --convention NAME."
+            )
         if report.kl_factor.coef <= 0:
             raise LossCheckError(
                 f"Expected a positive KL term but {opts.loss} has factor "
-                f"{report.kl_factor.formula()}. Try 'vaeloss check {opts.loss}'.")
-        conv = Convention(f"{report.path}:{report.function}", report.likelihood,  # type: ignore[arg-type]
-                          report.recon_factor, report.kl_factor,
-                          description="your loss, as found by vaeloss check")
+                f"{report.kl_factor.formula()}. Try 'vaeloss check {opts.loss}'."
+            )
+        conv = Convention(
+            f"{report.path}:{report.function}",
+            report.likelihood,  # type: ignore[arg-type]
+            report.recon_factor,
+            report.kl_factor,
+            description="your loss, as found by vaeloss check",
+        )
         own = 1.0 if opts.beta is None else opts.beta
         return conv, own, f"{report.function} in {opts.loss}"
     if opts.convention:
@@ -130,14 +138,21 @@ def run_audit(opts: AuditOptions) -> AuditRun:
     lr = opts.lr or d["lr"]
     check_positive_int("iwae_samples", opts.iwae_samples)
     model_kind = opts.model if opts.model in ("mlp", "conv", "linear") else opts.model
-    ds = load_dataset(opts.data, data_dir=opts.data_dir, download=opts.download, likelihood=None,
-                      rescale=opts.rescale, seed=opts.seed)
+    ds = load_dataset(
+        opts.data,
+        data_dir=opts.data_dir,
+        download=opts.download,
+        likelihood=None,
+        rescale=opts.rescale,
+        seed=opts.seed,
+    )
     D = ds.dim
     conv, own, described = _convention(opts, B, D, k, ds.shape)
     likelihood = conv.likelihood
     ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)  # type: ignore[arg-type]
-    model_probe = build_model(model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k,
-                              n_models=1, seeds=[opts.seed])
+    model_probe = build_model(
+        model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[opts.seed]
+    )
     del model_probe
     sizes = {"B": B, "D": D, "k": k}
     current_elbo = conv.with_kl_weight(own).effective_beta(**sizes)
@@ -150,23 +165,39 @@ def run_audit(opts: AuditOptions) -> AuditRun:
         betas = sorted({current_elbo, *grid})
     current = betas.index(current_elbo)
     S = len(betas)
-    model = build_model(model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k,
-                        n_models=S, seeds=[opts.seed] * S)
+    model = build_model(
+        model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=S, seeds=[opts.seed] * S
+    )
     gauss = likelihood == "gaussian"
-    cfg = TrainConfig(betas=betas, likelihood=likelihood, sigma=1.0,
-                      loss_scale=conv.gradient_scale(**sizes), epochs=epochs, batch_size=B, lr=lr,
-                      seed=opts.seed, model_seeds=[opts.seed] * S, device=str(device),
-                      progress=opts.progress, full_batch=opts.model == "linear",
-                      cosine_lr=opts.model == "linear")
+    cfg = TrainConfig(
+        betas=betas,
+        likelihood=likelihood,
+        sigma=1.0,
+        loss_scale=conv.gradient_scale(**sizes),
+        epochs=epochs,
+        batch_size=B,
+        lr=lr,
+        seed=opts.seed,
+        model_seeds=[opts.seed] * S,
+        device=str(device),
+        progress=opts.progress,
+        full_batch=opts.model == "linear",
+        cosine_lr=opts.model == "linear",
+    )
     tr: TrainResult = train(model, ds, cfg)
-    metrics = evaluate_models(model, ds.x_val, likelihood=likelihood, sigma=1.0,
-                              iwae_samples=opts.iwae_samples, seed=opts.seed)
+    metrics = evaluate_models(
+        model, ds.x_val, likelihood=likelihood, sigma=1.0, iwae_samples=opts.iwae_samples, seed=opts.seed
+    )
     sweep = []
     for s, (beta, m) in enumerate(zip(betas, metrics)):
         stopped = tr.stopped[s]
-        row = {"beta_elbo": beta, "beta_own": conv.kl_weight_for(beta, **sizes), **m,
-               "ratio_kl_recon": m["kl"] / m["recon"] if m["recon"] else math.inf,
-               "stopped": stopped}
+        row = {
+            "beta_elbo": beta,
+            "beta_own": conv.kl_weight_for(beta, **sizes),
+            **m,
+            "ratio_kl_recon": m["kl"] / m["recon"] if m["recon"] else math.inf,
+            "stopped": stopped,
+        }
         row["verdict"], row["collapsed"], _ = classify(m, k)
         sweep.append(row)
     cur = sweep[current]
@@ -176,9 +207,11 @@ def run_audit(opts: AuditOptions) -> AuditRun:
         sigma2, trace = calibrate_sigma(ds, model_kind, hidden, k, cfg, opts.seed)
         rec_elbo = sigma2
         rule = "sigma-calibration"
-        reason = (f"for a squared-error loss beta is the decoder variance; the maximum-likelihood "
-                  f"decoder variance of the trained model is sigma^2 = {sigma2:.4g} "
-                  f"(iterates: {', '.join(f'{v:.4g}' for v in trace)})")
+        reason = (
+            f"for a squared-error loss beta is the decoder variance; the maximum-likelihood "
+            f"decoder variance of the trained model is sigma^2 = {sigma2:.4g} "
+            f"(iterates: {', '.join(f'{v:.4g}' for v in trace)})"
+        )
         extras["sigma_trace"] = trace
         recommended = min(range(S), key=lambda i: abs(math.log(max(betas[i], 1e-12) / sigma2)))
     else:
@@ -186,42 +219,79 @@ def run_audit(opts: AuditOptions) -> AuditRun:
         recommended = sweep.index(best)
         rec_elbo = best["beta_elbo"]
         rule = "best-held-out-iwae"
-        reason = (f"lowest held-out IWAE NLL ({best['iwae_nll']:.2f} nats, K={opts.iwae_samples}) "
-                  f"among {S} betas, with {best['active_units']} of {k} dims active")
+        reason = (
+            f"lowest held-out IWAE NLL ({best['iwae_nll']:.2f} nats, K={opts.iwae_samples}) "
+            f"among {S} betas, with {best['active_units']} of {k} dims active"
+        )
     ref = sweep[recommended]
     points = collapse_points(ref["beta_elbo"], ref["kl_per_dim"])
     check = prediction_check(points, sweep)
     result = {
-        "verdict": verdict, "collapsed": collapsed, "headline": headline,
+        "verdict": verdict,
+        "collapsed": collapsed,
+        "headline": headline,
         "partial": tr.interrupted,
-        "convention": conv.name, "described": described, "likelihood": likelihood,
-        "data": opts.data, "model": opts.model, "latent_dim": k, "batch_size": B, "data_dim": D,
-        "epochs": epochs, "steps": tr.steps, "seed": opts.seed, "device": tr.device,
-        "beta_own": own, "effective_beta": current_elbo,
+        "convention": conv.name,
+        "described": described,
+        "likelihood": likelihood,
+        "data": opts.data,
+        "model": opts.model,
+        "latent_dim": k,
+        "batch_size": B,
+        "data_dim": D,
+        "epochs": epochs,
+        "steps": tr.steps,
+        "seed": opts.seed,
+        "device": tr.device,
+        "beta_own": own,
+        "effective_beta": current_elbo,
         "effective_beta_formula": conv.with_kl_weight(own).effective_beta_formula,
-        "active_units": cur["active_units"], "kl_per_dim": cur["kl_per_dim"], "kl": cur["kl"],
-        "recon": cur["recon"], "ratio_kl_recon": cur["ratio_kl_recon"],
-        "mutual_information": cur["mutual_information"], "iwae_nll": cur["iwae_nll"],
-        "marginal_kl": cur["marginal_kl"], "aggregate_kl": cur["aggregate_kl"],
-        "output_diversity": cur["output_diversity"], "latent_usage": cur["latent_usage"],
-        "recommended_beta": {"own_units": conv.kl_weight_for(rec_elbo, **sizes), "elbo": rec_elbo,
-                             "rule": rule, "reason": reason},
-        "collapse_points": {"reference_beta": ref["beta_elbo"], "betas": points,
-                            "own_units": [conv.kl_weight_for(p, **sizes) for p in points],
-                            "check": check},
-        "sweep": sweep, "stopped": tr.stopped, "seconds_training": tr.seconds,
+        "active_units": cur["active_units"],
+        "kl_per_dim": cur["kl_per_dim"],
+        "kl": cur["kl"],
+        "recon": cur["recon"],
+        "ratio_kl_recon": cur["ratio_kl_recon"],
+        "mutual_information": cur["mutual_information"],
+        "iwae_nll": cur["iwae_nll"],
+        "marginal_kl": cur["marginal_kl"],
+        "aggregate_kl": cur["aggregate_kl"],
+        "output_diversity": cur["output_diversity"],
+        "latent_usage": cur["latent_usage"],
+        "recommended_beta": {
+            "own_units": conv.kl_weight_for(rec_elbo, **sizes),
+            "elbo": rec_elbo,
+            "rule": rule,
+            "reason": reason,
+        },
+        "collapse_points": {
+            "reference_beta": ref["beta_elbo"],
+            "betas": points,
+            "own_units": [conv.kl_weight_for(p, **sizes) for p in points],
+            "check": check,
+        },
+        "sweep": sweep,
+        "stopped": tr.stopped,
+        "seconds_training": tr.seconds,
         "report_dir": None,
     }
     return AuditRun(result, ds, model, tr.history, current, recommended, likelihood, 1.0, extras)
 
 
-def calibrate_sigma(ds: Dataset, model_kind: str, hidden: tuple[int, ...], k: int,
-                    cfg: TrainConfig, seed: int, rounds: int = 3) -> tuple[float, list[float]]:
+def calibrate_sigma(
+    ds: Dataset,
+    model_kind: str,
+    hidden: tuple[int, ...],
+    k: int,
+    cfg: TrainConfig,
+    seed: int,
+    rounds: int = 3,
+) -> tuple[float, list[float]]:
     """sigma-VAE calibration: train with the ML shared variance, then refine with fixed sigma.
 
     Returns the final ML decoder variance and the iterates."""
-    model = build_model(model_kind, data_dim=ds.dim, shape=ds.shape, hidden=hidden,
-                        latent_dim=k, n_models=1, seeds=[seed])
+    model = build_model(
+        model_kind, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[seed]
+    )
     base = dict(cfg.__dict__)
     base.update(betas=[1.0], model_seeds=[seed], loss_scale=1.0, progress=False)
     train(model, ds, TrainConfig(**{**base, "optimal_sigma": True}))

@@ -49,8 +49,7 @@ def kl_bars(kl: list[float], active: list[bool], path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     colors = ["tab:blue" if a else "lightgray" for a in active]
     ax.bar(range(len(kl)), kl, color=colors)
-    ax.set(title=f"KL per latent dim ({sum(active)} active: blue)", xlabel="latent dim",
-           ylabel="nats")
+    ax.set(title=f"KL per latent dim ({sum(active)} active: blue)", xlabel="latent dim", ylabel="nats")
     ax.set_xticks(range(len(kl)))
     return _save(fig, path)
 
@@ -61,14 +60,16 @@ def _grid(images: np.ndarray, rows: int, cols: int, shape: tuple[int, ...]) -> n
     canvas = np.ones((rows * (h + 1), cols * (w + 1)))
     for i, im in enumerate(imgs):
         r, q = divmod(i, cols)
-        canvas[r * (h + 1): r * (h + 1) + h, q * (w + 1): q * (w + 1) + w] = im.mean(0)
+        canvas[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = im.mean(0)
     return canvas
 
 
-def image_grid(rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int,
-               title: str, path: Path) -> str:
-    fig, axes = plt.subplots(len(rows_of), 1, figsize=(cols * 0.6 + 1, 0.8 * len(rows_of) + 0.8),
-                             squeeze=False)
+def image_grid(
+    rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int, title: str, path: Path
+) -> str:
+    fig, axes = plt.subplots(
+        len(rows_of), 1, figsize=(cols * 0.6 + 1, 0.8 * len(rows_of) + 0.8), squeeze=False
+    )
     for ax, (label, imgs) in zip(axes[:, 0], rows_of):
         ax.imshow(_grid(imgs, 1, cols, shape), cmap="gray", vmin=0, vmax=1)
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
@@ -85,14 +86,14 @@ def samples(images: np.ndarray, shape: tuple[int, ...], title: str, path: Path) 
     return _save(fig, path)
 
 
-def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: Path,
-                   seed: int = 0) -> str:
+def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: Path, seed: int = 0) -> str:
     k = mu.shape[1]
     c = labels if labels is not None else None
+    cm: dict[str, Any] = {"c": c, "cmap": "tab10"} if c is not None else {}
     if k <= 2:
         fig, ax = plt.subplots(figsize=(5, 4.5))
         pts = mu if k == 2 else np.c_[mu, np.zeros(len(mu))]
-        sc = ax.scatter(pts[:, 0], pts[:, 1], c=c, cmap="tab10", s=8)
+        sc = ax.scatter(pts[:, 0], pts[:, 1], s=8, **cm)
         ax.set(title=f"{title}: latent means", xlabel="z1", ylabel="z2")
         if c is not None:
             fig.colorbar(sc, ax=ax, label="label")
@@ -103,16 +104,22 @@ def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     spread = mu.std(0).sum()
     pca = PCA(2).fit_transform(mu) if spread > 1e-8 else np.zeros((len(mu), 2))
-    axes[0].scatter(pca[:, 0], pca[:, 1], c=c, cmap="tab10", s=8)
-    axes[0].set(title="latent means, PCA", xlabel="PC1", ylabel="PC2")
+    axes[0].scatter(pca[:, 0], pca[:, 1], s=8, **cm)
+    axes[0].set(title=f"latent means, PCA (total std {spread:.2g})", xlabel="PC1", ylabel="PC2")
     if spread > 1e-8:
         emb = TSNE(2, random_state=seed, init="pca", perplexity=min(30, len(mu) - 1)).fit_transform(mu)
-        sc = axes[1].scatter(emb[:, 0], emb[:, 1], c=c, cmap="tab10", s=8)
+        sc = axes[1].scatter(emb[:, 0], emb[:, 1], s=8, **cm)
         if c is not None:
             fig.colorbar(sc, ax=axes[1], label="label")
     else:
-        axes[1].text(0.5, 0.5, "all latent means are equal:\nnothing to embed", ha="center",
-                     va="center", transform=axes[1].transAxes)
+        axes[1].text(
+            0.5,
+            0.5,
+            "all latent means are equal:\nnothing to embed",
+            ha="center",
+            va="center",
+            transform=axes[1].transAxes,
+        )
     axes[1].set(title="latent means, t-SNE")
     fig.suptitle(title)
     return _save(fig, path)
@@ -134,14 +141,37 @@ def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int,
     dist = [r["recon"] for r in sweep]
     ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
     for r in sweep:
-        ax.annotate(f"{_fmt(r['beta_own'])}", (r["kl"], r["recon"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
-    ax.scatter([rate[current]], [dist[current]], s=140, facecolors="none", edgecolors="tab:red",
-               linewidths=2, label="current beta", zorder=3)
-    ax.scatter([rate[recommended]], [dist[recommended]], s=90, marker="*", color="tab:green",
-               label="recommended beta", zorder=3)
-    ax.set(xlabel="rate: KL (nats/sample)", ylabel="distortion: reconstruction NLL (nats/sample)",
-           title="rate-distortion plane of the sweep (labels: your KL weight)")
+        ax.annotate(
+            f"{_fmt(r['beta_own'])}",
+            (r["kl"], r["recon"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
+    ax.scatter(
+        [rate[current]],
+        [dist[current]],
+        s=140,
+        facecolors="none",
+        edgecolors="tab:red",
+        linewidths=2,
+        label="current beta",
+        zorder=3,
+    )
+    ax.scatter(
+        [rate[recommended]],
+        [dist[recommended]],
+        s=90,
+        marker="*",
+        color="tab:green",
+        label="recommended beta",
+        zorder=3,
+    )
+    ax.set(
+        xlabel="rate: KL (nats/sample)",
+        ylabel="distortion: reconstruction NLL (nats/sample)",
+        title="rate-distortion plane of the sweep (labels: your KL weight)",
+    )
     if max(rate) > 0 and min(r for r in rate if r >= 0) >= 0 and max(rate) / max(min(rate), 1e-3) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.legend()
@@ -149,8 +179,9 @@ def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int,
     return _save(fig, path)
 
 
-def sweep_panels(run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndarray | None,
-                 out: Path) -> dict[str, str]:
+def sweep_panels(
+    run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndarray | None, out: Path
+) -> dict[str, str]:
     """For k = 2: latent scatter and decoded manifold of every model of the sweep."""
     sweep = run.result["sweep"]
     n = len(sweep)
@@ -161,9 +192,14 @@ def sweep_panels(run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndar
         if i >= n:
             ax.axis("off")
             continue
-        ax.scatter(mus[i][:, 0], mus[i][:, 1], c=labels, cmap="tab10", s=4)
-        ax.set(title=f"weight {_fmt(sweep[i]['beta_own'])}: AU {sweep[i]['active_units']}",
-               xlim=(-4, 4), ylim=(-4, 4))
+        ax.scatter(
+            mus[i][:, 0], mus[i][:, 1], s=4, **({"c": labels, "cmap": "tab10"} if labels is not None else {})
+        )
+        ax.set(
+            title=f"weight {_fmt(sweep[i]['beta_own'])}: AU {sweep[i]['active_units']}",
+            xlim=(-4, 4),
+            ylim=(-4, 4),
+        )
     fig.suptitle("latent means across the sweep (colour: label)")
     files = {"sweep_latents": _save(fig, out / "sweep_latents.png")}
     if len(run.data.shape) in (2, 3):
@@ -173,8 +209,9 @@ def sweep_panels(run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndar
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
             if i < n:
-                ax.imshow(_grid(decode_s(z, i).cpu().numpy(), 10, 10, run.data.shape), cmap="gray",
-                          vmin=0, vmax=1)
+                ax.imshow(
+                    _grid(decode_s(z, i).cpu().numpy(), 10, 10, run.data.shape), cmap="gray", vmin=0, vmax=1
+                )
                 ax.set_title(f"weight {_fmt(sweep[i]['beta_own'])}")
         fig.suptitle("decoded 2-D manifold over [-3, 3]^2 across the sweep")
         files["sweep_manifolds"] = _save(fig, out / "sweep_manifolds.png")
@@ -211,23 +248,31 @@ def draw_all(run: Any, out: Path) -> dict[str, str]:
         n = 12
         files["reconstructions"] = image_grid(
             [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())],
-            ds.shape, n, f"inputs vs reconstructions (diversity {cur['output_diversity']:.2f})",
-            out / "reconstructions.png")
+            ds.shape,
+            n,
+            f"inputs vs reconstructions (diversity {cur['output_diversity']:.2f})",
+            out / "reconstructions.png",
+        )
         g = torch.Generator().manual_seed(res["seed"])
-        files["samples"] = samples(decode(torch.randn(64, k, generator=g)).cpu().numpy(), ds.shape,
-                                   "samples from the prior", out / "samples.png")
+        files["samples"] = samples(
+            decode(torch.randn(64, k, generator=g)).cpu().numpy(),
+            ds.shape,
+            "samples from the prior",
+            out / "samples.png",
+        )
         if k == 2:
-            files["manifold"] = manifold(decode, ds.shape, out / "manifold.png",
-                                         f"decoded latent grid at beta = {beta_label}")
+            files["manifold"] = manifold(
+                decode, ds.shape, out / "manifold.png", f"decoded latent grid at beta = {beta_label}"
+            )
     labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
-    files["latent"] = latent_scatter(mu.cpu().numpy(), labels, f"beta = {beta_label}",
-                                     out / "latent.png", res["seed"])
+    files["latent"] = latent_scatter(
+        mu.cpu().numpy(), labels, f"beta = {beta_label}", out / "latent.png", res["seed"]
+    )
     if k == 2 and S > 1:
         mus = [m.cpu().numpy() for m in mu_all]
         files.update(sweep_panels(run, decode_s, mus, labels, out))
     if len(res["sweep"]) > 1:
-        files["rate_distortion"] = rate_distortion(res["sweep"], s, run.recommended,
-                                                   out / "rate_distortion.png")
+        files["rate_distortion"] = rate_distortion(
+            res["sweep"], s, run.recommended, out / "rate_distortion.png"
+        )
     return files
-
-

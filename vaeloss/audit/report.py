@@ -20,9 +20,21 @@ from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, UNREGULARISED_NATS_PER_DIM
 
 __all__ = ["default_report_dir", "format_summary", "write_report"]
 
-SWEEP_COLUMNS = ["beta_own", "beta_elbo", "verdict", "active_units", "kl", "recon", "ratio_kl_recon",
-                 "mutual_information", "marginal_kl", "aggregate_kl", "iwae_nll", "output_diversity",
-                 "latent_usage"]
+SWEEP_COLUMNS = [
+    "beta_own",
+    "beta_elbo",
+    "verdict",
+    "active_units",
+    "kl",
+    "recon",
+    "ratio_kl_recon",
+    "mutual_information",
+    "marginal_kl",
+    "aggregate_kl",
+    "iwae_nll",
+    "output_diversity",
+    "latent_usage",
+]
 
 
 def default_report_dir(data: str, convention: str) -> Path:
@@ -68,7 +80,8 @@ def _recommendation(res: dict[str, Any]) -> list[str]:
             f"Per-dim collapse points predicted from beta {_g(cp['reference_beta'])} "
             f"(beta_j = beta_0 * exp(2 KL_j)), in your units: to keep {keep}. On the sweep the "
             f"prediction matched the measured active units at {chk['exact']} of "
-            f"{len(chk['rows'])} betas (mean error {chk['mean_abs_error']:.2f} dims).")
+            f"{len(chk['rows'])} betas (mean error {chk['mean_abs_error']:.2f} dims)."
+        )
     return lines
 
 
@@ -90,18 +103,28 @@ RULES = f"""## How the verdict and the recommendation are made
 
 
 def _markdown(res: dict[str, Any], figures: dict[str, str]) -> str:
-    partial = "\n**PARTIAL REPORT: the audit was interrupted; numbers are from the models as they were.**\n" if res["partial"] else ""
-    md = [f"# vaeloss audit: {res['verdict']}", partial, f"**{res['headline']}**", "",
-          f"Loss: {res['described']} ({res['likelihood']}); data `{res['data']}` "
-          f"(D={res['data_dim']}), model `{res['model']}`, k={res['latent_dim']}, "
-          f"B={res['batch_size']}, {res['epochs']} epochs, seed {res['seed']}, {res['device']}.",
-          f"Your KL weight {_g(res['beta_own'])} = ELBO beta {_g(res['effective_beta'])} "
-          f"(effective beta of this loss: `{res['effective_beta_formula']}`).", "",
-          "| metric | value |", "|---|---|"]
+    partial = (
+        "\n**PARTIAL REPORT: the audit was interrupted; numbers are from the models as they were.**\n"
+        if res["partial"]
+        else ""
+    )
+    md = [
+        f"# vaeloss audit: {res['verdict']}",
+        partial,
+        f"**{res['headline']}**",
+        "",
+        f"Loss: {res['described']} ({res['likelihood']}); data `{res['data']}` "
+        f"(D={res['data_dim']}), model `{res['model']}`, k={res['latent_dim']}, "
+        f"B={res['batch_size']}, {res['epochs']} epochs, seed {res['seed']}, {res['device']}.",
+        f"Your KL weight {_g(res['beta_own'])} = ELBO beta {_g(res['effective_beta'])} "
+        f"(effective beta of this loss: `{res['effective_beta_formula']}`).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     md += [f"| {a} | {b} |" for a, b in _rows(res)]
     md += ["", "## Recommendation", ""] + _recommendation(res)
-    md += ["", "## Sweep", "", "| " + " | ".join(SWEEP_COLUMNS) + " |",
-           "|" + "---|" * len(SWEEP_COLUMNS)]
+    md += ["", "## Sweep", "", "| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
     for r in res["sweep"]:
         md.append("| " + " | ".join(_g(r[c]) for c in SWEEP_COLUMNS) + " |")
     md += ["", "## Figures", ""]
@@ -111,28 +134,45 @@ def _markdown(res: dict[str, Any], figures: dict[str, str]) -> str:
 
 
 def _html(markdown_text: str, out: Path, figures: dict[str, str]) -> str:
-    body = []
+    """A self-contained HTML page of the markdown report (figures inlined as base64)."""
+    body: list[str] = []
+    in_table = False
     for line in markdown_text.splitlines():
-        if line.startswith("!["):
-            file = line[line.index("(") + 1: -1]
+        is_row = line.startswith("|")
+        if in_table and not is_row:
+            body.append("</table>")
+            in_table = False
+        if is_row:
+            if "---" in line:
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+            body.append(f"<tr>{cells}</tr>")
+        elif line.startswith("!["):
+            file = line[line.index("(") + 1 : -1]
             data = base64.b64encode((out / file).read_bytes()).decode()
             body.append(f'<p><img alt="{html.escape(file)}" src="data:image/png;base64,{data}"></p>')
         elif line.startswith("# "):
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("## "):
             body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("|") and "---" not in line:
-            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
-            body.append(f"<tr>{cells}</tr>")
         elif line.startswith("* "):
             body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip() and "---" not in line:
+        elif line.strip():
             body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
-    joined = "\n".join(body).replace("</p>\n<tr>", "</p>\n<table><tr>").replace("</tr>\n<p>", "</tr></table>\n<p>")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>vaeloss audit</title>"
-            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td{border:1px solid #ccc;"
-            "padding:2px 6px}table{border-collapse:collapse}img{max-width:100%}</style></head><body>"
-            + joined + "</body></html>")
+    if in_table:
+        body.append("</table>")
+    style = (
+        "body{font-family:sans-serif;max-width:1000px;margin:auto}"
+        "td{border:1px solid #ccc;padding:2px 6px}table{border-collapse:collapse}"
+        "img{max-width:100%}"
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>vaeloss audit</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def write_report(run: Any, out_dir: Path) -> Path:
@@ -152,7 +192,8 @@ def write_report(run: Any, out_dir: Path) -> Path:
         (tmp / "metrics.json").write_text(json.dumps(res, indent=2, default=str))
         run.history.to_csv(tmp / "history.csv", index=False)
         pd.DataFrame([{c: r[c] for c in SWEEP_COLUMNS} for r in res["sweep"]]).to_csv(
-            tmp / "sweep.csv", index=False)
+            tmp / "sweep.csv", index=False
+        )
         text = _markdown(res, figures)
         (tmp / "report.md").write_text(text)
         (tmp / "report.html").write_text(_html(text, tmp, figures))
@@ -172,13 +213,18 @@ def write_report(run: Any, out_dir: Path) -> Path:
 def format_summary(res: dict[str, Any]) -> str:
     """The terminal output: the verdict in one line, then a short table and the recommendation."""
     lines = [("PARTIAL (interrupted) " if res["partial"] else "") + res["headline"], ""]
-    lines.append(f"  loss: {res['described']}; your KL weight {_g(res['beta_own'])} = "
-                 f"ELBO beta {_g(res['effective_beta'])} ({res['effective_beta_formula']})")
+    lines.append(
+        f"  loss: {res['described']}; your KL weight {_g(res['beta_own'])} = "
+        f"ELBO beta {_g(res['effective_beta'])} ({res['effective_beta_formula']})"
+    )
     width = max(len(a) for a, _ in _rows(res))
     lines += [f"  {a:<{width}}  {b}" for a, b in _rows(res)]
     rec = res["recommended_beta"]
-    lines += ["", f"recommended KL weight: {_g(rec['own_units'])} in your units "
-                  f"(ELBO beta {_g(rec['elbo'])}); {rec['reason']}"]
+    lines += [
+        "",
+        f"recommended KL weight: {_g(rec['own_units'])} in your units "
+        f"(ELBO beta {_g(rec['elbo'])}); {rec['reason']}",
+    ]
     if res["report_dir"]:
         lines.append(f"report: {res['report_dir']}/report.md")
     return "\n".join(lines)

@@ -26,17 +26,26 @@ def classify(m: dict[str, Any], latent_dim: int) -> tuple[str, bool, str]:
     au, div = m["active_units"], m["output_diversity"]
     same = 100 * max(0.0, 1 - div)
     if au == 0 or div < COLLAPSE_DIVERSITY:
-        return ("posterior collapse", True,
-                f"posterior collapse: {au} of {latent_dim} latent dims active; reconstructions of "
-                f"different inputs are {same:.1f}% identical")
+        return (
+            "posterior collapse",
+            True,
+            f"posterior collapse: {au} of {latent_dim} latent dims active; reconstructions of "
+            f"different inputs are {same:.1f}% identical",
+        )
     agg = m["aggregate_kl"]
     if agg > UNREGULARISED_NATS_PER_DIM * latent_dim:
-        return ("unregularised latent space", False,
-                f"unregularised latent space: the aggregate posterior is {agg:.1f} nats from the "
-                f"prior (marginal KL {m['marginal_kl']:.1f} nats), so samples from the prior are "
-                f"poor; {au} of {latent_dim} dims active")
+        return (
+            "unregularised latent space",
+            False,
+            f"unregularised latent space: the aggregate posterior is {agg:.1f} nats from the "
+            f"prior (marginal KL {m['marginal_kl']:.1f} nats), so samples from the prior are "
+            f"poor; {au} of {latent_dim} dims active",
+        )
     unused = latent_dim - au
     tail = f"; {unused} unused" if unused else ""
-    return ("healthy", False,
-            f"healthy: {au} of {latent_dim} latent dims active{tail}; KL {m['kl']:.2f} nats, "
-            f"aggregate posterior {agg:.2f} nats from the prior")
+    return (
+        "healthy",
+        False,
+        f"healthy: {au} of {latent_dim} latent dims active{tail}; KL {m['kl']:.2f} nats, "
+        f"aggregate posterior {agg:.2f} nats from the prior",
+    )
