@@ -57,3 +57,20 @@ def test_bad_option_is_exit_2(capsys):
     assert main(["explain", "size_average", "--batch-size", "0"]) == 2
     assert "error:" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2
+
+
+def test_cli_shim_behaves_like_the_command():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    shim = subprocess.run([sys.executable, "cli.py", "explain", "keras_blog"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    module = subprocess.run([sys.executable, "-m", "vaeloss", "explain", "keras_blog"], cwd=root,
+                            capture_output=True, text=True, check=False)
+    assert shim.returncode == module.returncode == 0
+    assert shim.stdout == module.stdout and "D/k" in shim.stdout
+    bad = subprocess.run([sys.executable, "cli.py", "explain", "nope"], cwd=root,
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

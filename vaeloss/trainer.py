@@ -284,7 +284,7 @@ def train(
                     if not any(alive):
                         raise StopIteration
                     per_model = torch.where(bad, torch.zeros_like(per_model), per_model)
-                opt.zero_grad(set_to_none=False)
+                opt.zero_grad(set_to_none=True)
                 per_model.sum().backward()
                 if frozen:
                     for p in model.parameters():
