@@ -253,3 +253,43 @@ def test_cuda_without_gpu(tmp_path, capsys):
     assert main(["audit", "--out", str(out), "--device", "cuda"]) == 2
     assert "torch.cuda.is_available() is False. Try --device cpu" in capsys.readouterr().err
     assert not out.exists()
+
+
+USER_VAE = """
+import torch
+from torch import nn
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.e = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 6))
+        self.d = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 64))
+
+    def encode(self, x):
+        return self.e(x).chunk(2, -1)
+
+    def decode(self, z):
+        return self.d(z)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        return self.decode(mu), mu, logvar
+"""
+
+
+def test_user_model_sets_its_own_latent_dim(tmp_path, capsys):
+    (tmp_path / "my_vae.py").write_text(USER_VAE)
+    code, res, err, _ = _audit(tmp_path, capsys, "--model", f"{tmp_path / 'my_vae.py'}:VAE",
+                               "--sweep", "1,10", "--epochs", "5")
+    assert code == 0, err
+    assert res["latent_dim"] == 3 and len(res["kl_per_dim"]) == 3
+    assert len(res["sweep"]) == 2
+
+
+def test_conv_model_on_28x28_data(tmp_path, capsys):
+    x = np.random.default_rng(0).random((96, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, res, err, out = _audit(tmp_path, capsys, "--model", "conv", "--data", f"npy:{tmp_path / 'x.npy'}",
+                                 "--sweep", "none", "--epochs", "1", "--latent-dim", "2")
+    assert code == 0, err
+    assert res["latent_dim"] == 2 and (out / "manifold.png").exists()

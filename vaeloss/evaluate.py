@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,7 +12,7 @@ from vaeloss.metrics import (
     collapsed_dims,
     iwae_nll,
     kl_per_dim,
-    latent_usage,
+    latent_usage_from,
     mutual_information,
     output_diversity,
 )
@@ -70,29 +69,40 @@ def evaluate_models(
     """
     device = next(model.parameters()).device
     x = x[:max_points].to(device)
-    mu_all, logvar_all = model.encode(x)
+    mu_all, logvar_all = model.encode(x)  # [S, N, k]
+    S, N, k = mu_all.shape
+    g = torch.Generator(device=device).manual_seed(seed)
+
+    def log_lik(z: Tensor, xx: Tensor) -> Tensor:
+        """log p(x|z) for every model at once: z [c, S, N, k] -> [c, S, N]."""
+        c = z.shape[0]
+        flat = z.transpose(0, 1).reshape(S, c * N, k)
+        nll = decoder_nll(model.decode(flat), xx.repeat(c, 1), likelihood, sigma).sum(-1)
+        return -nll.reshape(S, c, N).transpose(0, 1)
+
+    # samples per decoder call, so that one call holds at most ~32M output elements
+    chunk = max(1, min(100, 2**25 // (S * N * x.shape[1])))
+    std = torch.exp(0.5 * logvar_all)
+    recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
+    for start in range(0, recon_samples, chunk):
+        c = min(chunk, recon_samples - start)
+        eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
+        recon_sum -= log_lik(mu_all + std * eps, x).sum(dim=(0, 2))
+    recon_all = recon_sum / (recon_samples * N)  # [S]
+    nll_all = iwae_nll(
+        x, mu_all, logvar_all, log_lik, samples=iwae_samples, chunk=chunk, generator=g
+    )  # [S, N]
+    means = decoder_mean(model.decode(mu_all), likelihood)  # [S, N, D]
+    prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
+    prior_means = decoder_mean(model.decode(prior), likelihood)
     out = []
-    for s in range(model.n_models):
-        g = torch.Generator(device=device).manual_seed(seed + s)
+    for s in range(S):
         mu, logvar = mu_all[s], logvar_all[s]
-
-        def decode(z: Tensor, s: int = s) -> Tensor:
-            lead = z.shape[:-1]
-            zz = z.reshape(1, -1, z.shape[-1]).expand(model.n_models, -1, -1)
-            return model.decode(zz.contiguous())[s].reshape(*lead, -1)
-
-        def log_lik(z: Tensor, xx: Tensor, decode: Callable[[Tensor], Tensor] = decode) -> Tensor:
-            return -decoder_nll(decode(z), xx, likelihood, sigma).sum(-1)
-
-        eps = torch.randn((recon_samples, *mu.shape), generator=g, device=device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        recon = float(-log_lik(z, x).mean())
+        recon = float(recon_all[s])
         kl_d = kl_per_dim(mu, logvar)
         kl = float(kl_d.sum())
         mi = mutual_information(mu, logvar, generator=g)
         au = active_units(mu)
-        nll = iwae_nll(x, mu, logvar, log_lik, samples=iwae_samples, generator=g)
-        mean_out = decoder_mean(decode(mu), likelihood)
         out.append(
             {
                 "recon": recon,
@@ -105,13 +115,11 @@ def evaluate_models(
                 "mutual_information": mi,
                 "marginal_kl": kl - mi,
                 "aggregate_kl": aggregate_kl(mu, logvar),
-                "iwae_nll": float(nll.mean()),
+                "iwae_nll": float(nll_all[s].mean()),
                 "output_diversity": output_diversity(
-                    mean_out.cpu(), x.cpu(), generator=torch.Generator().manual_seed(seed)
+                    means[s].cpu(), x.cpu(), generator=torch.Generator().manual_seed(seed)
                 ),
-                "latent_usage": latent_usage(
-                    lambda zz: decoder_mean(decode(zz), likelihood), mu, x, generator=g
-                ),
+                "latent_usage": latent_usage_from(means[s], prior_means[s], x),
             }
         )
     return out

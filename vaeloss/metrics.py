@@ -22,6 +22,7 @@ __all__ = [
     "iwae_nll",
     "kl_per_dim",
     "latent_usage",
+    "latent_usage_from",
     "mutual_information",
     "output_diversity",
 ]
@@ -185,6 +186,16 @@ def latent_usage(
     ``mean ||dec(mu(x)) - dec(z~p)|| / mean ||x_i - x_j||``. Near 0: the decoder ignores z.
     """
     z = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-    diff = (decode(mu) - decode(z)).reshape(mu.shape[0], -1).norm(dim=-1).mean()
+    return latent_usage_from(decode(mu), decode(z), x)
+
+
+def latent_usage_from(recon_at_mean: Tensor, recon_at_prior: Tensor, x: Tensor) -> float:
+    """:func:`latent_usage` from decoded outputs ``dec(mu(x))`` and ``dec(z ~ p)`` [N, D] and the
+    data x [N, D].
+
+    >>> latent_usage_from(torch.ones(3, 2), torch.ones(3, 2), torch.eye(3, 2))
+    0.0
+    """
+    diff = (recon_at_mean - recon_at_prior).reshape(x.shape[0], -1).norm(dim=-1).mean()
     den = _mean_pairwise(x, 500, None)
     return float(diff / den) if float(den) > 0 else 0.0

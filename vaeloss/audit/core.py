@@ -19,7 +19,7 @@ from vaeloss.evaluate import evaluate_models
 from vaeloss.models import BatchedVAE, build_model
 from vaeloss.presets import get_convention
 from vaeloss.trainer import TrainConfig, TrainResult, resolve_device, train
-from vaeloss.validation import check_nonnegative, check_positive_int
+from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
 __all__ = ["AuditOptions", "AuditRun", "run_audit"]
 
@@ -132,12 +132,12 @@ def run_audit(opts: AuditOptions) -> AuditRun:
     device = resolve_device(opts.device)
     d = defaults_for(opts.data)
     hidden = tuple(opts.hidden) if opts.hidden is not None else tuple(d["hidden"])
-    k = check_positive_int("latent_dim", opts.latent_dim or d["latent_dim"])
-    B = check_positive_int("batch_size", opts.batch_size or d["batch_size"])
-    epochs = check_positive_int("epochs", opts.epochs or d["epochs"])
-    lr = opts.lr or d["lr"]
+    k = check_positive_int("latent_dim", d["latent_dim"] if opts.latent_dim is None else opts.latent_dim)
+    B = check_positive_int("batch_size", d["batch_size"] if opts.batch_size is None else opts.batch_size)
+    epochs = check_positive_int("epochs", d["epochs"] if opts.epochs is None else opts.epochs)
+    lr = check_positive("lr", d["lr"] if opts.lr is None else opts.lr)
     check_positive_int("iwae_samples", opts.iwae_samples)
-    model_kind = opts.model if opts.model in ("mlp", "conv", "linear") else opts.model
+    model_kind = opts.model
     ds = load_dataset(
         opts.data,
         data_dir=opts.data_dir,
@@ -147,13 +147,18 @@ def run_audit(opts: AuditOptions) -> AuditRun:
         seed=opts.seed,
     )
     D = ds.dim
+    # build one model first so that a bad --model fails before any training; a user's model
+    # decides its own latent dim
+    probe = build_model(
+        model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[opts.seed]
+    )
+    if model_kind not in ("mlp", "conv", "linear"):
+        with torch.no_grad():
+            k = int(probe.encode(ds.x_train[:2])[0].shape[-1])
+        probe.latent_dim = k
     conv, own, described = _convention(opts, B, D, k, ds.shape)
     likelihood = conv.likelihood
     ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)  # type: ignore[arg-type]
-    model_probe = build_model(
-        model_kind, data_dim=D, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[opts.seed]
-    )
-    del model_probe
     sizes = {"B": B, "D": D, "k": k}
     current_elbo = conv.with_kl_weight(own).effective_beta(**sizes)
     if own_sweep is not None:
