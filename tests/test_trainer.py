@@ -126,3 +126,13 @@ def test_bf16_autocast_trains_close_to_float32():
         res[bf16] = h.iloc[-1].val_recon
     assert math.isfinite(res[True])
     assert res[True] == pytest.approx(res[False], rel=0.05)
+
+
+@pytest.mark.slow
+def test_compile_option_matches_eager():
+    res = {}
+    for flag in (False, True):
+        m = BatchedMLPVAE(64, (16,), 3, n_models=2)
+        h = train(m, SMALL, TrainConfig(betas=[1.0, 4.0], epochs=2, compile=flag)).history
+        res[flag] = h.val_recon.tolist()
+    assert res[True] == pytest.approx(res[False], rel=1e-3)
