@@ -28,9 +28,9 @@ def as_fraction(value: float | int | Fraction | str) -> Fraction:
 def _fmt_coef(coef: Fraction) -> str:
     if coef.denominator == 1:
         return str(coef.numerator)
-    if abs(coef.numerator) <= 1000 and coef.denominator <= 10**6:
+    if abs(coef.numerator) <= 10**6 and coef.denominator <= 10**6:
         return f"{coef.numerator}/{coef.denominator}"
-    return f"{float(coef):.6g}"
+    return f"{float(coef):.12g}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Monomial:
             return "0"
         sign = "-" if coef < 0 else ""
         coef = abs(coef)
-        if coef.denominator != 1 and coef.denominator <= 10**6 and coef.numerator <= 1000:
+        if coef.denominator != 1 and coef.denominator <= 10**6 and coef.numerator <= 10**6:
             if coef.numerator != 1:
                 num.insert(0, str(coef.numerator))
             den.insert(0, str(coef.denominator))
