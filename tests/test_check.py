@@ -296,6 +296,7 @@ CORPUS = {
         {"kl-constant-offset"},
         {},
     ),
+    LOSSES / "method_loss.py": ("bernoulli", "probabilities", "logvar", "scalar", lambda B, D, k: 1, "1", set(), {}),
     LOSSES / "mean_everything.py": (
         "bernoulli",
         "probabilities",

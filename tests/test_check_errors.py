@@ -53,6 +53,10 @@ CASES = {
         "import not_a_module_xyz\ndef loss(recon_x, x, mu, logvar):\n    return 0\n",
         r"ModuleNotFoundError",
     ),
+    "method-uses-self": (
+        "import torch\nclass VAE:\n    def loss(self, recon_x, x, mu, logvar):\n        return self.beta * mu.sum()\n",
+        r"VAE.loss is a method that uses self",
+    ),
     "required-extra": (
         "def loss(recon_x, x, mu, logvar, epoch):\n    return 0\n",
         r"required argument\(s\) epoch .* Try --arg epoch=VALUE",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from vaeloss.algebra import Monomial
 from vaeloss.check.runner import CheckReport
 
@@ -18,6 +20,16 @@ _LIK = {
 
 def _g(v: float) -> str:
     return f"{v:,.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4g}"
+
+
+def _both(m: Monomial, value: float) -> str:
+    """``formula = value``, or just the value when the formula is that number."""
+    shown = _g(value)
+    return (
+        shown
+        if m.formula() == shown or not m.depends_on() and m.coef.denominator == 1
+        else (f"{m.formula()} = {shown}")
+    )
 
 
 def _reductions(m: Monomial, inner: str) -> str:
@@ -60,22 +72,19 @@ def format_report(r: CheckReport) -> str:
     beta = r.beta
     if beta is not None and r.effective_beta is not None:
         lines.append(
-            f"effective beta: {beta.formula()} = {_g(r.effective_beta)} at {at}"
+            f"effective beta: {_both(beta, r.effective_beta)} at {at}"
             "  (relative to the per-sample negative ELBO)"
         )
         if r.likelihood == "gaussian":
             lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(r.effective_beta)}")
         assert r.recon_factor is not None and r.gradient_scale is not None
-        grad = r.recon_factor * Monomial(r.recon_factor.coef**0, B=1)
+        grad = r.recon_factor * Monomial(Fraction(1), B=1)
         lines.append(
-            f"gradient scale: {grad.formula()} = {_g(r.gradient_scale)}"
-            "  (loss = scale * per-sample ELBO_beta + const)"
+            f"gradient scale: {_both(grad, r.gradient_scale)}  (loss = scale * per-sample ELBO_beta + const)"
         )
         if r.kl_weight_for_elbo is not None:
-            inv = Monomial(beta.coef**0) / beta
-            lines.append(
-                f"KL multiplier for the true ELBO (beta = 1): {inv.formula()} = {_g(r.kl_weight_for_elbo)}"
-            )
+            inv = Monomial(Fraction(1)) / beta
+            lines.append(f"KL multiplier for the true ELBO (beta = 1): {_both(inv, r.kl_weight_for_elbo)}")
     else:
         lines.append("effective beta: none (the loss is not a*NLL + b*KL + const)")
     lines.append("")

@@ -112,7 +112,7 @@ def parse_target(target: str) -> tuple[Path, str | None]:
     """Split ``PATH[:FUNCTION]``."""
     if ":" in target:
         path, _, fn = target.rpartition(":")
-        if path and fn.isidentifier():
+        if path and all(part.isidentifier() for part in fn.split(".")):
             return Path(path), fn
     return Path(target), None
 
@@ -156,6 +156,11 @@ def _run_worker(request: dict[str, Any], timeout: float, isolate: bool) -> dict[
 
 
 def _unwrap(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    if not answer["ok"] and "." in request["function"] and "'NoneType'" in answer["error"]:
+        answer["error"] += (
+            f"\n{request['function']} is a method that uses self; it is called with self=None. "
+            f"Try moving the loss into a plain function that takes what it needs as arguments."
+        )
     if not answer["ok"]:
         raise LossCheckError(
             f"Expected a loss that can be probed but {request['path']}:{request['function']} "

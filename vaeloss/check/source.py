@@ -148,6 +148,24 @@ def _literal(node: ast.expr) -> object:
         return ast.unparse(node)
 
 
+def _function_info(node: ast.FunctionDef, prefix: str) -> FunctionInfo:
+    """Required parameters and literal defaults of a function (``self`` dropped for methods)."""
+    args = node.args
+    pos = [a.arg for a in args.posonlyargs + args.args]
+    n_def = len(args.defaults)
+    required = pos[: len(pos) - n_def] if n_def else pos
+    defaults = {a: _literal(d) for a, d in zip(pos[len(pos) - n_def :], args.defaults)}
+    for a, d in zip(args.kwonlyargs, args.kw_defaults):
+        if d is None:
+            required.append(a.arg)
+        else:
+            defaults[a.arg] = _literal(d)
+    if prefix and required and required[0] in ("self", "cls"):
+        required = required[1:]
+    end = node.end_lineno or node.lineno
+    return FunctionInfo(prefix + node.name, node.lineno, required, defaults, node.lineno, end)
+
+
 def read_source(path: Path) -> SourceInfo:
     """Parse ``path``; raise :class:`LossCheckError` if it is missing or not Python."""
     if not path.exists():
@@ -170,31 +188,14 @@ def read_source(path: Path) -> SourceInfo:
         ) from None
     except UnicodeDecodeError:
         raise LossCheckError(f"Expected a UTF-8 Python file but got path={str(path)!r}.") from None
-    functions = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            args = node.args
-            pos = [a.arg for a in args.posonlyargs + args.args]
-            n_def = len(args.defaults)
-            required = pos[: len(pos) - n_def] if n_def else pos
-            defaults = {a: _literal(d) for a, d in zip(pos[len(pos) - n_def :], args.defaults)}
-            for a, d in zip(args.kwonlyargs, args.kw_defaults):
-                if d is None:
-                    required.append(a.arg)
-                else:
-                    defaults[a.arg] = _literal(d)
-            if required and required[0] == "self":
-                required = required[1:]
-            functions.append(
-                FunctionInfo(
-                    node.name,
-                    node.lineno,
-                    required,
-                    defaults,
-                    node.lineno,
-                    node.end_lineno or node.lineno,
-                )
-            )
+    functions = [_function_info(node, "") for node in tree.body if isinstance(node, ast.FunctionDef)]
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef):
+            functions += [
+                _function_info(node, f"{cls.name}.")
+                for node in cls.body
+                if isinstance(node, ast.FunctionDef) and not node.name.startswith("__")
+            ]
     return SourceInfo(path, functions, _construct_lines(tree))
 
 

@@ -6,7 +6,9 @@ here, never in the CLI process; the CLI enforces the time limit and reads RESULT
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import json
 import sys
 import traceback
@@ -39,7 +41,16 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:  # noqa: BLE001 - report any import failure
         tb = traceback.format_exc(limit=-2)
         return _fail(f"importing {path.name} raised {type(exc).__name__}: {exc}\n{tb}")
-    fn = getattr(module, request["function"])
+    fn: Any = module
+    for part in request["function"].split("."):
+        fn = getattr(fn, part)
+    if "." in request["function"] and not isinstance(
+        inspect.getattr_static(
+            getattr(module, request["function"].split(".")[0]), request["function"].split(".")[1]
+        ),
+        (staticmethod, classmethod),
+    ):
+        fn = functools.partial(fn, None)  # a method that does not use self: called with self=None
     try:
         result = probe_function(
             fn,

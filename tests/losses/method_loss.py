@@ -1,0 +1,13 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VAE(nn.Module):
+    def forward(self, x):
+        return x
+
+    def loss_function(self, recon_x, x, mu, logvar):
+        bce = F.binary_cross_entropy(recon_x, x, reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return (bce + kld) / x.shape[0]
