@@ -297,6 +297,7 @@ CORPUS = {
         {},
     ),
     LOSSES / "method_loss.py": ("bernoulli", "probabilities", "logvar", "scalar", lambda B, D, k: 1, "1", set(), {}),
+    LOSSES / "pytorch_vae_varargs.py": ("gaussian", "mean", "logvar", "scalar", lambda B, D, k: 0.00025 * D / 2, "D/8000", {"beta-depends-on-data-dim"}, {"M_N": 0.00025}),
     LOSSES / "mean_everything.py": (
         "bernoulli",
         "probabilities",

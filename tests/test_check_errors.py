@@ -57,6 +57,10 @@ CASES = {
         "import torch\nclass VAE:\n    def loss(self, recon_x, x, mu, logvar):\n        return self.beta * mu.sum()\n",
         r"VAE.loss is a method that uses self",
     ),
+    "kwargs-key": (
+        "import torch\ndef loss(*args, **kwargs):\n    return args[0].sum() * kwargs['M_N']\n",
+        r"keyword argument 'M_N' it was not given. Try --arg M_N=VALUE",
+    ),
     "required-extra": (
         "def loss(recon_x, x, mu, logvar, epoch):\n    return 0\n",
         r"required argument\(s\) epoch .* Try --arg epoch=VALUE",

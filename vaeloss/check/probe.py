@@ -65,7 +65,8 @@ class Caller:
         kwargs[self.roles["scale"]] = s
         if "z" in self.roles:
             kwargs[self.roles["z"]] = mu + 0.1 * s
-        out = self.fn(**kwargs)
+        positional = [kwargs.pop(f"*{i}") for i in range(4) if f"*{i}" in kwargs]
+        out = self.fn(*positional, **kwargs)
         return self.read(out, B)
 
     def read(self, out: Any, B: int) -> Tensor:

@@ -48,7 +48,7 @@ def format_report(r: CheckReport) -> str:
     """The report as text: terms, effective beta, findings with lines, and the fix."""
     s = r.sizes
     at = f"B={s['B']}, D={s['D']}, k={s['k']}"
-    roles = ", ".join(f"{v}={k}" for k, v in r.roles.items())
+    roles = ", ".join(f"{'args[' + v[1:] + ']' if v.startswith('*') else v}={k}" for k, v in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
     lines = [
         f"{r.path}:{r.function}  ({r.selected_because})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,12 @@ def _unwrap(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
             f"Try moving the loss into a plain function that takes what it needs as arguments."
         )
     if not answer["ok"]:
+        missing = re.search(r"KeyError: '(\w+)'", answer["error"])
+        if missing:
+            answer["error"] += (
+                f"\nThe function reads a keyword argument {missing.group(1)!r} it was not given. "
+                f"Try --arg {missing.group(1)}=VALUE."
+            )
         raise LossCheckError(
             f"Expected a loss that can be probed but {request['path']}:{request['function']} "
             f"could not be checked: {answer['error']}"
@@ -251,6 +258,9 @@ def check_loss(
     fn, why = select_function(source, name)
     extra = dict(args or {})
     tensor_params = [p for p in fn.required if p not in extra]
+    if fn.varargs and len(tensor_params) < 4:
+        # def loss(self, *args, **kwargs): recons, input, mu, log_var = args[:4]
+        tensor_params = tensor_params + [f"*{i}" for i in range(4 - len(tensor_params))]
     roles = assign_roles(tensor_params)
     unknown_required = [
         p for p in tensor_params[4:] if p.lower() not in ("z", "z_sample", "sample", "z_sampled")

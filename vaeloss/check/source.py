@@ -126,10 +126,12 @@ class FunctionInfo:
     defaults: dict[str, object]
     first_line: int
     last_line: int
+    varargs: bool = False
 
     @property
     def n_required(self) -> int:
-        return len(self.required)
+        """Required tensor parameters; ``*args`` counts as the four positional tensors."""
+        return max(len(self.required), 4) if self.varargs else len(self.required)
 
 
 @dataclass
@@ -163,7 +165,9 @@ def _function_info(node: ast.FunctionDef, prefix: str) -> FunctionInfo:
     if prefix and required and required[0] in ("self", "cls"):
         required = required[1:]
     end = node.end_lineno or node.lineno
-    return FunctionInfo(prefix + node.name, node.lineno, required, defaults, node.lineno, end)
+    info = FunctionInfo(prefix + node.name, node.lineno, required, defaults, node.lineno, end)
+    info.varargs = args.vararg is not None
+    return info
 
 
 def read_source(path: Path) -> SourceInfo:
