@@ -30,6 +30,9 @@ def test_collapsing_configuration(tmp_path, capsys):
     assert res["active_units"] == 0 and res["output_diversity"] < 0.1
     assert res["effective_beta"] == 64 * 64
     assert res["headline"].startswith("posterior collapse: 0 of 8 latent dims active")
+    # the recommendation in the user's units is the ELBO beta divided by B*D (hand-derived)
+    rec = res["recommended_beta"]
+    assert rec["own_units"] == pytest.approx(rec["elbo"] / (64 * 64), rel=1e-12)
     report = (out / "report.md").read_text()
     assert report.startswith("# vaeloss audit: posterior collapse")
     assert (
@@ -77,6 +80,15 @@ def test_healthy_configuration_and_sweep(tmp_path, capsys):
     assert set(res["recommended_beta"]) >= {"own_units", "elbo", "rule", "reason"}
     betas = [r["beta_elbo"] for r in res["sweep"]]
     assert betas == [0.1, 1.0, 10.0]
+    assert [r["beta_own"] for r in res["sweep"]] == betas  # the ELBO convention: same units
+    best = min(res["sweep"], key=lambda r: r["iwae_nll"])
+    assert res["recommended_beta"]["elbo"] == best["beta_elbo"]
+    # collapse points: beta_0 * exp(2 KL_j) of the reference model, recomputed here
+    ref = next(r for r in res["sweep"] if r["beta_elbo"] == res["collapse_points"]["reference_beta"])
+    import math
+
+    expected = sorted((ref["beta_elbo"] * math.exp(2 * kl) for kl in ref["kl_per_dim"] if kl > 0.01), reverse=True)
+    assert res["collapse_points"]["betas"] == pytest.approx(expected)
     kls = [r["kl"] for r in res["sweep"]]
     assert kls[0] > kls[1] > kls[2]  # KL falls as beta rises
     assert res["sweep"][2]["active_units"] <= res["sweep"][0]["active_units"]

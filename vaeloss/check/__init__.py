@@ -1,5 +1,6 @@
 """``vaeloss check``: which objective a user's loss function really is."""
 
-from vaeloss.check.runner import CheckReport, check_loss
+from vaeloss.check.result import CheckReport
+from vaeloss.check.runner import check_loss
 
 __all__ = ["CheckReport", "check_loss"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from vaeloss.algebra import Monomial
 
 if TYPE_CHECKING:
-    from vaeloss.check.runner import CheckReport
+    from vaeloss.check.result import CheckReport
 
 __all__ = ["CODES", "Finding", "build_findings", "build_fix"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from vaeloss.algebra import Monomial
-from vaeloss.check.runner import CheckReport
+from vaeloss.check.result import CheckReport
 
 __all__ = ["format_report"]
 
