@@ -136,3 +136,15 @@ def test_compile_option_matches_eager():
         h = train(m, SMALL, TrainConfig(betas=[1.0, 4.0], epochs=2, compile=flag)).history
         res[flag] = h.val_recon.tolist()
     assert res[True] == pytest.approx(res[False], rel=1e-3)
+
+
+def test_readme_engine_example_runs(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split("```python\n# sweep.py:")[1].split("\n", 1)[1].split("```")[0]
+    exec(block, {})
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 4
+    kls = [float(r.split()[1]) for r in rows]
+    assert kls == sorted(kls, reverse=True)  # KL falls as beta rises
