@@ -74,3 +74,15 @@ def test_cli_shim_behaves_like_the_command():
     bad = subprocess.run([sys.executable, "cli.py", "explain", "nope"], cwd=root,
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_cli_start_up_does_not_import_torch():
+    """`vaeloss --help` and the parent process of `vaeloss check` stay light: torch is
+    imported only by the commands that compute (and by check's worker process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vaeloss.cli import build_parser; build_parser(); "
+            "import vaeloss.check.runner; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,38 +1,104 @@
-"""vaeloss: what your VAE loss really optimises, and whether your VAE has collapsed."""
+"""vaeloss: what your VAE loss really optimises, and whether your VAE has collapsed.
+
+The public API is loaded on first use, so that ``import vaeloss`` (and the CLI's
+start-up) does not import torch before it is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from vaeloss._version import __version__
-from vaeloss.algebra import Monomial
-from vaeloss.conventions import Convention
-from vaeloss.convert import (
-    bits_per_dim,
-    bits_to_nats,
-    convert_kl_weight,
-    gaussian_nll_to_mse,
-    mse_to_gaussian_nll,
-    nats_to_bits,
-    per_batch_to_per_sample,
-    per_sample_to_per_dim,
-)
-from vaeloss.elbo import ElboTerms, element_nll, negative_elbo, reduce_terms
-from vaeloss.errors import (
-    DataError,
-    DeviceError,
-    InvalidArgumentError,
-    LossCheckError,
-    ShapeMismatchError,
-    UnknownConventionError,
-    VaelossError,
-)
-from vaeloss.kl import kl_monte_carlo, kl_normal, to_logvar
-from vaeloss.likelihoods import (
-    bernoulli_nll,
-    bernoulli_nll_logits,
-    continuous_bernoulli_nll,
-    continuous_bernoulli_nll_logits,
-    gaussian_nll,
-    optimal_sigma,
-)
-from vaeloss.presets import PRESETS, get_convention, get_preset, preset_names
+
+if TYPE_CHECKING:
+    from vaeloss.algebra import (
+        Monomial,
+    )
+    from vaeloss.conventions import (
+        Convention,
+    )
+    from vaeloss.convert import (
+        bits_per_dim,
+        bits_to_nats,
+        convert_kl_weight,
+        gaussian_nll_to_mse,
+        mse_to_gaussian_nll,
+        nats_to_bits,
+        per_batch_to_per_sample,
+        per_sample_to_per_dim,
+    )
+    from vaeloss.elbo import (
+        ElboTerms,
+        element_nll,
+        negative_elbo,
+        reduce_terms,
+    )
+    from vaeloss.errors import (
+        DataError,
+        DeviceError,
+        InvalidArgumentError,
+        LossCheckError,
+        ShapeMismatchError,
+        UnknownConventionError,
+        VaelossError,
+    )
+    from vaeloss.kl import (
+        kl_monte_carlo,
+        kl_normal,
+        to_logvar,
+    )
+    from vaeloss.likelihoods import (
+        bernoulli_nll,
+        bernoulli_nll_logits,
+        continuous_bernoulli_nll,
+        continuous_bernoulli_nll_logits,
+        gaussian_nll,
+        optimal_sigma,
+    )
+    from vaeloss.presets import (
+        PRESETS,
+        get_convention,
+        get_preset,
+        preset_names,
+    )
+
+_LAZY: dict[str, str] = {
+    "Monomial": "vaeloss.algebra",
+    "Convention": "vaeloss.conventions",
+    "bits_per_dim": "vaeloss.convert",
+    "bits_to_nats": "vaeloss.convert",
+    "convert_kl_weight": "vaeloss.convert",
+    "gaussian_nll_to_mse": "vaeloss.convert",
+    "mse_to_gaussian_nll": "vaeloss.convert",
+    "nats_to_bits": "vaeloss.convert",
+    "per_batch_to_per_sample": "vaeloss.convert",
+    "per_sample_to_per_dim": "vaeloss.convert",
+    "ElboTerms": "vaeloss.elbo",
+    "element_nll": "vaeloss.elbo",
+    "negative_elbo": "vaeloss.elbo",
+    "reduce_terms": "vaeloss.elbo",
+    "DataError": "vaeloss.errors",
+    "DeviceError": "vaeloss.errors",
+    "InvalidArgumentError": "vaeloss.errors",
+    "LossCheckError": "vaeloss.errors",
+    "ShapeMismatchError": "vaeloss.errors",
+    "UnknownConventionError": "vaeloss.errors",
+    "VaelossError": "vaeloss.errors",
+    "kl_monte_carlo": "vaeloss.kl",
+    "kl_normal": "vaeloss.kl",
+    "to_logvar": "vaeloss.kl",
+    "bernoulli_nll": "vaeloss.likelihoods",
+    "bernoulli_nll_logits": "vaeloss.likelihoods",
+    "continuous_bernoulli_nll": "vaeloss.likelihoods",
+    "continuous_bernoulli_nll_logits": "vaeloss.likelihoods",
+    "gaussian_nll": "vaeloss.likelihoods",
+    "optimal_sigma": "vaeloss.likelihoods",
+    "PRESETS": "vaeloss.presets",
+    "get_convention": "vaeloss.presets",
+    "get_preset": "vaeloss.presets",
+    "preset_names": "vaeloss.presets",
+}
 
 __all__ = [
     "PRESETS",
@@ -71,3 +137,15 @@ __all__ = [
     "reduce_terms",
     "to_logvar",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vaeloss' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

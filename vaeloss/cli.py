@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from vaeloss._version import __version__
 from vaeloss.errors import VaelossError
-from vaeloss.presets import preset_names
 
 __all__ = ["build_parser", "main"]
 
@@ -52,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "convention",
         nargs="?",
-        help=f"one of: {', '.join(preset_names())}; omit for a table of all",
+        help="a preset name such as size_average or keras_blog; omit for a table of all",
     )
     _add_sizes(ex)
     ex.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_explain(args: argparse.Namespace) -> int:
     from vaeloss.explain import explain_convention, format_explanation, format_table
+    from vaeloss.presets import preset_names
 
     D = args.data_dim or 784
     if args.convention is None:

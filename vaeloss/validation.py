@@ -6,11 +6,12 @@ Every message has the form ``Expected X but got name=value. Try ...``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 from vaeloss.errors import InvalidArgumentError, ShapeMismatchError
 
@@ -25,8 +26,14 @@ __all__ = [
 ]
 
 
+def _is_tensor(value: Any) -> bool:
+    """isinstance(value, torch.Tensor) without importing torch (it is loaded if value is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _fmt(value: Any) -> str:
-    if isinstance(value, Tensor):
+    if _is_tensor(value):
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype})"
     return repr(value)
 
@@ -47,7 +54,7 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, Tensor):
+    if _is_tensor(value):
         if value.numel() != 1:
             raise InvalidArgumentError(f"Expected a number but got {name}={_fmt(value)}. Try a Python float.")
         value = value.item()
@@ -100,7 +107,7 @@ def check_positive_int(name: str, value: Any) -> int:
 
 def check_tensor(name: str, value: Any, *, min_dim: int = 1) -> Tensor:
     """Return ``value`` if it is a floating-point tensor with at least ``min_dim`` dims."""
-    if not isinstance(value, Tensor):
+    if not _is_tensor(value):
         raise InvalidArgumentError(
             f"Expected a torch.Tensor but got {name}={_fmt(value)}. Try torch.as_tensor({name})."
         )
@@ -128,6 +135,8 @@ def check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
 
 def check_probabilities(name: str, value: Tensor) -> Tensor:
     """Raise unless every entry of ``value`` lies in [0, 1] (NaN included)."""
+    import torch
+
     with torch.no_grad():
         bad = ~((value >= 0) & (value <= 1))
         if bool(bad.any()):
