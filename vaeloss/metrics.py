@@ -147,10 +147,15 @@ def iwae_nll(
     return -(torch.logsumexp(log_w, dim=0) - math.log(samples))
 
 
-def _mean_pairwise(a: Tensor, max_points: int, generator: torch.Generator | None) -> Tensor:
-    if a.shape[0] > max_points:
-        idx = torch.randperm(a.shape[0], generator=generator)[:max_points].to(a.device)
-        a = a[idx]
+def _subsample(n: int, max_points: int, generator: torch.Generator | None) -> Tensor | None:
+    """Row indices of a random subset of at most ``max_points`` rows (None: all rows)."""
+    return torch.randperm(n, generator=generator)[:max_points] if n > max_points else None
+
+
+def _mean_pairwise(a: Tensor, idx: Tensor | None = None) -> Tensor:
+    """Mean Euclidean distance between distinct rows of ``a`` [N, ...] (or rows ``idx``)."""
+    if idx is not None:
+        a = a[idx.to(a.device)]
     flat = a.reshape(a.shape[0], -1)
     d = torch.cdist(flat, flat, compute_mode="donot_use_mm_for_euclid_dist")
     n = a.shape[0]
@@ -161,17 +166,14 @@ def output_diversity(
     recon: Tensor, x: Tensor, *, max_points: int = 500, generator: torch.Generator | None = None
 ) -> float:
     """Mean pairwise distance between reconstructions of different inputs, relative to that
-    between the inputs. Near 0: every input gives the same output.
+    between the inputs (the same rows for both). Near 0: every input gives the same output.
 
     >>> output_diversity(torch.ones(4, 3), torch.eye(4, 3))
     0.0
     """
     check_same_shape("recon", recon, "x", x)
-    seed = None if generator is None else int(torch.randint(0, 2**31, (1,), generator=generator))
-    g1 = None if seed is None else torch.Generator().manual_seed(seed)
-    g2 = None if seed is None else torch.Generator().manual_seed(seed)
-    num = _mean_pairwise(recon, max_points, g1)
-    den = _mean_pairwise(x, max_points, g2)
+    idx = _subsample(x.shape[0], max_points, generator)
+    num, den = _mean_pairwise(recon, idx), _mean_pairwise(x, idx)
     return float(num / den) if float(den) > 0 else 0.0
 
 
@@ -197,5 +199,5 @@ def latent_usage_from(recon_at_mean: Tensor, recon_at_prior: Tensor, x: Tensor) 
     0.0
     """
     diff = (recon_at_mean - recon_at_prior).reshape(x.shape[0], -1).norm(dim=-1).mean()
-    den = _mean_pairwise(x, 500, None)
+    den = _mean_pairwise(x, _subsample(x.shape[0], 500, None))
     return float(diff / den) if float(den) > 0 else 0.0

@@ -327,7 +327,20 @@ def _epoch_rows(
     cfg: TrainConfig,
     analytic: bool,
 ) -> list[dict[str, Any]]:
-    recon, kl_dims, mu = _terms(model, x_val, None, cfg, analytic)
+    # one reparameterised sample per point from a fixed per-model generator: the validation
+    # reconstruction is the same estimator as the training one, deterministic, and model s of
+    # a batch sees the noise it would see alone
+    seeds = list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * model.n_models
+    eps = None
+    if not analytic:
+        gens = [
+            torch.Generator(device=x_val.device).manual_seed(cfg.seed * 7919 + epoch * 104729 + s)
+            for s in seeds
+        ]
+        eps = torch.stack(
+            [torch.randn(x_val.shape[0], model.latent_dim, generator=g, device=x_val.device) for g in gens]
+        )
+    recon, kl_dims, mu = _terms(model, x_val, eps, cfg, analytic)
     au_var = mu.var(dim=1, unbiased=False) if mu.shape[1] > 1 else torch.zeros_like(mu[:, 0])
     rows = []
     for s in range(model.n_models):
