@@ -58,12 +58,17 @@ def _linear_init(
 
 
 def _apply(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``x @ w + b`` for S stacked models; x is [N, in] (shared) or [S, N, in].
+
+    With S = 1 it is a plain addmm on views (``view``, not ``w[0]``: indexing would make the
+    backward pass zero-fill a full-size gradient buffer every step).
+    """
+    S, fan_in, fan_out = w.shape
+    if S == 1:
+        rows = x.reshape(-1, fan_in)
+        return torch.addmm(b.view(fan_out), rows, w.view(fan_in, fan_out)).view(1, -1, fan_out)
     if x.dim() == 2:  # shared input [N, in] for all S models
-        if w.shape[0] == 1:
-            return torch.addmm(b[0], x, w[0]).unsqueeze(0)
         return torch.matmul(x, w) + b
-    if w.shape[0] == 1:
-        return torch.addmm(b[0], x[0], w[0]).unsqueeze(0)
     return torch.baddbmm(b, x, w)
 
 
