@@ -74,7 +74,9 @@ def _recommendation(res: dict[str, Any]) -> list[str]:
         f"{rec['reason']}.",
     ]
     if cp["own_units"]:
-        keep = ", ".join(f"{m + 1} dims: below {_g(b)}" for m, b in enumerate(cp["own_units"]))
+        keep = ", ".join(
+            f"{m + 1} dim{'s' if m else ''}: below {_g(b)}" for m, b in enumerate(cp["own_units"])
+        )
         chk = cp["check"]
         lines.append(
             f"Per-dim collapse points predicted from beta {_g(cp['reference_beta'])} "
