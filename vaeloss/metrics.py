@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from vaeloss.kl import kl_normal
 from vaeloss.validation import check_positive, check_positive_int, check_same_shape
 
 __all__ = [
@@ -62,7 +63,7 @@ def kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
     tensor([0., 0.])
     """
     check_same_shape("mu", mu, "logvar", logvar)
-    return (0.5 * (mu.square() + torch.expm1(logvar) - logvar)).mean(0)
+    return kl_normal(mu, logvar).mean(0)
 
 
 def collapsed_dims(mu: Tensor, logvar: Tensor, *, eps: float = 0.01, delta: float = 0.01) -> Tensor:
@@ -72,7 +73,7 @@ def collapsed_dims(mu: Tensor, logvar: Tensor, *, eps: float = 0.01, delta: floa
     >>> collapsed_dims(torch.zeros(4, 2), torch.zeros(4, 2)).tolist()
     [True, True]
     """
-    kl = 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
+    kl = kl_normal(mu, logvar)
     return (kl < eps).float().mean(0) >= 1 - delta
 
 

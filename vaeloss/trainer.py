@@ -26,6 +26,7 @@ from torch import Tensor
 
 from vaeloss.data import Dataset
 from vaeloss.errors import DeviceError, InvalidArgumentError
+from vaeloss.kl import kl_normal
 from vaeloss.likelihoods import continuous_bernoulli_log_norm
 from vaeloss.models import BatchedLinearVAE, BatchedVAE
 from vaeloss.validation import check_choice, check_nonnegative, check_positive, check_positive_int
@@ -127,6 +128,11 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _model_seeds(cfg: TrainConfig, n_models: int) -> list[int]:
+    """The seed of each model (0 for all when ``cfg.model_seeds`` is not given)."""
+    return list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * n_models
+
+
 def kl_weight_schedule(
     step: int,
     total: int,
@@ -173,7 +179,7 @@ def _terms(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per model: mean reconstruction NLL [S], mean KL per dim [S, k], and mu [S, N, k]."""
     mu, logvar = model.encode(x)
-    kl = 0.5 * (mu.square() + torch.expm1(logvar) - logvar)  # [S, N, k]
+    kl = kl_normal(mu, logvar)  # [S, N, k]
     D = x.shape[-1]
     if analytic:
         assert isinstance(model, BatchedLinearVAE)
@@ -240,7 +246,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cfg.cosine_lr else None
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    mseeds = list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * S
+    mseeds = _model_seeds(cfg, S)
     noise_gens = [torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + s) for s in mseeds]
     k = model.latent_dim
     alive = [True] * S
@@ -330,7 +336,7 @@ def _epoch_rows(
     # one reparameterised sample per point from a fixed per-model generator: the validation
     # reconstruction is the same estimator as the training one, deterministic, and model s of
     # a batch sees the noise it would see alone
-    seeds = list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * model.n_models
+    seeds = _model_seeds(cfg, model.n_models)
     eps = None
     if not analytic:
         gens = [
