@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/loss_speed.py
 
 examples: $(STAMP)
 	$(BIN)/python -m vaeloss.audit.examples reports

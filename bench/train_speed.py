@@ -6,15 +6,18 @@ Prints a table of seconds, ratios and % of this machine's measured matmul rate:
    DataLoader + ToTensor), a plain in-memory loop, and our trainer; then our batched sweep
    of 8 betas vs 8 sequential runs.
 2. The default audit model on the built-in digits: batched sweep of 8 betas vs 8 sequential.
-Each of our runs and the plain loop is timed as the best of several; the rate is the best of 5.
-Run: python bench/train_speed.py [--quick]   (--quick skips the slow DataLoader pipeline)
+The machine's speed drifts, so the MNIST-size cases run in rounds, each round measuring the
+matmul rate (2048^2 float32) and then timing each case once; the table gives medians.
+Run: python bench/train_speed.py [--quick] [--rounds N]   (--quick skips the DataLoader pipeline)
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -62,15 +65,14 @@ class MnistLike(torch.utils.data.Dataset):
 
 
 def matmul_rate() -> float:
-    """Best of 5 timings of 2048^2 float32 matmuls, in FLOP/s."""
+    """Best of 3 timings of a 2048^2 float32 matmul, in FLOP/s (about 0.3 s)."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     a @ b
     best = 0.0
-    for _ in range(5):
+    for _ in range(3):
         t = time.perf_counter()
-        for _ in range(3):
-            a @ b
-        best = max(best, 3 * 2 * 2048**3 / (time.perf_counter() - t))
+        a @ b
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - t))
     return best
 
 
@@ -127,78 +129,83 @@ def timed(fn, *args, repeat: int = 1, **kw) -> float:
     return best
 
 
+def rounds(cases: dict[str, Callable[[], None]], n: int) -> tuple[dict[str, list[float]], list[float]]:
+    """``n`` rounds; each measures the matmul rate, then times every case once. This machine's
+    speed drifts by up to 1.6x over minutes (shared host), so a case is only compared with the
+    rate and the reference measured in the same round."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    rates = []
+    for _ in range(n):
+        rates.append(matmul_rate())
+        for name, fn in cases.items():
+            times[name].append(timed(fn))
+    return times, rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    rate = matmul_rate()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(60_000, 28, 28), dtype=np.uint8)
     x = torch.tensor(images.reshape(60_000, 784), dtype=torch.float32) / 255
     ds = Dataset("mnist-size", x, x[:1000], None, None, (1, 28, 28))
     ours(Dataset("warm", x[:512], x[:128], None, None, (784,)), [1.0])  # import/warm-up
-    rows = []
-    floor = epoch_flops(60_000) / rate
-    plain = timed(plain_epoch, x, repeat=3)
-    mine = timed(ours, ds, [1.0], repeat=3)
-    rows.append(("MNIST-size epoch: plain in-memory loop", plain, 1.0, epoch_flops(60_000) / plain / rate))
+    flops = epoch_flops(60_000)
+    cases: dict[str, Callable[[], None]] = {
+        "plain": lambda: plain_epoch(x),
+        "ours": lambda: ours(ds, [1.0]),
+    }
     if not args.quick:
-        loader = timed(loader_epoch, images)
-        rows.append(
-            (
-                "MNIST-size epoch: pytorch/examples DataLoader",
-                loader,
-                loader / plain,
-                epoch_flops(60_000) / loader / rate,
-            )
-        )
-    rows.append(("MNIST-size epoch: vaeloss trainer", mine, mine / plain, epoch_flops(60_000) / mine / rate))
+        cases["loader"] = lambda: loader_epoch(images)
+    times, rates = rounds(cases, args.rounds)
+    med = statistics.median
+
+    def row(name: str, label: str) -> tuple[str, float, float, list[float]]:
+        secs = times[name]
+        ratio = med([t / p for t, p in zip(secs, times["plain"])])
+        return (label, med(secs), ratio, [flops / t / r for t, r in zip(secs, rates)])
+
+    rows = [row("plain", "MNIST-size epoch: plain in-memory loop")]
+    if not args.quick:
+        rows.append(row("loader", "MNIST-size epoch: pytorch/examples DataLoader"))
+    rows.append(row("ours", "MNIST-size epoch: vaeloss trainer"))
+    plain = med(times["plain"])
+    rate = med(rates)
     compile_once = timed(ours, ds, [1.0], compile=True)
     compiled = timed(ours, ds, [1.0], compile=True, repeat=2)
-    rows.append(
-        (
-            "MNIST-size epoch: vaeloss trainer, compile=True",
-            compiled,
-            compiled / plain,
-            epoch_flops(60_000) / compiled / rate,
-        )
-    )
-    rows.append(
-        (
-            "  (its first epoch, compilation included)",
-            compile_once,
-            compile_once / plain,
-            epoch_flops(60_000) / compile_once / rate,
-        )
-    )
-    rows.append(("MNIST-size epoch: matmul floor (FLOPs / rate)", floor, floor / plain, 1.0))
+    for label, sec in (
+        ("MNIST-size epoch: vaeloss trainer, compile=True", compiled),
+        ("  (its first epoch, compilation included)", compile_once),
+    ):
+        rows.append((label, sec, sec / plain, [flops / sec / rate]))
+    floors = [flops / r for r in rates]
+    rows.append(("MNIST-size epoch: matmul floor (FLOPs / rate)", med(floors), med(floors) / plain, [1.0]))
     betas = [0.1, 0.3, 1, 3, 10, 30, 100, 300]
     small = Dataset("mnist-size", x[:15_000], x[:1000], None, None, (1, 28, 28))
     sweep = timed(ours, small, betas, repeat=2)
     seq = sum(timed(ours, small, [b]) for b in betas)
-    rows.append(
-        (
-            "15k x 784, 8 betas: batched sweep / 8 sequential",
-            sweep,
-            sweep / seq,
-            epoch_flops(15_000, 8) / sweep / rate,
-        )
-    )
+    sweep_frac = [epoch_flops(15_000, 8) / sweep / rate]
+    rows.append(("15k x 784, 8 betas: batched sweep / 8 sequential", sweep, sweep / seq, sweep_frac))
     digits = load_dataset("digits")
     d = DIGITS_DEFAULTS
     kw = dict(hidden=d["hidden"], k=d["latent_dim"], epochs=d["epochs"], batch=d["batch_size"])
     sweep_d = timed(ours, digits, betas, repeat=2, **kw)
     seq_d = sum(timed(ours, digits, [b], **kw) for b in betas)
-    rows.append(
-        ("digits default audit model, 8 betas: sweep / sequential", sweep_d, sweep_d / seq_d, float("nan"))
-    )
+    rows.append(("digits default audit model, 8 betas: sweep / sequential", sweep_d, sweep_d / seq_d, []))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"machine: {torch.get_num_threads()} threads, matmul rate {rate / 1e9:.1f} GFLOP/s, torch {torch.__version__}"
+        f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; matmul rate "
+        f"{min(rates) / 1e9:.0f}-{max(rates) / 1e9:.0f} GFLOP/s over {args.rounds} rounds "
+        f"(median {rate / 1e9:.0f})"
     )
-    print(f"{'case':<58} {'seconds':>8} {'ratio':>7} {'% matmul':>9}")
-    for name, sec, ratio, frac in rows:
-        print(f"{name:<58} {sec:8.2f} {ratio:7.2f} {100 * frac:8.0f}%")
+    print("MNIST-size rows 1-3: medians over the rounds; % of the rate measured in the same round (range)")
+    print(f"{'case':<58} {'seconds':>8} {'ratio':>7} {'% matmul':>9}  {'range':>9}")
+    for name, sec, ratio, fracs in rows:
+        pct = f"{100 * med(fracs):8.0f}%" if fracs else f"{'':>9}"
+        spread = f"{100 * min(fracs):3.0f}-{100 * max(fracs):3.0f}%" if len(fracs) > 1 else ""
+        print(f"{name:<58} {sec:8.2f} {ratio:7.2f} {pct}  {spread:>9}")
     print(f"peak memory (whole process): {peak:.0f} MB")
 
 

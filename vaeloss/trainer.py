@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vaeloss.data import Dataset
 from vaeloss.errors import DeviceError, InvalidArgumentError
+from vaeloss.fused import bernoulli_logits_nll
 from vaeloss.kl import kl_normal
 from vaeloss.likelihoods import continuous_bernoulli_log_norm
 from vaeloss.models import BatchedLinearVAE, BatchedVAE
@@ -168,7 +168,7 @@ def decoder_nll(out: Tensor, x: Tensor, likelihood: str, sigma: float = 1.0) -> 
     """
     if likelihood == "gaussian":
         return 0.5 * ((x - out) / sigma).square() + math.log(sigma) + _HALF_LOG_2PI
-    bce = F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
+    bce = bernoulli_logits_nll(out, x)
     if likelihood == "bernoulli":
         return bce
     return bce - continuous_bernoulli_log_norm(out)
