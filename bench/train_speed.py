@@ -6,6 +6,8 @@ Prints a table of seconds, ratios and % of this machine's measured matmul rate:
    DataLoader + ToTensor), a plain in-memory loop, and our trainer; then our batched sweep
    of 8 betas vs 8 sequential runs.
 2. The default audit model on the built-in digits: batched sweep of 8 betas vs 8 sequential.
+3. Where CUDA is available: an MNIST-size epoch on the GPU, 1 model vs 8 betas batched, in
+   float32 and with bf16 autocast (the CPU rows run on the CPU whatever the machine has).
 The machine's speed drifts, so the MNIST-size cases run in rounds, each round measuring the
 matmul rate (2048^2 float32) and then timing each case once; the table gives medians.
 Run: python bench/train_speed.py [--quick] [--rounds N]   (--quick skips the DataLoader pipeline)
@@ -112,11 +114,43 @@ def loader_epoch(images: np.ndarray) -> None:
 
 
 def ours(
-    ds: Dataset, betas: list[float], hidden=(400,), k=20, epochs=1, batch=128, compile: bool = False
+    ds: Dataset,
+    betas: list[float],
+    hidden=(400,),
+    k=20,
+    epochs=1,
+    batch=128,
+    compile: bool = False,
+    device: str = "cpu",
+    bf16: bool = False,
 ) -> None:
     model = BatchedMLPVAE(ds.dim, hidden, k, n_models=len(betas))
-    cfg = TrainConfig(betas=betas, epochs=epochs, batch_size=batch, progress=False, compile=compile)
+    cfg = TrainConfig(
+        betas=betas,
+        epochs=epochs,
+        batch_size=batch,
+        progress=False,
+        compile=compile,
+        device=device,
+        bf16=bf16,
+    )
     train(model, ds, cfg)
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def gpu_rows(ds: Dataset) -> list[tuple[str, float, float, list[float]]]:
+    """MNIST-size epoch on the GPU: 1 model, then 8 betas batched (target: <= 2x one run)."""
+    betas = [0.1, 0.3, 1, 3, 10, 30, 100, 300]
+    ours(Dataset("warm", ds.x_train[:4096], ds.x_val[:128], None, None, (784,)), betas, device="cuda")
+    rows = []
+    for bf16 in (False, True):
+        tag = ", bf16" if bf16 else ""
+        one = timed(ours, ds, [1.0], device="cuda", bf16=bf16, repeat=3)
+        eight = timed(ours, ds, betas, device="cuda", bf16=bf16, repeat=3)
+        rows.append((f"GPU{tag}: MNIST-size epoch, 1 model", one, 1.0, []))
+        rows.append((f"GPU{tag}: MNIST-size epoch, 8 betas batched / 1 model", eight, eight / one, []))
+    return rows
 
 
 def timed(fn, *args, repeat: int = 1, **kw) -> float:
@@ -194,6 +228,8 @@ def main() -> None:
     sweep_d = timed(ours, digits, betas, repeat=2, **kw)
     seq_d = sum(timed(ours, digits, [b], **kw) for b in betas)
     rows.append(("digits default audit model, 8 betas: sweep / sequential", sweep_d, sweep_d / seq_d, []))
+    if torch.cuda.is_available():
+        rows.extend(gpu_rows(ds))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; matmul rate "

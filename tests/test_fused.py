@@ -110,3 +110,25 @@ def test_finite_and_exact_gradient_at_extreme_logits():
     (grad,) = torch.autograd.grad(value.sum(), logits)
     torch.testing.assert_close(value, torch.tensor([0.0, 1e4, 1e4, 0.0]), rtol=0, atol=0)
     torch.testing.assert_close(grad, torch.tensor([0.0, -1.0, 1.0, 0.0]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_half_precision_logits_are_computed_in_float32(dtype):
+    logits, target = _inputs((64, 50), (64, 50), dtype=torch.float32, scale=4.0)
+    low = logits.to(dtype).requires_grad_()
+    actual = bernoulli_logits_nll(low, target)
+    (grad,) = torch.autograd.grad(actual.sum(-1).mean(), low)
+    exact_logits = low.detach().double()
+    expected = F.binary_cross_entropy_with_logits(exact_logits, target.double(), reduction="none")
+    assert actual.dtype == torch.float32 and grad.dtype == dtype
+    # per-sample sums over 50 dims: float32 accuracy, not bf16's 3 significant digits
+    torch.testing.assert_close(actual.sum(-1).double(), expected.sum(-1), rtol=1e-6, atol=1e-5)
+
+
+def test_under_cpu_autocast_the_loss_stays_float32():
+    logits, target = _inputs((8, 30), (8, 30), dtype=torch.float32)
+    w = torch.eye(30)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = logits @ w  # bf16 under autocast
+        actual = bernoulli_logits_nll(out, target)
+    assert out.dtype == torch.bfloat16 and actual.dtype == torch.float32

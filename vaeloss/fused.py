@@ -70,11 +70,15 @@ def bernoulli_logits_nll(logits: Tensor, target: Tensor) -> Tensor:
         target: data in [0, 1], broadcastable to ``logits``.
 
     Returns:
-        NLL per element, nats, the broadcast shape of ``logits`` and ``target``.
+        NLL per element, nats, the broadcast shape of ``logits`` and ``target``; float32 for
+        float16/bfloat16 inputs (as under autocast), else their promoted dtype.
 
     >>> bernoulli_logits_nll(torch.tensor([0.0, 30.0, -30.0]), torch.tensor([1.0, 1.0, 1.0]))
     tensor([6.9315e-01, 9.3576e-14, 3.0000e+01])
     """
+    # as autocast does for PyTorch's version: half-precision logits are computed in float32
+    dtype = torch.promote_types(torch.promote_types(logits.dtype, target.dtype), torch.float32)
+    logits, target = logits.to(dtype), target.to(dtype)
     if logits.shape != target.shape:
         shape = torch.broadcast_shapes(logits.shape, target.shape)
         logits, target = logits.expand(shape), target.expand(shape)
