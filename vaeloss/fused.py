@@ -17,8 +17,8 @@ for the rounding of :math:`1 + e` (exact to :math:`O(\epsilon^2)`, and :math:`e`
 binary target gives its tiny NLL, not 0. The backward pass is the closed form above; only
 the inputs are saved. Tested against ``torch.distributions.Bernoulli``, Python's
 ``math.log1p`` (within 2 ulps in float64) and ``gradcheck`` (tests/test_fused.py).
-``bench/loss_speed.py``: 0.34x PyTorch's time for the forward pass on a 128 x 784 batch
-(0.5x with the backward pass), 0.9x (0.7x) on a 4096 x 784 evaluation chunk.
+``bench/loss_speed.py``: 0.34-0.39x PyTorch's time for the forward pass on a 128 x 784 batch
+(0.5-0.57x with the backward pass), 0.9x (0.6-0.7x) on a 4096 x 784 evaluation chunk.
 """
 
 from __future__ import annotations
