@@ -29,20 +29,17 @@ autograd's to float tolerance for every supported configuration (tests/test_fast
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TypeGuard
 
 import torch
 from torch import Tensor
 
-from vaeloss.fused import bernoulli_logits_nll
+from vaeloss.fused import bernoulli_logits_nll, gaussian_nll_from_sq
 from vaeloss.kl import kl_normal
 from vaeloss.models import BatchedMLPVAE, _apply
 
 __all__ = ["MLPFastPath"]
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _layer_backward(h: Tensor, w: Tensor, dy: Tensor, gw: Tensor, gb: Tensor, need_dh: bool) -> Tensor | None:
@@ -142,12 +139,10 @@ class MLPFastPath:
             var = None
         else:
             sq = (x - out).square_().sum(-1)  # [S, N]
-            D = x.shape[-1]
-            if self.optimal_sigma:
-                var = (sq.mean(-1) / D).clamp_min(1e-6).unsqueeze(-1)
-            else:
-                var = torch.full((sq.shape[0], 1), self.sigma**2, dtype=sq.dtype, device=sq.device)
-            recon = (sq / (2 * var) + D * (0.5 * torch.log(var) + _HALF_LOG_2PI)).mean(-1)
+            nll, var = gaussian_nll_from_sq(
+                sq, x.shape[-1], sigma=self.sigma, optimal_sigma=self.optimal_sigma
+            )
+            recon = nll.mean(-1)
         self._saved = _Saved(x, eps, inputs, pre, mu, logvar, std, var)
         return recon, kl_dims
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from vaeloss.data import Dataset
 from vaeloss.errors import DeviceError, InvalidArgumentError
 from vaeloss.fastpath import MLPFastPath
-from vaeloss.fused import bernoulli_logits_nll
+from vaeloss.fused import _HALF_LOG_2PI, bernoulli_logits_nll, gaussian_nll_from_sq
 from vaeloss.kl import kl_normal
 from vaeloss.likelihoods import continuous_bernoulli_log_norm
 from vaeloss.models import BatchedLinearVAE, BatchedVAE
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 Schedule = Literal["constant", "linear", "cyclical"]
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass
@@ -195,11 +194,7 @@ def _terms(
         if cfg.likelihood != "gaussian":
             return decoder_nll(out, x, cfg.likelihood).sum(-1).mean(-1), kl.mean(-2), mu
         sq = (x - out).square().sum(-1)
-    if cfg.optimal_sigma:  # sigma-VAE: the ML shared variance of this batch, per model
-        var = (sq.detach().mean(-1) / D).clamp_min(1e-6).unsqueeze(-1)  # [S, 1]
-    else:
-        var = torch.full((sq.shape[0], 1), cfg.sigma**2, dtype=sq.dtype, device=sq.device)
-    recon = sq / (2 * var) + D * (0.5 * torch.log(var) + _HALF_LOG_2PI)
+    recon, _ = gaussian_nll_from_sq(sq, D, sigma=cfg.sigma, optimal_sigma=cfg.optimal_sigma)
     return recon.mean(-1), kl.mean(-2), mu
 
 
