@@ -1,7 +1,12 @@
 """Command-line interface: ``main(argv) -> int``; the only place that prints and exits.
 
 Library code raises :class:`~vaeloss.errors.VaelossError`; here it becomes
-``error: ...`` on stderr and exit status 2.
+``error: ...`` on stderr and exit status 2. Exit statuses (the README's contract):
+
+* 0: done (for ``audit``, collapse is a finding, not a failure);
+* 1: an error finding (``check``) or collapse with ``--fail-on-collapse`` (``audit``);
+* 2: bad input, or the job cannot run; also an internal error ("this is a bug in vaeloss");
+* 130 / 143: interrupted by SIGINT / SIGTERM (``audit`` keeps a partial report).
 """
 
 from __future__ import annotations
@@ -10,11 +15,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from vaeloss._version import __version__
 from vaeloss.errors import VaelossError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_FINDING", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_ERROR = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,9 +106,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except VaelossError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else 0
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except Exception as exc:  # noqa: BLE001 - an internal error is still one line and exit 2
+        print(
+            f"error: this is a bug in vaeloss, please report it: {type(exc).__name__}: {exc} "
+            f"(at {_origin(exc)})",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def _origin(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc``'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "unknown"
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"

@@ -16,6 +16,7 @@ __all__ = [
     "DataError",
     "LossCheckError",
     "DeviceError",
+    "OutputError",
 ]
 
 
@@ -45,3 +46,7 @@ class LossCheckError(VaelossError):
 
 class DeviceError(VaelossError, ValueError):
     """A device that was asked for is not available."""
+
+
+class OutputError(VaelossError, ValueError):
+    """A report folder that may not be written (exists, not writable, disk full)."""

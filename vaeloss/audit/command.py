@@ -65,6 +65,11 @@ def add_audit_parser(sub: Any) -> None:
     t.add_argument("--iwae-samples", type=int, default=1000)
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="report folder (default reports/<data>-<convention>-<time>)")
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it is an empty folder or an earlier vaeloss report (never anything else)",
+    )
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.add_argument("--fail-on-collapse", action="store_true", help="exit 1 on posterior collapse")
     p.set_defaults(handler=run_audit_command)
@@ -72,6 +77,7 @@ def add_audit_parser(sub: Any) -> None:
 
 def run_audit_command(args: argparse.Namespace) -> int:
     from vaeloss.audit.core import AuditOptions, run_audit
+    from vaeloss.audit.output import prepare_report_folder
     from vaeloss.audit.report import default_report_dir, format_summary, write_report
 
     if args.beta is not None and not math.isfinite(args.beta):
@@ -97,9 +103,15 @@ def run_audit_command(args: argparse.Namespace) -> int:
         iwae_samples=args.iwae_samples,
         progress=None if not args.json else False,
     )
-    run = run_audit(opts)
-    out = Path(args.out) if args.out else default_report_dir(args.data, run.result["convention"])
-    write_report(run, out)
+    loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
+    out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
+    folder = prepare_report_folder(out, overwrite=args.overwrite)
+    try:
+        run = run_audit(opts)
+        write_report(run, folder)
+    except BaseException:
+        folder.discard()
+        raise
     res = run.result
     if args.json:
         print(json.dumps(res, indent=2, default=str))

@@ -8,14 +8,13 @@ import base64
 import html
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from vaeloss.audit.output import MARKER, ReportFolder
 from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, UNREGULARISED_NATS_PER_DIM
 
 __all__ = ["default_report_dir", "format_summary", "write_report"]
@@ -37,10 +36,16 @@ SWEEP_COLUMNS = [
 ]
 
 
-def default_report_dir(data: str, convention: str) -> Path:
+def default_report_dir(data: str, loss: str) -> Path:
+    """``reports/<data>-<loss>-<time>``, a name that does not exist yet."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{data}-{convention}")
-    return Path("reports") / f"{safe}-{stamp}"
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{data}-{loss}")
+    out = Path("reports") / f"{safe}-{stamp}"
+    n = 2
+    while out.exists():
+        out = Path("reports") / f"{safe}-{n}-{stamp}"
+        n += 1
+    return out
 
 
 def _g(v: Any) -> str:
@@ -177,39 +182,25 @@ def _html(markdown_text: str, out: Path, figures: dict[str, str]) -> str:
     )
 
 
-def write_report(run: Any, out_dir: Path) -> Path:
-    """Write report.md, report.html, metrics.json, history.csv, sweep.csv and figures."""
+def write_report(run: Any, folder: ReportFolder) -> Path:
+    """Write report.md, report.html, metrics.json, history.csv, sweep.csv and figures into
+    ``folder``'s temporary folder, then rename it into place (see :mod:`vaeloss.audit.output`)."""
     from vaeloss.audit.figures import draw_all
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        res = run.result
-        res["report_dir"] = str(out_dir)
-        figures = draw_all(run, tmp)
-        (tmp / "metrics.json").write_text(json.dumps(res, indent=2, default=str))
-        run.history.to_csv(tmp / "history.csv", index=False)
-        pd.DataFrame([{c: r[c] for c in SWEEP_COLUMNS} for r in res["sweep"]]).to_csv(
-            tmp / "sweep.csv", index=False
-        )
-        text = _markdown(res, figures)
-        (tmp / "report.md").write_text(text)
-        (tmp / "report.html").write_text(_html(text, tmp, figures))
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    tmp = folder.tmp
+    res = run.result
+    res["report_dir"] = str(folder.target)
+    figures = draw_all(run, tmp)
+    (tmp / "metrics.json").write_text(json.dumps(res, indent=2, default=str))
+    run.history.to_csv(tmp / "history.csv", index=False)
+    pd.DataFrame([{c: r[c] for c in SWEEP_COLUMNS} for r in res["sweep"]]).to_csv(
+        tmp / "sweep.csv", index=False
+    )
+    text = _markdown(res, figures)
+    (tmp / "report.md").write_text(text)
+    (tmp / "report.html").write_text(_html(text, tmp, figures))
+    files = sorted(p.name for p in tmp.iterdir() if p.name != MARKER)
+    return folder.commit(files)
 
 
 def format_summary(res: dict[str, Any]) -> str:
