@@ -18,11 +18,12 @@ audit: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --durations=10
-	$(BIN)/ruff check vaeloss
+	$(BIN)/ruff check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss
 
 lint: $(STAMP)
-	$(BIN)/ruff check vaeloss tests
+	$(BIN)/ruff check vaeloss tests scripts bench
+	$(BIN)/ruff format --check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss
 
 bench: $(STAMP)
@@ -31,7 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/loss_speed.py
 
 examples: $(STAMP)
-	$(BIN)/python -m vaeloss.audit.examples reports
+	$(BIN)/python scripts/regenerate_examples.py reports
 
 clean:
 	rm -rf $(VENV)

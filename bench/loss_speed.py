@@ -1,4 +1,4 @@
-"""The fused Bernoulli NLL (vaeloss.fused) against PyTorch's, in one process.
+"""The fused Bernoulli NLL (vaeloss.objective.fused) against PyTorch's, in one process.
 
 Prints a table of microseconds and ratios for the training shape of the pytorch/examples model
 (batch 128 x 784) and an evaluation chunk (IWAE, 4096 x 784), forward only and forward +
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from vaeloss.fused import bernoulli_logits_nll
+from vaeloss.objective.fused import bernoulli_logits_nll
 
 
 def per_call_us(fn: Callable[[], object], calls: int = 20) -> float:

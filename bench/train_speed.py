@@ -28,9 +28,9 @@ from PIL import Image
 from torch import nn
 
 from vaeloss.audit.defaults import DIGITS_DEFAULTS
-from vaeloss.data import Dataset, load_dataset
-from vaeloss.models import BatchedMLPVAE
-from vaeloss.trainer import TrainConfig, train
+from vaeloss.engine.data import Dataset, load_dataset
+from vaeloss.engine.models import BatchedMLPVAE
+from vaeloss.engine.trainer import TrainConfig, train
 
 
 class ExamplesVAE(nn.Module):  # pytorch/examples vae/main.py

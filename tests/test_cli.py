@@ -4,7 +4,7 @@ import pytest
 
 from vaeloss import __version__
 from vaeloss.cli import main
-from vaeloss.presets import PRESETS
+from vaeloss.objective.presets import PRESETS
 
 
 def test_version_and_help(capsys):
@@ -65,14 +65,25 @@ def test_cli_shim_behaves_like_the_command():
     from pathlib import Path
 
     root = Path(__file__).parents[1]
-    shim = subprocess.run([sys.executable, "cli.py", "explain", "keras_blog"], cwd=root,
-                          capture_output=True, text=True, check=False)
-    module = subprocess.run([sys.executable, "-m", "vaeloss", "explain", "keras_blog"], cwd=root,
-                            capture_output=True, text=True, check=False)
+    shim = subprocess.run(
+        [sys.executable, "cli.py", "explain", "keras_blog"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    module = subprocess.run(
+        [sys.executable, "-m", "vaeloss", "explain", "keras_blog"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert shim.returncode == module.returncode == 0
     assert shim.stdout == module.stdout and "D/k" in shim.stdout
-    bad = subprocess.run([sys.executable, "cli.py", "explain", "nope"], cwd=root,
-                         capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [sys.executable, "cli.py", "explain", "nope"], cwd=root, capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
 
 
@@ -82,7 +93,9 @@ def test_cli_start_up_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from vaeloss.cli import build_parser; build_parser(); "
-            "import vaeloss.check.runner; print('torch' in sys.modules)")
+    code = (
+        "import sys; from vaeloss.cli import build_parser; build_parser(); "
+        "import vaeloss.check.runner; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

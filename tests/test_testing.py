@@ -44,7 +44,7 @@ def test_readme_example_runs():
     exec(
         block.replace(
             "from my_project import loss_function",
-            "from vaeloss.presets import _pytorch_examples as loss_function",
+            "from vaeloss.objective.presets import _pytorch_examples as loss_function",
         ),
         namespace,
     )

@@ -12,28 +12,6 @@ from typing import TYPE_CHECKING, Any
 from vaeloss._version import __version__
 
 if TYPE_CHECKING:
-    from vaeloss.algebra import (
-        Monomial,
-    )
-    from vaeloss.conventions import (
-        Convention,
-    )
-    from vaeloss.convert import (
-        bits_per_dim,
-        bits_to_nats,
-        convert_kl_weight,
-        gaussian_nll_to_mse,
-        mse_to_gaussian_nll,
-        nats_to_bits,
-        per_batch_to_per_sample,
-        per_sample_to_per_dim,
-    )
-    from vaeloss.elbo import (
-        ElboTerms,
-        element_nll,
-        negative_elbo,
-        reduce_terms,
-    )
     from vaeloss.errors import (
         DataError,
         DeviceError,
@@ -43,20 +21,42 @@ if TYPE_CHECKING:
         UnknownConventionError,
         VaelossError,
     )
-    from vaeloss.kl import (
+    from vaeloss.objective.algebra import (
+        Monomial,
+    )
+    from vaeloss.objective.convention import (
+        Convention,
+    )
+    from vaeloss.objective.convert import (
+        bits_per_dim,
+        bits_to_nats,
+        convert_kl_weight,
+        gaussian_nll_to_mse,
+        mse_to_gaussian_nll,
+        nats_to_bits,
+        per_batch_to_per_sample,
+        per_sample_to_per_dim,
+    )
+    from vaeloss.objective.elbo import (
+        ElboTerms,
+        negative_elbo,
+        reduce_terms,
+    )
+    from vaeloss.objective.kl import (
         kl_monte_carlo,
         kl_normal,
         to_logvar,
     )
-    from vaeloss.likelihoods import (
+    from vaeloss.objective.likelihoods import (
         bernoulli_nll,
         bernoulli_nll_logits,
         continuous_bernoulli_nll,
         continuous_bernoulli_nll_logits,
+        element_nll,
         gaussian_nll,
         optimal_sigma,
     )
-    from vaeloss.presets import (
+    from vaeloss.objective.presets import (
         PRESETS,
         get_convention,
         get_preset,
@@ -64,20 +64,20 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
-    "Monomial": "vaeloss.algebra",
-    "Convention": "vaeloss.conventions",
-    "bits_per_dim": "vaeloss.convert",
-    "bits_to_nats": "vaeloss.convert",
-    "convert_kl_weight": "vaeloss.convert",
-    "gaussian_nll_to_mse": "vaeloss.convert",
-    "mse_to_gaussian_nll": "vaeloss.convert",
-    "nats_to_bits": "vaeloss.convert",
-    "per_batch_to_per_sample": "vaeloss.convert",
-    "per_sample_to_per_dim": "vaeloss.convert",
-    "ElboTerms": "vaeloss.elbo",
-    "element_nll": "vaeloss.elbo",
-    "negative_elbo": "vaeloss.elbo",
-    "reduce_terms": "vaeloss.elbo",
+    "Monomial": "vaeloss.objective.algebra",
+    "Convention": "vaeloss.objective.convention",
+    "bits_per_dim": "vaeloss.objective.convert",
+    "bits_to_nats": "vaeloss.objective.convert",
+    "convert_kl_weight": "vaeloss.objective.convert",
+    "gaussian_nll_to_mse": "vaeloss.objective.convert",
+    "mse_to_gaussian_nll": "vaeloss.objective.convert",
+    "nats_to_bits": "vaeloss.objective.convert",
+    "per_batch_to_per_sample": "vaeloss.objective.convert",
+    "per_sample_to_per_dim": "vaeloss.objective.convert",
+    "ElboTerms": "vaeloss.objective.elbo",
+    "element_nll": "vaeloss.objective.likelihoods",
+    "negative_elbo": "vaeloss.objective.elbo",
+    "reduce_terms": "vaeloss.objective.elbo",
     "DataError": "vaeloss.errors",
     "DeviceError": "vaeloss.errors",
     "InvalidArgumentError": "vaeloss.errors",
@@ -85,19 +85,19 @@ _LAZY: dict[str, str] = {
     "ShapeMismatchError": "vaeloss.errors",
     "UnknownConventionError": "vaeloss.errors",
     "VaelossError": "vaeloss.errors",
-    "kl_monte_carlo": "vaeloss.kl",
-    "kl_normal": "vaeloss.kl",
-    "to_logvar": "vaeloss.kl",
-    "bernoulli_nll": "vaeloss.likelihoods",
-    "bernoulli_nll_logits": "vaeloss.likelihoods",
-    "continuous_bernoulli_nll": "vaeloss.likelihoods",
-    "continuous_bernoulli_nll_logits": "vaeloss.likelihoods",
-    "gaussian_nll": "vaeloss.likelihoods",
-    "optimal_sigma": "vaeloss.likelihoods",
-    "PRESETS": "vaeloss.presets",
-    "get_convention": "vaeloss.presets",
-    "get_preset": "vaeloss.presets",
-    "preset_names": "vaeloss.presets",
+    "kl_monte_carlo": "vaeloss.objective.kl",
+    "kl_normal": "vaeloss.objective.kl",
+    "to_logvar": "vaeloss.objective.kl",
+    "bernoulli_nll": "vaeloss.objective.likelihoods",
+    "bernoulli_nll_logits": "vaeloss.objective.likelihoods",
+    "continuous_bernoulli_nll": "vaeloss.objective.likelihoods",
+    "continuous_bernoulli_nll_logits": "vaeloss.objective.likelihoods",
+    "gaussian_nll": "vaeloss.objective.likelihoods",
+    "optimal_sigma": "vaeloss.objective.likelihoods",
+    "PRESETS": "vaeloss.objective.presets",
+    "get_convention": "vaeloss.objective.presets",
+    "get_preset": "vaeloss.objective.presets",
+    "preset_names": "vaeloss.objective.presets",
 }
 
 __all__ = [

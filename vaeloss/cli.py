@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from vaeloss.explain import explain_convention, format_explanation, format_table
-    from vaeloss.presets import preset_names
+    from vaeloss.objective.explain import explain_convention, format_explanation, format_table
+    from vaeloss.objective.presets import preset_names
 
     D = args.data_dim or 784
     if args.convention is None:

@@ -13,10 +13,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from vaeloss.kl import kl_normal
+from vaeloss.objective.kl import kl_normal
+from vaeloss.objective.likelihoods import gaussian_nll_from_sq
 from vaeloss.validation import check_positive, check_positive_int, check_same_shape
 
 __all__ = [
+    "ACTIVE_THRESHOLD",
     "ActiveUnits",
     "active_units",
     "collapsed_dims",
@@ -28,7 +30,8 @@ __all__ = [
     "output_diversity",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
+ACTIVE_THRESHOLD = 0.01
+"""A latent dim is active when Var_x(E_q[z_j | x]) exceeds this (Burda et al. 2016)."""
 
 
 class ActiveUnits(NamedTuple):
@@ -39,7 +42,7 @@ class ActiveUnits(NamedTuple):
     active: Tensor  # [k] bool
 
 
-def active_units(mu: Tensor, *, threshold: float = 0.01) -> ActiveUnits:
+def active_units(mu: Tensor, *, threshold: float = ACTIVE_THRESHOLD) -> ActiveUnits:
     """Active units (Burda et al. 2016): dims whose posterior mean varies over the data,
     ``Var_x(E_q[z_j]) > threshold``.
 
@@ -78,7 +81,8 @@ def collapsed_dims(mu: Tensor, logvar: Tensor, *, eps: float = 0.01, delta: floa
 
 
 def _log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
-    return -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+    """log N(z; mu, diag exp(logvar)) summed over the last dim."""
+    return -gaussian_nll_from_sq((z - mu).square(), logvar).sum(-1)
 
 
 def mutual_information(

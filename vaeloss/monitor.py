@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vaeloss.metrics import active_units, collapsed_dims, kl_per_dim, mutual_information
+from vaeloss.metrics import ACTIVE_THRESHOLD, active_units, collapsed_dims, kl_per_dim, mutual_information
 from vaeloss.validation import check_same_shape
 
 __all__ = ["CollapseMonitor"]
@@ -26,7 +26,7 @@ class CollapseMonitor:
     (4, 4)
     """
 
-    def __init__(self, *, threshold: float = 0.01, max_points: int = 5000, seed: int = 0) -> None:
+    def __init__(self, *, threshold: float = ACTIVE_THRESHOLD, max_points: int = 5000, seed: int = 0) -> None:
         self.threshold, self.max_points, self.seed = threshold, max_points, seed
         self._mu: list[Tensor] = []
         self._logvar: list[Tensor] = []

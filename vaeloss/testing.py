@@ -20,9 +20,10 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from vaeloss.conventions import Convention
-from vaeloss.elbo import DecoderOutput, Likelihood, negative_elbo
-from vaeloss.presets import get_convention
+from vaeloss.objective.convention import Convention
+from vaeloss.objective.elbo import negative_elbo
+from vaeloss.objective.likelihoods import LIKELIHOODS, DecoderOutput, Likelihood
+from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_choice
 
 __all__ = ["VaeInputs", "assert_is_elbo", "assert_same_objective", "loss_gradients", "vae_inputs"]
@@ -81,7 +82,7 @@ def vae_inputs(
         A strategy of :class:`VaeInputs`; mu in [-3, 3], logvar in [-4, 2],
         probabilities in [0.01, 0.99].
     """
-    check_choice("likelihood", likelihood, ("bernoulli", "gaussian", "continuous_bernoulli"))
+    check_choice("likelihood", likelihood, LIKELIHOODS)
     if decoder_output is None:
         decoder_output = "mean" if likelihood == "gaussian" else "probabilities"
     B, D, k = draw(batch_sizes), draw(data_dims), draw(latent_dims)

@@ -76,8 +76,8 @@ def add_audit_parser(sub: Any) -> None:
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
-    from vaeloss.audit.core import AuditOptions, run_audit
     from vaeloss.audit.output import prepare_report_folder
+    from vaeloss.audit.pipeline import AuditOptions, execute, plan_audit
     from vaeloss.audit.report import default_report_dir, format_summary, write_report
 
     if args.beta is not None and not math.isfinite(args.beta):
@@ -85,7 +85,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
     opts = AuditOptions(
         loss=args.loss,
         convention=args.convention,
-        beta=args.beta,
+        kl_weight=args.beta,
         data=args.data,
         data_dir=args.data_dir,
         download=args.download,
@@ -103,18 +103,19 @@ def run_audit_command(args: argparse.Namespace) -> int:
         iwae_samples=args.iwae_samples,
         progress=None if not args.json else False,
     )
+    plan = plan_audit(opts)
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
     out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
     folder = prepare_report_folder(out, overwrite=args.overwrite)
     try:
-        run = run_audit(opts)
+        run = execute(plan)
         write_report(run, folder)
     except BaseException:
         folder.discard()
         raise
     res = run.result
     if args.json:
-        print(json.dumps(res, indent=2, default=str))
+        print(json.dumps(res.to_json(), indent=2, allow_nan=False))
     else:
         print(format_summary(res))
-    return 1 if (args.fail_on_collapse and res["collapsed"]) else 0
+    return 1 if (args.fail_on_collapse and res.verdict.collapsed) else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -14,7 +14,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from vaeloss.evaluate import decoder_mean  # noqa: E402
+from vaeloss.audit.result import SweepRow  # noqa: E402
+from vaeloss.metrics import ACTIVE_THRESHOLD  # noqa: E402
+from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
+
+if TYPE_CHECKING:
+    from vaeloss.audit.pipeline import AuditRun
 
 __all__ = ["draw_all"]
 
@@ -135,22 +140,18 @@ def manifold(decode: Any, shape: tuple[int, ...], path: Path, title: str, n: int
     return _save(fig, path)
 
 
-def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int, path: Path) -> str:
+def rate_distortion(sweep: list[SweepRow], current: int, recommended: int | None, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    rate = [r["kl"] for r in sweep]
-    dist = [r["recon"] for r in sweep]
+    measured = [(i, r) for i, r in enumerate(sweep) if r.metrics is not None]
+    at = {i: (r.metrics.kl, r.metrics.recon) for i, r in measured if r.metrics is not None}
+    rate = [at[i][0] for i, _ in measured]
+    dist = [at[i][1] for i, _ in measured]
     ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
-    for r in sweep:
-        ax.annotate(
-            f"{_fmt(r['beta_own'])}",
-            (r["kl"], r["recon"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
+    for i, r in measured:
+        ax.annotate(f"{_fmt(r.kl_weight)}", at[i], textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.scatter(
-        [rate[current]],
-        [dist[current]],
+        [at[current][0]] if current in at else [],
+        [at[current][1]] if current in at else [],
         s=140,
         facecolors="none",
         edgecolors="tab:red",
@@ -159,8 +160,8 @@ def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int,
         zorder=3,
     )
     ax.scatter(
-        [rate[recommended]],
-        [dist[recommended]],
+        [at[recommended][0]] if recommended in at else [],
+        [at[recommended][1]] if recommended in at else [],
         s=90,
         marker="*",
         color="tab:green",
@@ -172,7 +173,7 @@ def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int,
         ylabel="distortion: reconstruction NLL (nats/sample)",
         title="rate-distortion plane of the sweep (labels: your KL weight)",
     )
-    if max(rate) > 0 and min(r for r in rate if r >= 0) >= 0 and max(rate) / max(min(rate), 1e-3) > 100:
+    if rate and max(rate) > 0 and min(rate) >= 0 and max(rate) / max(min(rate), 1e-3) > 100:
         ax.set_xscale("symlog", linthresh=0.1)
     ax.legend()
     ax.grid(alpha=0.3)
@@ -180,10 +181,10 @@ def rate_distortion(sweep: list[dict[str, Any]], current: int, recommended: int,
 
 
 def sweep_panels(
-    run: Any, decode_s: Any, mus: list[np.ndarray], labels: np.ndarray | None, out: Path
+    run: AuditRun, decode_s: Any, mus: list[np.ndarray], labels: np.ndarray | None, out: Path
 ) -> dict[str, str]:
     """For k = 2: latent scatter and decoded manifold of every model of the sweep."""
-    sweep = run.result["sweep"]
+    sweep = run.result.sweep
     n = len(sweep)
     cols = min(4, n)
     rows = math.ceil(n / cols)
@@ -195,8 +196,9 @@ def sweep_panels(
         ax.scatter(
             mus[i][:, 0], mus[i][:, 1], s=4, **({"c": labels, "cmap": "tab10"} if labels is not None else {})
         )
+        m = sweep[i].metrics
         ax.set(
-            title=f"weight {_fmt(sweep[i]['beta_own'])}: AU {sweep[i]['active_units']}",
+            title=f"weight {_fmt(sweep[i].kl_weight)}: AU {'-' if m is None else m.active_units}",
             xlim=(-4, 4),
             ylim=(-4, 4),
         )
@@ -212,48 +214,52 @@ def sweep_panels(
                 ax.imshow(
                     _grid(decode_s(z, i).cpu().numpy(), 10, 10, run.data.shape), cmap="gray", vmin=0, vmax=1
                 )
-                ax.set_title(f"weight {_fmt(sweep[i]['beta_own'])}")
+                ax.set_title(f"weight {_fmt(sweep[i].kl_weight)}")
         fig.suptitle("decoded 2-D manifold over [-3, 3]^2 across the sweep")
         files["sweep_manifolds"] = _save(fig, out / "sweep_manifolds.png")
     return files
 
 
 @torch.no_grad()
-def draw_all(run: Any, out: Path) -> dict[str, str]:
+def draw_all(run: AuditRun, out: Path) -> dict[str, str]:
     """Every figure of the report into ``out``; returns {name: file}."""
     res, ds, model = run.result, run.data, run.model
-    s = run.current
-    beta_label = f"{_fmt(res['beta_own'])} (your units) = {_fmt(res['effective_beta'])} (ELBO)"
+    s = res.current
+    obj = res.objective
+    beta_label = f"{_fmt(obj.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
     files: dict[str, str] = {}
     if not run.history.empty:
         files["curves"] = curves(run.history, s, beta_label, out / "curves.png")
-    cur = res["sweep"][s]
-    active = [v > 0.01 for v in cur["au_variances"]]
-    files["kl_per_dim"] = kl_bars(cur["kl_per_dim"], active, out / "kl_per_dim.png")
+    cur = res.current_row.metrics
+    if cur is not None:
+        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
+        files["kl_per_dim"] = kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")
     device = next(model.parameters()).device
     x = ds.x_val[:1000].to(device)
     mu_all, _ = model.encode(x)
     mu = mu_all[s]
     S, k = model.n_models, model.latent_dim
+    kind = res.setup.decoder_output
 
     def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
         zz = z.to(device).reshape(1, -1, k).expand(S, -1, -1).contiguous()
-        return decoder_mean(model.decode(zz)[i], run.likelihood).clamp(0, 1)
+        return decoder_mean(model.decode(zz)[i], kind).clamp(0, 1)
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return decode_s(z, s)
 
-    image = len(ds.shape) == 3 or (len(ds.shape) == 2)
+    image = len(ds.shape) in (2, 3)
     if image:
         n = 12
+        diversity = "" if cur is None else f" (diversity {cur.output_diversity:.2f})"
         files["reconstructions"] = image_grid(
             [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())],
             ds.shape,
             n,
-            f"inputs vs reconstructions (diversity {cur['output_diversity']:.2f})",
+            f"inputs vs reconstructions{diversity}",
             out / "reconstructions.png",
         )
-        g = torch.Generator().manual_seed(res["seed"])
+        g = torch.Generator().manual_seed(res.setup.seed)
         files["samples"] = samples(
             decode(torch.randn(64, k, generator=g)).cpu().numpy(),
             ds.shape,
@@ -266,13 +272,12 @@ def draw_all(run: Any, out: Path) -> dict[str, str]:
             )
     labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
     files["latent"] = latent_scatter(
-        mu.cpu().numpy(), labels, f"beta = {beta_label}", out / "latent.png", res["seed"]
+        mu.cpu().numpy(), labels, f"beta = {beta_label}", out / "latent.png", res.setup.seed
     )
     if k == 2 and S > 1:
         mus = [m.cpu().numpy() for m in mu_all]
         files.update(sweep_panels(run, decode_s, mus, labels, out))
-    if len(res["sweep"]) > 1:
-        files["rate_distortion"] = rate_distortion(
-            res["sweep"], s, run.recommended, out / "rate_distortion.png"
-        )
+    if len(res.sweep) > 1:
+        rec = None if res.recommendation is None else res.recommendation.index
+        files["rate_distortion"] = rate_distortion(res.sweep, s, rec, out / "rate_distortion.png")
     return files

@@ -1,7 +1,8 @@
 r"""How the audit recommends a beta (rules documented in the README and in every report).
 
-1. **Best held-out likelihood**: among the sweep, the beta with the lowest IWAE NLL on
-   held-out data.
+1. **Best held-out likelihood**: among the models of the sweep that neither diverged nor
+   collapsed, the beta with the lowest IWAE NLL on held-out data. When every model collapsed,
+   the lowest beta is named, with the caveat that the sweep needs lower betas.
 2. **Per-dim collapse points**: in the linear model a dim with KL_j at beta_0 collapses at
    :math:`\beta_j^* = \beta_0 \exp(2\,\mathrm{KL}_j(\beta_0))`; sorted, they say "to keep m dims
    active, stay below beta_m". The audit checks how well this held on the sweep.
@@ -13,15 +14,84 @@ r"""How the audit recommends a beta (rules documented in the README and in every
 from __future__ import annotations
 
 import math
-from typing import Any
 
-__all__ = ["best_iwae", "collapse_points", "prediction_check"]
+from vaeloss.audit.result import AuditObjective, CollapsePoints, PredictionCheck, Recommendation, SweepRow
+
+__all__ = ["best_iwae", "by_calibration", "collapse_points", "predicted_collapse", "prediction_check"]
 
 
-def best_iwae(sweep: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sweep row with the lowest held-out IWAE NLL."""
-    finite = [r for r in sweep if math.isfinite(r["iwae_nll"])]
-    return min(finite, key=lambda r: r["iwae_nll"])
+def _caveat(row: SweepRow, latent_dim: int) -> str:
+    m = row.metrics
+    if m is not None and m.active_units == 0:
+        return f"; note: at this beta 0 of {latent_dim} dims are active (collapse)"
+    return ""
+
+
+def _iwae(row: SweepRow) -> float:
+    m = row.metrics
+    return math.inf if m is None or m.iwae_nll is None else m.iwae_nll
+
+
+def best_iwae(
+    sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int], iwae_samples: int
+) -> Recommendation | None:
+    """The sweep row with the lowest held-out IWAE NLL among the healthy-enough ones (None when
+    no row has an IWAE figure: every model diverged, or the evaluation was interrupted)."""
+    k = sizes["k"]
+    measured = [(i, r) for i, r in enumerate(sweep) if math.isfinite(_iwae(r))]
+    if not measured:
+        return None
+    usable = [(i, r) for i, r in measured if not r.verdict.collapsed]
+    if usable:
+        i, best = min(usable, key=lambda ir: _iwae(ir[1]))
+        m = best.metrics
+        assert m is not None
+        overall = min(measured, key=lambda ir: _iwae(ir[1]))
+        skipped = ""
+        if overall[0] != i:
+            skipped = (
+                f"; the lowest IWAE NLL of all was at ELBO beta {overall[1].elbo_beta:.4g}, "
+                "where the posterior collapsed"
+            )
+        reason = (
+            f"lowest held-out IWAE NLL ({_iwae(best):.2f} nats, K={iwae_samples}) among the "
+            f"{len(usable)} of {len(sweep)} betas without collapse, with {m.active_units} of {k} "
+            f"dims active{skipped}"
+        )
+    else:
+        i, best = min(measured, key=lambda ir: ir[1].elbo_beta)
+        reason = (
+            f"every beta of the sweep collapsed (0 active dims or identical outputs), so this is "
+            f"only its lowest beta: the sweep needs lower betas (try --sweep with values below "
+            f"{objective.kl_weight_for(best.elbo_beta, sizes):.3g} in your units)"
+        )
+    return Recommendation(
+        i,
+        objective.kl_weight_for(best.elbo_beta, sizes),
+        best.elbo_beta,
+        "best-held-out-iwae",
+        reason + _caveat(best, k),
+    )
+
+
+def by_calibration(
+    sigma2: float, trace: list[float], sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int]
+) -> Recommendation:
+    """The calibrated decoder variance as the recommended ELBO beta (squared-error losses)."""
+    index = min(range(len(sweep)), key=lambda i: abs(math.log(max(sweep[i].elbo_beta, 1e-12) / sigma2)))
+    reason = (
+        "for a squared-error loss beta is the decoder variance; the maximum-likelihood decoder "
+        f"variance of the trained model is sigma^2 = {sigma2:.4g} "
+        f"(iterates: {', '.join(f'{v:.4g}' for v in trace)})"
+    )
+    return Recommendation(
+        index,
+        objective.kl_weight_for(sigma2, sizes),
+        sigma2,
+        "sigma-calibration",
+        reason + _caveat(sweep[index], sizes["k"]),
+        trace,
+    )
 
 
 def collapse_points(beta0: float, kl_per_dim: list[float], *, min_kl: float = 0.01) -> list[float]:
@@ -34,11 +104,29 @@ def collapse_points(beta0: float, kl_per_dim: list[float], *, min_kl: float = 0.
     return sorted(pts, reverse=True)
 
 
-def prediction_check(points: list[float], sweep: list[dict[str, Any]]) -> dict[str, Any]:
+def prediction_check(points: list[float], sweep: list[SweepRow]) -> PredictionCheck:
     """Compare predicted active counts (#points above beta) with measured active units."""
-    rows = []
+    rows: list[dict[str, float | int]] = []
     for r in sweep:
-        predicted = sum(p > r["beta_elbo"] for p in points)
-        rows.append({"beta_elbo": r["beta_elbo"], "predicted": predicted, "measured": r["active_units"]})
+        if r.metrics is None:
+            continue
+        predicted = sum(p > r.elbo_beta for p in points)
+        rows.append({"beta_elbo": r.elbo_beta, "predicted": predicted, "measured": r.metrics.active_units})
     err = [abs(x["predicted"] - x["measured"]) for x in rows]
-    return {"rows": rows, "mean_abs_error": sum(err) / max(1, len(err)), "exact": sum(e == 0 for e in err)}
+    return PredictionCheck(rows, sum(err) / max(1, len(err)), sum(e == 0 for e in err))
+
+
+def predicted_collapse(
+    rec: Recommendation, sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int]
+) -> CollapsePoints | None:
+    """Collapse points predicted from the recommended model, in both units, with their check."""
+    ref = sweep[rec.index]
+    if ref.metrics is None:
+        return None
+    points = collapse_points(ref.elbo_beta, ref.metrics.kl_per_dim)
+    return CollapsePoints(
+        ref.elbo_beta,
+        points,
+        [objective.kl_weight_for(p, sizes) for p in points],
+        prediction_check(points, sweep),
+    )

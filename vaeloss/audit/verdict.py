@@ -1,7 +1,8 @@
-"""The audit's verdict: posterior collapse, an unregularised latent space, or healthy.
+"""The audit's verdict: posterior collapse, an unregularised latent space, healthy, or diverged.
 
 Rules (documented in the README and in every report):
 
+* **diverged** when the model's training loss went non-finite (its metrics are not used);
 * **posterior collapse** when no latent dim is active, or reconstructions of different inputs
   are nearly identical (output diversity < 0.1);
 * **unregularised latent space** when the aggregate posterior is far from the prior: its
@@ -13,39 +14,50 @@ Rules (documented in the README and in every report):
 
 from __future__ import annotations
 
-from typing import Any
+from vaeloss.audit.result import Divergence, Verdict
+from vaeloss.engine.evaluate import ModelMetrics
 
-__all__ = ["COLLAPSE_DIVERSITY", "UNREGULARISED_NATS_PER_DIM", "classify"]
+__all__ = ["COLLAPSE_DIVERSITY", "UNREGULARISED_NATS_PER_DIM", "classify", "diverged"]
 
 COLLAPSE_DIVERSITY = 0.1
 UNREGULARISED_NATS_PER_DIM = 1.0
 
 
-def classify(m: dict[str, Any], latent_dim: int) -> tuple[str, bool, str]:
-    """(verdict, collapsed, one-line headline) for one model's metrics."""
-    au, div = m["active_units"], m["output_diversity"]
+def diverged(d: Divergence) -> Verdict:
+    """The verdict on a model whose loss went non-finite."""
+    return Verdict(
+        "diverged",
+        False,
+        f"diverged: the training loss went non-finite in the {d.term} term at step {d.step} "
+        f"(epoch {d.epoch}); its metrics are not used",
+    )
+
+
+def classify(m: ModelMetrics, latent_dim: int) -> Verdict:
+    """The verdict and its one-line headline for one model's metrics."""
+    au, div = m.active_units, m.output_diversity
     same = 100 * max(0.0, 1 - div)
     if au == 0 or div < COLLAPSE_DIVERSITY:
-        return (
+        return Verdict(
             "posterior collapse",
             True,
             f"posterior collapse: {au} of {latent_dim} latent dims active; reconstructions of "
             f"different inputs are {same:.1f}% identical",
         )
-    agg = m["aggregate_kl"]
+    agg = m.aggregate_kl
     if agg > UNREGULARISED_NATS_PER_DIM * latent_dim:
-        return (
+        return Verdict(
             "unregularised latent space",
             False,
             f"unregularised latent space: the aggregate posterior is {agg:.1f} nats from the "
-            f"prior (marginal KL {m['marginal_kl']:.1f} nats), so samples from the prior are "
+            f"prior (marginal KL {m.marginal_kl:.1f} nats), so samples from the prior are "
             f"poor; {au} of {latent_dim} dims active",
         )
     unused = latent_dim - au
     tail = f"; {unused} unused" if unused else ""
-    return (
+    return Verdict(
         "healthy",
         False,
-        f"healthy: {au} of {latent_dim} latent dims active{tail}; KL {m['kl']:.2f} nats, "
+        f"healthy: {au} of {latent_dim} latent dims active{tail}; KL {m.kl:.2f} nats, "
         f"aggregate posterior {agg:.2f} nats from the prior",
     )

@@ -16,25 +16,33 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vaeloss.kl import PARAMETERISATIONS, kl_normal
-from vaeloss.likelihoods import continuous_bernoulli_nll, continuous_bernoulli_nll_logits
+from vaeloss.objective.kl import PARAMETERISATIONS, LatentParameterisation, kl_normal
+from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, element_nll
 
 __all__ = ["ProbeFailure", "probe_function"]
 
 EXACT = 1e-7
 DTYPE = torch.float64
 
-Hypothesis = tuple[str, str]  # (likelihood, decoder_output)
-RECON_HYPOTHESES: dict[Hypothesis, Callable[[Tensor, Tensor], Tensor]] = {
-    ("bernoulli", "probabilities"): lambda r, x: F.binary_cross_entropy(r, x, reduction="sum"),
-    ("bernoulli", "logits"): lambda r, x: F.binary_cross_entropy_with_logits(r, x, reduction="sum"),
-    ("gaussian", "mean"): lambda r, x: 0.5 * (x - r).square().sum(),
-    ("continuous_bernoulli", "probabilities"): lambda r, x: continuous_bernoulli_nll(r, x).sum(),
-    ("continuous_bernoulli", "logits"): lambda r, x: continuous_bernoulli_nll_logits(r, x).sum(),
-}
+Hypothesis = tuple[Likelihood, DecoderOutput]
+HYPOTHESES: tuple[Hypothesis, ...] = (
+    ("bernoulli", "probabilities"),
+    ("bernoulli", "logits"),
+    ("gaussian", "mean"),
+    ("continuous_bernoulli", "probabilities"),
+    ("continuous_bernoulli", "logits"),
+)
+
+
+def _reference(h: Hypothesis, r: Tensor, x: Tensor) -> float:
+    """The batch-and-data sum of the reference NLL of hypothesis ``h`` (unit-variance Gaussian)."""
+    return float(element_nll(r, x, likelihood=h[0], decoder_output=h[1], validate=False).sum())
+
+
+def _label(h: Hypothesis) -> str:
+    return f"{h[0]}/{h[1]}"
 
 
 class ProbeFailure(Exception):
@@ -150,7 +158,7 @@ def fit_at(
     D: int,
     k: int,
     seed: int = 0,
-    fixed: dict[str, str] | None = None,
+    fixed: tuple[Hypothesis, LatentParameterisation] | None = None,
     **kw: Any,
 ) -> dict[str, Any]:
     """Fit the factors a and b (and c) at one set of sizes."""
@@ -160,24 +168,20 @@ def fit_at(
     L0 = _value(call, r0, x0, mu0, s0, **kw)
     recon_probes = [_recon_inputs(B, D, g, call.binary) for _ in range(4)]
     dl_r = [_value(call, r, x, mu0, s0, **kw) - L0 for r, x in recon_probes]
-    recon_fits = {}
-    hyps = [tuple(fixed["recon"].split("/"))] if fixed else list(RECON_HYPOTHESES)
+    recon_fits: dict[Hypothesis, tuple[float, float, float]] = {}
+    hyps = [fixed[0]] if fixed else list(HYPOTHESES)
     for h in hyps:
-        ref = RECON_HYPOTHESES[h]  # type: ignore[index]
-        n0 = float(ref(r0, x0))
-        dn = [float(ref(r, x)) - n0 for r, x in recon_probes]
+        n0 = _reference(h, r0, x0)
+        dn = [_reference(h, r, x) - n0 for r, x in recon_probes]
         a, res = _fit(dl_r, dn)
-        recon_fits["/".join(h)] = (a, res, n0)
+        recon_fits[h] = (a, res, n0)
     latent_probes = [_latent_inputs(B, k, g, i % 3) for i in range(6)]
     dl_k = [_value(call, r0, x0, mu, s, **kw) - L0 for mu, s in latent_probes]
-    kl_fits = {}
-    params = [fixed["kl"]] if fixed else list(PARAMETERISATIONS)
+    kl_fits: dict[LatentParameterisation, tuple[float, float, float]] = {}
+    params = [fixed[1]] if fixed else list(PARAMETERISATIONS)
     for p in params:
-        k0 = float(kl_normal(mu0, s0, parameterisation=p).sum())  # type: ignore[arg-type]
-        dk = [
-            float(kl_normal(mu, s, parameterisation=p).sum()) - k0  # type: ignore[arg-type]
-            for mu, s in latent_probes
-        ]
+        k0 = float(kl_normal(mu0, s0, parameterisation=p).sum())
+        dk = [float(kl_normal(mu, s, parameterisation=p).sum()) - k0 for mu, s in latent_probes]
         b, res = _fit(dl_k, dk)
         kl_fits[p] = (b, res, k0)
     best_r = min(recon_fits, key=lambda h: recon_fits[h][1])
@@ -187,17 +191,20 @@ def fit_at(
     c = L0 - a * n0 - b * k0
     # verification on fresh joint inputs
     worst = 0.0
-    lik = RECON_HYPOTHESES[tuple(best_r.split("/"))]  # type: ignore[index]
     for i in range(3):
         r, x = _recon_inputs(B, D, g, call.binary)
         mu, s = _latent_inputs(B, k, g, i)
         actual = _value(call, r, x, mu, s, **kw)
-        kl = float(kl_normal(mu, s, parameterisation=best_k).sum())  # type: ignore[arg-type]
-        expected = a * float(lik(r, x)) + b * kl + c
+        kl = float(kl_normal(mu, s, parameterisation=best_k).sum())
+        expected = a * _reference(best_r, r, x) + b * kl + c
         worst = max(worst, abs(actual - expected) / max(abs(actual), abs(L0), 1e-12))
     all_dl = [abs(v) for v in dl_r + dl_k] + [abs(L0)]
     return {
-        "recon": best_r,
+        "hypothesis": best_r,
+        "parameterisation": best_k,
+        "recon": _label(best_r),
+        "likelihood": best_r[0],
+        "decoder_output": best_r[1],
         "a": a,
         "recon_residual": res_a,
         "kl": best_k,
@@ -206,7 +213,7 @@ def fit_at(
         "c": c,
         "c_relative": abs(c) / max(max(all_dl), 1e-12),
         "verify_residual": worst,
-        "recon_alternatives": {h: v[1] for h, v in recon_fits.items()},
+        "recon_alternatives": {_label(h): v[1] for h, v in recon_fits.items()},
         "kl_alternatives": {p: v[1] for p, v in kl_fits.items()},
     }
 
@@ -229,12 +236,12 @@ def _gradients(call: Caller, B: int, D: int, k: int) -> dict[str, Any]:
     return {**flags, "graph": True}
 
 
-def _edges(call: Caller, B: int, D: int, k: int, recon_kind: str, param: str) -> list[str]:
+def _edges(call: Caller, B: int, D: int, k: int, decoder_output: str, param: str) -> list[str]:
     g = _gen(11)
     bad = []
     _, x = _recon_inputs(B, D, g)
     mu, s = _latent_inputs(B, k, g, 0)
-    if recon_kind.endswith("probabilities"):
+    if decoder_output == "probabilities":
         xb = (x > 0.5).to(DTYPE)
         for name, r in (
             ("probabilities of exactly 0 and 1 agreeing with binary data", xb.clone()),
@@ -332,7 +339,7 @@ def probe_function(
         "fit": fit,
         "binary_data": call.binary,
     }
-    fixed = {"recon": fit["recon"], "kl": fit["kl"]}
+    fixed = (fit["hypothesis"], fit["parameterisation"])
     sizes = {}
     for name, (b2, d2, k2, shape2) in {
         "B": (2 * B, D, k, call.shape),
@@ -356,5 +363,5 @@ def probe_function(
         weight_effects[pname] = {"a": f2["a"], "b": f2["b"], "value": value}
     result["weight_effects"] = weight_effects
     result["gradients"] = _gradients(call, B, D, k)
-    result["edges"] = _edges(call, B, D, k, fit["recon"], fit["kl"])
+    result["edges"] = _edges(call, B, D, k, fit["decoder_output"], fit["kl"])
     return result

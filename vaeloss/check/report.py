@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-from vaeloss.algebra import Monomial
 from vaeloss.check.result import CheckReport
+from vaeloss.objective.algebra import Monomial
 
 __all__ = ["format_report"]
 
-_LIK = {
-    "bernoulli/probabilities": "Bernoulli NLL (binary cross-entropy on probabilities)",
-    "bernoulli/logits": "Bernoulli NLL (binary cross-entropy on logits)",
-    "gaussian/mean": "Gaussian NLL (squared error; factor relative to sigma = 1)",
-    "continuous_bernoulli/probabilities": "continuous-Bernoulli NLL (probabilities)",
-    "continuous_bernoulli/logits": "continuous-Bernoulli NLL (logits)",
+_LIK: dict[tuple[str | None, str | None], str] = {
+    ("bernoulli", "probabilities"): "Bernoulli NLL (binary cross-entropy on probabilities)",
+    ("bernoulli", "logits"): "Bernoulli NLL (binary cross-entropy on logits)",
+    ("gaussian", "mean"): "Gaussian NLL (squared error; factor relative to sigma = 1)",
+    ("continuous_bernoulli", "probabilities"): "continuous-Bernoulli NLL (probabilities)",
+    ("continuous_bernoulli", "logits"): "continuous-Bernoulli NLL (logits)",
 }
 
 
@@ -59,8 +57,8 @@ def format_report(r: CheckReport) -> str:
         lines.append(f"  parameters used: {used}")
     lines.append("")
     if r.recon_factor is not None:
-        key = f"{r.likelihood}/{r.decoder_output}"
-        lines.append(f"reconstruction: {_LIK.get(key, key)}")
+        key = (r.likelihood, r.decoder_output)
+        lines.append(f"reconstruction: {_LIK.get(key, f'{r.likelihood} ({r.decoder_output})')}")
         lines.append(f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}")
     else:
         lines.append("reconstruction: not a multiple of any supported NLL (see findings)")
@@ -69,22 +67,26 @@ def format_report(r: CheckReport) -> str:
         lines.append(f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}")
     else:
         lines.append("KL:             not a multiple of the Gaussian KL (see findings)")
-    beta = r.beta
-    if beta is not None and r.effective_beta is not None:
+    obj = r.objective
+    if obj is not None:
+        beta = obj.effective_beta(**s)
         lines.append(
-            f"effective beta: {_both(beta, r.effective_beta)} at {at}"
+            f"effective beta: {_both(obj.beta_monomial, beta)} at {at}"
             "  (relative to the per-sample negative ELBO)"
         )
-        if r.likelihood == "gaussian":
-            lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(r.effective_beta)}")
-        assert r.recon_factor is not None and r.gradient_scale is not None
-        grad = r.recon_factor * Monomial(Fraction(1), B=1)
+        variance = obj.implied_decoder_variance(**s)
+        if variance is not None:
+            lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(variance)}")
+        grad = obj.gradient_scale(**s)
         lines.append(
-            f"gradient scale: {_both(grad, r.gradient_scale)}  (loss = scale * per-sample ELBO_beta + const)"
+            f"gradient scale: {_both(obj.gradient_scale_monomial, grad)}  "
+            "(loss = scale * per-sample ELBO_beta + const)"
         )
         if r.kl_weight_for_elbo is not None:
-            inv = Monomial(Fraction(1)) / beta
-            lines.append(f"KL multiplier for the true ELBO (beta = 1): {_both(inv, r.kl_weight_for_elbo)}")
+            lines.append(
+                "KL multiplier for the true ELBO (beta = 1): "
+                f"{_both(obj.kl_weight_for_elbo_monomial, r.kl_weight_for_elbo)}"
+            )
     else:
         lines.append("effective beta: none (the loss is not a*NLL + b*KL + const)")
     lines.append("")

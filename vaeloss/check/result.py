@@ -1,23 +1,46 @@
-"""The result of a check: :class:`CheckReport`, and fitting exact monomials to probed factors."""
+"""The result of a check: :class:`Finding`, :class:`CheckReport`, and fitting exact monomials
+to probed factors."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from vaeloss.algebra import Monomial
+from vaeloss.objective.algebra import Monomial
+from vaeloss.objective.convention import Convention, Output
 
-if TYPE_CHECKING:
-    from vaeloss.check.findings import Finding
+if TYPE_CHECKING:  # the types only: the CLI process of check does not import torch
+    from vaeloss.objective.kl import LatentParameterisation
+    from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
 
-__all__ = ["CheckReport", "fit_monomial"]
+__all__ = ["CheckReport", "Finding", "Severity", "fit_monomial"]
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: a registered ``code`` (:mod:`vaeloss.check.findings`), its severity, a plain
+    message and the source line it points at (or None)."""
+
+    code: str
+    severity: Severity
+    message: str
+    line: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "message": self.message, "line": self.line}
 
 
 @dataclass
 class CheckReport:
-    """Everything ``vaeloss check`` found, as data (``to_json`` gives the --json object)."""
+    """Everything ``vaeloss check`` found, as data (``to_json`` gives the --json object).
+
+    The factors found for each term are kept as fitted; every quantity derived from them
+    (effective beta, gradient scale, KL weight for the ELBO) comes from :attr:`objective`.
+    """
 
     function: str
     path: str
@@ -25,10 +48,10 @@ class CheckReport:
     sizes: dict[str, int]
     roles: dict[str, str]
     input_shape: list[int]
-    output: str
-    likelihood: str | None
-    decoder_output: str | None
-    latent_parameterisation: str | None
+    output: Output
+    likelihood: Likelihood | None
+    decoder_output: DecoderOutput | None
+    latent_parameterisation: LatentParameterisation | None
     recon_factor: Monomial | None
     kl_factor: Monomial | None
     constant: float
@@ -42,35 +65,52 @@ class CheckReport:
     fit: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def beta(self) -> Monomial | None:
-        if self.recon_factor is None or self.kl_factor is None or self.recon_factor.coef == 0:
+    def objective(self) -> Convention | None:
+        """The loss as a :class:`Convention`, when both terms were identified."""
+        if self.recon_factor is None or self.kl_factor is None or self.likelihood is None:
             return None
-        return self.kl_factor / self.recon_factor
+        if self.recon_factor.coef == 0 or self.latent_parameterisation is None:
+            return None
+        return Convention(
+            f"{self.path}:{self.function}",
+            self.likelihood,
+            self.recon_factor,
+            self.kl_factor,
+            output=self.output,
+            description="your loss, as found by vaeloss check",
+            decoder_output=self.decoder_output,
+            latent_parameterisation=self.latent_parameterisation,
+        )
 
-    def _at(self, m: Monomial | None) -> float | None:
-        return None if m is None else m.evaluate(**self.sizes)
+    @property
+    def beta(self) -> Monomial | None:
+        obj = self.objective
+        return None if obj is None else obj.beta_monomial
 
     @property
     def effective_beta(self) -> float | None:
-        return self._at(self.beta)
+        obj = self.objective
+        return None if obj is None else obj.effective_beta(**self.sizes)
 
     @property
     def gradient_scale(self) -> float | None:
-        v = self._at(self.recon_factor)
-        return None if v is None else v * self.sizes["B"]
+        obj = self.objective
+        return None if obj is None else obj.gradient_scale(**self.sizes)
 
     @property
     def kl_weight_for_elbo(self) -> float | None:
-        beta = self.effective_beta
-        return None if beta is None or beta == 0 else 1.0 / beta
+        obj = self.objective
+        if obj is None or obj.kl_base.coef == 0:
+            return None
+        return obj.kl_weight_for(1.0, **self.sizes)
 
     @property
     def exit_code(self) -> int:
         return 1 if any(f.severity == "error" for f in self.findings) else 0
 
     def to_json(self) -> dict[str, Any]:
-        beta = self.beta
-        grad = None if self.recon_factor is None else self.recon_factor * Monomial(Fraction(1), B=1)
+        obj = self.objective
+        no_kl = obj is None or obj.kl_base.coef == 0
         return {
             "function": self.function,
             "path": self.path,
@@ -85,12 +125,12 @@ class CheckReport:
             "recon_factor_formula": None if self.recon_factor is None else self.recon_factor.formula(),
             "kl_factor_formula": None if self.kl_factor is None else self.kl_factor.formula(),
             "effective_beta": self.effective_beta,
-            "effective_beta_formula": None if beta is None else beta.formula(),
-            "implied_decoder_variance": self.effective_beta if self.likelihood == "gaussian" else None,
+            "effective_beta_formula": None if obj is None else obj.effective_beta_formula,
+            "implied_decoder_variance": None if obj is None else obj.implied_decoder_variance(**self.sizes),
             "gradient_scale": self.gradient_scale,
-            "gradient_scale_formula": None if grad is None else grad.formula(),
+            "gradient_scale_formula": None if obj is None else obj.gradient_scale_formula,
             "kl_weight_for_elbo": self.kl_weight_for_elbo,
-            "kl_weight_for_elbo_formula": None if beta is None else (Monomial(Fraction(1)) / beta).formula(),
+            "kl_weight_for_elbo_formula": None if no_kl or obj is None else obj.kl_weight_formula_for_elbo(),
             "kl_weight_parameter": self.kl_weight_parameter,
             "defaults": self.defaults,
             "data_dim_fixed": self.data_dim_fixed,

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vaeloss.check.findings import build_findings, build_fix
+from vaeloss.check.findings import Context, build_findings, build_fix
 from vaeloss.check.result import CheckReport, fit_monomial
 from vaeloss.check.source import assign_roles, read_source, select_function
 from vaeloss.errors import LossCheckError
@@ -205,7 +205,7 @@ def _build(
     recon_ok = fit["recon_residual"] < TOLERANCE
     kl_ok = fit["kl_residual"] < TOLERANCE
     d_fixed = "error" in result["size_fits"].get("D", {})
-    likelihood, decoder_output = fit["recon"].split("/") if recon_ok else (None, None)
+    likelihood, decoder_output = (fit["likelihood"], fit["decoder_output"]) if recon_ok else (None, None)
     recon_factor = fit_monomial(fit["a"], result["size_fits"], "a", sizes, d_fixed) if recon_ok else None
     kl_factor = fit_monomial(fit["b"], result["size_fits"], "b", sizes, d_fixed) if kl_ok else None
     weight_param = None
@@ -237,6 +237,6 @@ def _build(
         edges=result["edges"],
         fit=fit,
     )
-    report.findings = build_findings(report, lines, expect_beta)
+    report.findings = build_findings(report, Context(lines, expect_beta))
     report.fix = build_fix(report)
     return report

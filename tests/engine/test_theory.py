@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaeloss.data import Dataset, linear_gaussian
-from vaeloss.evaluate import evaluate_models
-from vaeloss.models import BatchedLinearVAE
-from vaeloss.trainer import TrainConfig, train
+from vaeloss.engine.data import Dataset, linear_gaussian
+from vaeloss.engine.evaluate import evaluate_models
+from vaeloss.engine.models import BatchedLinearVAE
+from vaeloss.engine.trainer import TrainConfig, train
 
 X, TRUTH = linear_gaussian(4000, eigenvalues=(4.0, 2.0, 1.0, 0.5), noise_var=0.05, dim=8, seed=0)
 XT = torch.tensor(X)
@@ -62,10 +62,10 @@ def test_linear_vae_matches_theory(sigma2, beta):
         iwae_samples=1000,
         max_points=3200,
     )[0]
-    assert ev["active_units"] == expected_active
-    actual_kl = np.sort(ev["kl_per_dim"])[::-1]
+    assert ev.active_units == expected_active
+    actual_kl = np.sort(ev.kl_per_dim)[::-1]
     assert np.abs(actual_kl - kl_theory).max() < 0.05
-    assert ev["kl"] == pytest.approx(kl_theory.sum(), abs=0.02)
+    assert ev.kl == pytest.approx(kl_theory.sum(), abs=0.02)
     mu, logvar = model.encode(DATA.x_train)
     cov_eig = np.sort(np.linalg.eigvalsh(np.cov(mu[0].detach().numpy().T, bias=True)))[::-1]
     assert np.abs(cov_eig - var_theory).max() < 0.01
@@ -73,8 +73,8 @@ def test_linear_vae_matches_theory(sigma2, beta):
     active_post = post_var[:expected_active]
     np.testing.assert_allclose(active_post, np.sort(thr / LAM[:expected_active]), rtol=0.02)
     # in this model I(x; z) equals the total KL (the aggregate posterior is the prior)
-    assert ev["mutual_information"] == pytest.approx(ev["kl"], abs=0.1)
-    assert abs(ev["marginal_kl"]) < 0.1
+    assert ev.mutual_information == pytest.approx(ev.kl, abs=0.1)
+    assert abs(ev.marginal_kl) < 0.1
 
 
 @pytest.mark.slow
@@ -90,7 +90,7 @@ def test_iwae_approaches_exact_ppca_likelihood():
     ev = evaluate_models(
         model, DATA.x_val, likelihood="gaussian", sigma=0.5, iwae_samples=2000, max_points=800
     )[0]
-    elbo_nll = ev["recon"] + ev["kl"]
-    assert ev["iwae_nll"] >= exact - 0.01  # a bound, up to Monte-Carlo error
-    assert ev["iwae_nll"] - exact < 0.02
-    assert elbo_nll > ev["iwae_nll"]
+    elbo_nll = ev.recon + ev.kl
+    assert ev.iwae_nll >= exact - 0.01  # a bound, up to Monte-Carlo error
+    assert ev.iwae_nll - exact < 0.02
+    assert elbo_nll > ev.iwae_nll

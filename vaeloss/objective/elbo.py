@@ -17,31 +17,19 @@ from typing import Literal, NamedTuple
 
 from torch import Tensor
 
-from vaeloss import likelihoods
 from vaeloss.errors import ShapeMismatchError
-from vaeloss.kl import LatentParameterisation, kl_normal
+from vaeloss.objective.kl import LatentParameterisation, kl_normal
+from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, SigmaSpec, element_nll
 from vaeloss.validation import (
     check_choice,
     check_nonnegative,
     check_tensor,
 )
 
-__all__ = [
-    "BatchReduction",
-    "DecoderOutput",
-    "ElboTerms",
-    "Likelihood",
-    "Reduction",
-    "element_nll",
-    "negative_elbo",
-    "reduce_terms",
-]
+__all__ = ["BatchReduction", "ElboTerms", "Reduction", "negative_elbo", "reduce_terms"]
 
 Reduction = Literal["sum", "mean"]
 BatchReduction = Literal["mean", "sum", "none"]
-Likelihood = Literal["bernoulli", "gaussian", "continuous_bernoulli"]
-DecoderOutput = Literal["probabilities", "logits", "mean"]
-SigmaSpec = float | Tensor | Literal["optimal"]
 
 
 class ElboTerms(NamedTuple):
@@ -56,49 +44,6 @@ class ElboTerms(NamedTuple):
     loss: Tensor
     recon: Tensor
     kl: Tensor
-
-
-def element_nll(
-    recon: Tensor,
-    target: Tensor,
-    *,
-    likelihood: Likelihood = "bernoulli",
-    decoder_output: DecoderOutput = "probabilities",
-    sigma: SigmaSpec = 1.0,
-    log_sigma: Tensor | None = None,
-) -> Tensor:
-    """Element-wise decoder NLL for a likelihood and decoder-output kind.
-
-    Args:
-        recon: decoder output, shape [B, *D]: probabilities, logits or Gaussian mean.
-        target: data, shape [B, *D].
-        likelihood: "bernoulli" | "gaussian" | "continuous_bernoulli".
-        decoder_output: "probabilities" | "logits" (Bernoulli kinds) or "mean" (Gaussian).
-        sigma: Gaussian decoder std (float, tensor, or "optimal" for the ML shared sigma).
-        log_sigma: learned Gaussian log-std; overrides ``sigma``.
-
-    Returns:
-        NLL per element, shape [B, *D], nats.
-
-    >>> zero = torch.zeros(1, 1)
-    >>> element_nll(zero, zero, likelihood="gaussian", decoder_output="mean")
-    tensor([[0.9189]])
-    """
-    check_choice("likelihood", likelihood, ("bernoulli", "gaussian", "continuous_bernoulli"))
-    if likelihood == "gaussian":
-        check_choice("decoder_output", decoder_output, ("mean",))
-        if isinstance(sigma, str):
-            check_choice("sigma", sigma, ("optimal",))
-            sigma = likelihoods.optimal_sigma(recon, target)
-        return likelihoods.gaussian_nll(recon, target, sigma=sigma, log_sigma=log_sigma)
-    check_choice("decoder_output", decoder_output, ("probabilities", "logits"))
-    if likelihood == "bernoulli":
-        if decoder_output == "logits":
-            return likelihoods.bernoulli_nll_logits(recon, target)
-        return likelihoods.bernoulli_nll(recon, target)
-    if decoder_output == "logits":
-        return likelihoods.continuous_bernoulli_nll_logits(recon, target)
-    return likelihoods.continuous_bernoulli_nll(recon, target)
 
 
 def reduce_terms(

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vaeloss import DataError, InvalidArgumentError
-from vaeloss.data import linear_gaussian, load_dataset
+from vaeloss.engine.data import linear_gaussian, load_dataset
 
 
 def test_digits_builtin():

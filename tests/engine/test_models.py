@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from vaeloss import InvalidArgumentError
-from vaeloss.models import BatchedLinearVAE, BatchedMLPVAE, ConvVAE, build_model
+from vaeloss.engine.models import BatchedLinearVAE, BatchedMLPVAE, ConvVAE, build_model
 
 
 def test_batched_mlp_equals_independent_models():
@@ -59,7 +59,8 @@ def test_user_model(tmp_path):
     f.write_text(
         "import torch\nfrom torch import nn\n"
         "class VAE(nn.Module):\n"
-        "    def __init__(self):\n        super().__init__(); self.e = nn.Linear(64, 4); self.d = nn.Linear(2, 64)\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.e = nn.Linear(64, 4); self.d = nn.Linear(2, 64)\n"
         "    def encode(self, x):\n        return self.e(x).chunk(2, -1)\n"
         "    def decode(self, z):\n        return self.d(z)\n"
         "    def forward(self, x):\n        mu, lv = self.encode(x); return self.decode(mu), mu, lv\n"

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from torch.distributions import Normal, kl_divergence
 
 from vaeloss import InvalidArgumentError, ShapeMismatchError
-from vaeloss.kl import kl_monte_carlo, kl_normal, to_logvar
+from vaeloss.objective.kl import kl_monte_carlo, kl_normal, to_logvar
 
 F64 = torch.float64
 

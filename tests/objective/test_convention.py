@@ -12,7 +12,7 @@ from vaeloss import (
     get_preset,
     negative_elbo,
 )
-from vaeloss.presets import PRESETS
+from vaeloss.objective.presets import PRESETS
 from vaeloss.testing import VaeInputs, assert_is_elbo, vae_inputs
 
 NAMES = list(PRESETS)

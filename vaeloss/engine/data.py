@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from vaeloss.errors import DataError
+from vaeloss.objective.likelihoods import Likelihood
 from vaeloss.validation import check_choice
 
 __all__ = ["Dataset", "binarize", "linear_gaussian", "load_dataset", "prepare_for_likelihood"]
@@ -172,7 +173,7 @@ def load_dataset(
     *,
     data_dir: str | None = None,
     download: bool = False,
-    likelihood: str | None = "bernoulli",
+    likelihood: Likelihood | None = "bernoulli",
     binarization: Binarization = "none",
     rescale: bool = False,
     seed: int = 0,
@@ -228,7 +229,7 @@ def load_dataset(
 
 
 def prepare_for_likelihood(
-    ds: Dataset, likelihood: str, *, binarization: Binarization = "none", seed: int = 0
+    ds: Dataset, likelihood: Likelihood, *, binarization: Binarization = "none", seed: int = 0
 ) -> Dataset:
     """Check the data fits the likelihood ([0, 1] for Bernoulli kinds) and binarise it."""
     check_choice("binarization", binarization, ("none", "static", "dynamic"))

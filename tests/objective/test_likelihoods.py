@@ -7,13 +7,16 @@ from hypothesis import strategies as st
 from torch.distributions import Bernoulli, ContinuousBernoulli, Normal
 
 from vaeloss import InvalidArgumentError, ShapeMismatchError
-from vaeloss.likelihoods import (
+from vaeloss.objective.likelihoods import (
     bernoulli_nll,
     bernoulli_nll_logits,
     continuous_bernoulli_log_norm,
     continuous_bernoulli_nll,
     continuous_bernoulli_nll_logits,
+    element_nll,
     gaussian_nll,
+    gaussian_nll_from_sq,
+    ml_variance,
     optimal_sigma,
 )
 
@@ -124,3 +127,40 @@ def test_errors_name_argument_and_value():
         gaussian_nll(p, x, sigma=-1.0)
     with pytest.raises(InvalidArgumentError, match=r"floating-point tensor but got target="):
         bernoulli_nll(p, torch.ones(2, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("optimal_sigma", [False, True], ids=["sigma-0.3", "optimal-sigma"])
+def test_gaussian_nll_from_sq_matches_torch_distributions(optimal_sigma):
+    g = torch.Generator().manual_seed(3)
+    x, mean = torch.rand(2, 6, 5, generator=g, dtype=F64), torch.rand(2, 6, 5, generator=g, dtype=F64)
+    sq = (x - mean).square().sum(-1)
+    if optimal_sigma:
+        var = ml_variance(sq.sum(-1, keepdim=True), 6 * 5)
+    else:
+        var = torch.full((2, 1), 0.09, dtype=F64)
+    actual = gaussian_nll_from_sq(sq, var.log(), count=5)
+    expected_var = sq.mean(-1, keepdim=True) / 5 if optimal_sigma else torch.full((2, 1), 0.09, dtype=F64)
+    expected = -Normal(mean, expected_var.sqrt().unsqueeze(-1)).log_prob(x).sum(-1)
+    torch.testing.assert_close(var, expected_var, rtol=1e-12, atol=0)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("likelihood", "decoder_output"),
+    [
+        pytest.param("bernoulli", "probabilities", id="bernoulli-probabilities"),
+        pytest.param("bernoulli", "logits", id="bernoulli-logits"),
+        pytest.param("continuous_bernoulli", "probabilities", id="cb-probabilities"),
+        pytest.param("continuous_bernoulli", "logits", id="cb-logits"),
+        pytest.param("gaussian", "mean", id="gaussian"),
+    ],
+)
+def test_unchecked_dispatch_equals_checked(likelihood, decoder_output):
+    """The trainer's ``validate=False`` path computes what the checked functions compute."""
+    p, x = _data((4, 7))
+    recon = torch.log(p) - torch.log1p(-p) if decoder_output == "logits" else p
+    expected = element_nll(recon, x, likelihood=likelihood, decoder_output=decoder_output, sigma=0.7)
+    actual = element_nll(
+        recon, x, likelihood=likelihood, decoder_output=decoder_output, sigma=0.7, validate=False
+    )
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)

@@ -11,7 +11,8 @@ from typing import Literal
 
 from torch import Tensor
 
-from vaeloss.conventions import Convention
+from vaeloss.objective.convention import Convention
+from vaeloss.objective.likelihoods import gaussian_nll_from_sq
 from vaeloss.validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
 __all__ = [
@@ -91,7 +92,7 @@ def mse_to_gaussian_nll(mse: Number, *, sigma: float = 1.0, data_dim: int | None
     sigma = check_positive("sigma", sigma)
     if isinstance(mse, float | int):
         check_nonnegative("mse", mse)
-    per_elem = mse / (2 * sigma**2) + math.log(sigma) + 0.5 * math.log(2 * math.pi)
+    per_elem = gaussian_nll_from_sq(mse, 2 * math.log(sigma))
     if data_dim is None:
         return per_elem
     check_positive_int("data_dim", data_dim)
@@ -106,7 +107,8 @@ def gaussian_nll_to_mse(nll: Number, *, sigma: float = 1.0, data_dim: int | None
     """
     sigma = check_positive("sigma", sigma)
     per_elem = nll if data_dim is None else nll / check_positive_int("data_dim", data_dim)
-    out = (per_elem - math.log(sigma) - 0.5 * math.log(2 * math.pi)) * 2 * sigma**2
+    # the NLL is sq / (2 sigma^2) + its value at sq = 0
+    out = (per_elem - gaussian_nll_from_sq(0.0, 2 * math.log(sigma))) * 2 * sigma**2
     if isinstance(out, Tensor):
         return out
     return float(round(out, 15))
@@ -117,10 +119,10 @@ def convert_kl_weight(
 ) -> float:
     """A KL multiplier in ``source``'s units to the one in ``target``'s units, same beta.
 
-    >>> from vaeloss.presets import get_convention
+    >>> from vaeloss.objective.presets import get_convention
     >>> convert_kl_weight(1e-4, get_convention("size_average"), get_convention("per_sample_mean"),
     ...                   B=128, D=784, k=20)
     10.0352
     """
-    beta = source.with_kl_weight(check_nonnegative("weight", weight)).effective_beta(B=B, D=D, k=k)
+    beta = source.elbo_beta_for(check_nonnegative("weight", weight), B=B, D=D, k=k)
     return target.kl_weight_for(beta, B=B, D=D, k=k)

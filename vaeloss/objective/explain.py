@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vaeloss.conventions import Convention
-from vaeloss.presets import get_preset, preset_names
+from vaeloss.objective.convention import Convention
+from vaeloss.objective.presets import get_preset, preset_names
 
 __all__ = ["explain_convention", "format_explanation", "format_table"]
 

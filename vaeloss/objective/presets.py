@@ -1,7 +1,7 @@
 """Named conventions found in the wild, each with its loss written the way it is in the wild.
 
 The ``loss`` functions are written independently of the algebra in
-:mod:`vaeloss.conventions` (plain ``F.binary_cross_entropy``, ``F.mse_loss``...), so tests
+:mod:`vaeloss.objective.convention` (plain ``F.binary_cross_entropy``, ``F.mse_loss``...), so tests
 can prove the algebra against them. All take ``(recon, x, mu, logvar)`` with ``recon``
 decoder probabilities (Bernoulli) or means (Gaussian), shapes [B, D] and [B, k].
 """
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaeloss.algebra import Monomial
-from vaeloss.conventions import Convention
 from vaeloss.errors import UnknownConventionError
+from vaeloss.objective.algebra import Monomial
+from vaeloss.objective.convention import Convention
 
 __all__ = ["PRESETS", "Preset", "get_convention", "get_preset", "preset_names"]
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vaeloss.cli import main
-from vaeloss.presets import get_convention
+from vaeloss.objective.presets import get_convention
 
-EXAMPLES = Path(__file__).parents[1] / "vaeloss" / "examples"
+EXAMPLES = Path(__file__).parents[2] / "vaeloss" / "examples"
 FAST = ["--iwae-samples", "100", "--epochs", "15"]
 
 
@@ -87,7 +87,9 @@ def test_healthy_configuration_and_sweep(tmp_path, capsys):
     ref = next(r for r in res["sweep"] if r["beta_elbo"] == res["collapse_points"]["reference_beta"])
     import math
 
-    expected = sorted((ref["beta_elbo"] * math.exp(2 * kl) for kl in ref["kl_per_dim"] if kl > 0.01), reverse=True)
+    expected = sorted(
+        (ref["beta_elbo"] * math.exp(2 * kl) for kl in ref["kl_per_dim"] if kl > 0.01), reverse=True
+    )
     assert res["collapse_points"]["betas"] == pytest.approx(expected)
     kls = [r["kl"] for r in res["sweep"]]
     assert kls[0] > kls[1] > kls[2]  # KL falls as beta rises
@@ -163,7 +165,7 @@ def test_loss_from_shared_examples(tmp_path, capsys, example):
         "3",
     )
     assert code == 0
-    B, D, k = 64, 64, 8
+    D, k = 64, 8  # digits: D = 64; the default latent dim 8
     expected = {"sum_bce_sum_kld.py": 1, "keras_docs.py": 1, "keras_blog.py": D / k, "kl_weight_c.py": 0.5}[
         example
     ]
@@ -200,7 +202,7 @@ def test_loss_with_hard_coded_784_on_mnist_shaped_data(tmp_path, capsys):
 
 
 def test_interrupted_audit_leaves_partial_report(tmp_path, capsys, monkeypatch):
-    import vaeloss.trainer as trainer
+    import vaeloss.engine.trainer as trainer
 
     real = trainer._epoch_rows
     calls = {"n": 0}
@@ -252,7 +254,7 @@ def test_bad_inputs_exit_2_without_report(tmp_path, capsys, args, pattern):
     import re
 
     np.save(tmp_path / "big.npy", np.full((20, 5), 3.0))
-    l1 = Path(__file__).parent / "losses" / "l1_recon.py"
+    l1 = Path(__file__).parents[1] / "check" / "losses" / "l1_recon.py"
     args = [a.format(tmp=tmp_path, l1=l1) for a in args]
     out = tmp_path / "report"
     assert main(["audit", "--out", str(out), *FAST, *args]) == 2
@@ -293,8 +295,9 @@ class VAE(nn.Module):
 
 def test_user_model_sets_its_own_latent_dim(tmp_path, capsys):
     (tmp_path / "my_vae.py").write_text(USER_VAE)
-    code, res, err, _ = _audit(tmp_path, capsys, "--model", f"{tmp_path / 'my_vae.py'}:VAE",
-                               "--sweep", "1,10", "--epochs", "5")
+    code, res, err, _ = _audit(
+        tmp_path, capsys, "--model", f"{tmp_path / 'my_vae.py'}:VAE", "--sweep", "1,10", "--epochs", "5"
+    )
     assert code == 0, err
     assert res["latent_dim"] == 3 and len(res["kl_per_dim"]) == 3
     assert len(res["sweep"]) == 2
@@ -303,7 +306,19 @@ def test_user_model_sets_its_own_latent_dim(tmp_path, capsys):
 def test_conv_model_on_28x28_data(tmp_path, capsys):
     x = np.random.default_rng(0).random((96, 1, 28, 28)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    code, res, err, out = _audit(tmp_path, capsys, "--model", "conv", "--data", f"npy:{tmp_path / 'x.npy'}",
-                                 "--sweep", "none", "--epochs", "1", "--latent-dim", "2")
+    code, res, err, out = _audit(
+        tmp_path,
+        capsys,
+        "--model",
+        "conv",
+        "--data",
+        f"npy:{tmp_path / 'x.npy'}",
+        "--sweep",
+        "none",
+        "--epochs",
+        "1",
+        "--latent-dim",
+        "2",
+    )
     assert code == 0, err
     assert res["latent_dim"] == 2 and (out / "manifold.png").exists()

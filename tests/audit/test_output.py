@@ -88,7 +88,7 @@ def test_previous_report_is_replaced_only_with_overwrite(tmp_path, capsys):
 
 def test_folder_that_cannot_be_created_is_exit_2_before_training(tmp_path, capsys, monkeypatch):
     (tmp_path / "a-file").write_text("x")
-    import vaeloss.audit.core as core
+    import vaeloss.audit.pipeline as core
 
     def no_training(*a, **kw):
         raise AssertionError("trained although --out cannot be written")

@@ -7,7 +7,8 @@ Each model s minimises, per step, its per-sample negative ELBO (batch mean)
 with :math:`c_s` the gradient scale of the convention audited, :math:`w(t)` the KL schedule
 and :math:`\mathrm{KL}_{fb} = \sum_j \max(\lambda, \overline{\mathrm{KL}_j})` (free bits
 :math:`\lambda`, 0 by default). The sum over s is minimised with one Adam; Adam is
-element-wise, so the models do not interact: the sweep equals S separate runs.
+element-wise, so the models do not interact: the sweep equals S separate runs. The loss is
+defined once (:func:`_terms` and :func:`_step_loss`) and differentiated by autograd.
 """
 
 from __future__ import annotations
@@ -22,24 +23,24 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from vaeloss.data import Dataset
+from vaeloss.engine.data import Dataset
+from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE
 from vaeloss.errors import DeviceError, InvalidArgumentError
-from vaeloss.fastpath import MLPFastPath
-from vaeloss.fused import _HALF_LOG_2PI, bernoulli_logits_nll, gaussian_nll_from_sq
-from vaeloss.kl import kl_normal
-from vaeloss.likelihoods import continuous_bernoulli_log_norm
-from vaeloss.models import BatchedLinearVAE, BatchedVAE
+from vaeloss.metrics import ACTIVE_THRESHOLD
+from vaeloss.objective.kl import kl_normal
+from vaeloss.objective.likelihoods import (
+    LIKELIHOODS,
+    DecoderOutput,
+    Likelihood,
+    element_nll,
+    gaussian_nll_from_sq,
+    ml_variance,
+)
 from vaeloss.validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "kl_weight_schedule",
-    "resolve_device",
-    "train",
-    "decoder_nll",
-]
+__all__ = ["TrainConfig", "TrainResult", "kl_weight_schedule", "resolve_device", "train"]
 
 Schedule = Literal["constant", "linear", "cyclical"]
 
@@ -52,14 +53,14 @@ class TrainConfig:
     the losses and the optimiser stay in float32). ``compile=True`` compiles the forward and
     loss with ``torch.compile`` (for long GPU runs; on a 2-core CPU it costs about 25 s once and
     gained nothing measurable in ``bench/train_speed.py``). ``optimal_sigma`` uses the ML shared
-    decoder variance of each batch (sigma-VAE) instead of ``sigma``. ``fast_path`` computes the
-    gradients of MLP models with Bernoulli or Gaussian decoders by hand
-    (:mod:`vaeloss.fastpath`, equal to autograd's; about 10% faster on a CPU); it is not used
-    with ``bf16`` or ``compile``, nor for other models and likelihoods.
+    decoder variance of each batch (sigma-VAE) instead of ``sigma``. ``decoder_output`` says
+    what the model's decoder emits: logits (the built-in models' Bernoulli kinds),
+    probabilities, or a mean (Gaussian); None picks logits or mean from the likelihood.
     """
 
     betas: Sequence[float] = (1.0,)
-    likelihood: str = "bernoulli"
+    likelihood: Likelihood = "bernoulli"
+    decoder_output: DecoderOutput | None = None
     sigma: float = 1.0
     optimal_sigma: bool = False
     loss_scale: float = 1.0
@@ -79,14 +80,22 @@ class TrainConfig:
     cosine_lr: bool = False
     bf16: bool = False
     compile: bool = False
-    fast_path: bool = True
+
+    @property
+    def output_kind(self) -> DecoderOutput:
+        """What the decoder emits (``decoder_output``, or the default for the likelihood)."""
+        if self.decoder_output is not None:
+            return self.decoder_output
+        return "mean" if self.likelihood == "gaussian" else "logits"
 
     def validate(self) -> None:
         if not self.betas:
             raise InvalidArgumentError("Expected at least one beta but got betas=[]. Try betas=[1.0].")
         for b in self.betas:
             check_nonnegative("beta", b)
-        check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian", "continuous_bernoulli"))
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        allowed = ("mean",) if self.likelihood == "gaussian" else ("logits", "probabilities")
+        check_choice("decoder_output", self.output_kind, allowed)
         check_choice("schedule", self.schedule, ("constant", "linear", "cyclical"))
         check_positive("sigma", self.sigma)
         check_positive("loss_scale", self.loss_scale)
@@ -161,57 +170,42 @@ def kl_weight_schedule(
     return min(1.0, tau / ratio)
 
 
-def decoder_nll(out: Tensor, x: Tensor, likelihood: str, sigma: float = 1.0) -> Tensor:
-    """Element-wise decoder NLL for logits (Bernoulli kinds) or means (Gaussian), no checks.
-
-    Args:
-        out: decoder output, [..., N, D]; x: data, broadcastable to it.
-
-    Returns:
-        NLL per element, shape of ``out``, nats.
-    """
-    if likelihood == "gaussian":
-        return 0.5 * ((x - out) / sigma).square() + math.log(sigma) + _HALF_LOG_2PI
-    bce = bernoulli_logits_nll(out, x)
-    if likelihood == "bernoulli":
-        return bce
-    return bce - continuous_bernoulli_log_norm(out)
-
-
 def _terms(
     model: BatchedVAE, x: Tensor, eps: Tensor | None, cfg: TrainConfig, analytic: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per model: mean reconstruction NLL [S], mean KL per dim [S, k], and mu [S, N, k]."""
+    """The training loss's terms, per model: mean reconstruction NLL [S] and mean KL per latent
+    dim [S, k] (nats, means over the batch), and the posterior means mu [S, N, k].
+    """
     mu, logvar = model.encode(x)
-    kl = kl_normal(mu, logvar)  # [S, N, k]
-    D = x.shape[-1]
-    if analytic:
+    kl = kl_normal(mu, logvar).mean(-2)  # [S, k]
+    if analytic:  # linear VAE, Gaussian decoder: the expected squared error in closed form
         assert isinstance(model, BatchedLinearVAE)
         sq = model.expected_sq_error(x, mu, logvar)  # [S, N]
     else:
         z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
         out = model.decode(z)
-        if cfg.likelihood != "gaussian":
-            return decoder_nll(out, x, cfg.likelihood).sum(-1).mean(-1), kl.mean(-2), mu
+        if not cfg.optimal_sigma or cfg.likelihood != "gaussian":
+            nll = element_nll(
+                out,
+                x,
+                likelihood=cfg.likelihood,
+                decoder_output=cfg.output_kind,
+                sigma=cfg.sigma,
+                validate=False,
+            )
+            return nll.sum(-1).mean(-1), kl, mu
         sq = (x - out).square().sum(-1)
-    recon, _ = gaussian_nll_from_sq(sq, D, sigma=cfg.sigma, optimal_sigma=cfg.optimal_sigma)
-    return recon.mean(-1), kl.mean(-2), mu
+    D = x.shape[-1]
+    if cfg.optimal_sigma:  # sigma-VAE: each model's ML variance on this batch, held fixed
+        var = ml_variance(sq.detach().sum(-1, keepdim=True), sq.shape[-1] * D, min_variance=1e-6)
+        return gaussian_nll_from_sq(sq, torch.log(var), count=D).mean(-1), kl, mu
+    return gaussian_nll_from_sq(sq, 2 * math.log(cfg.sigma), count=D).mean(-1), kl, mu
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.start = total, enabled, time.perf_counter()
-
-    def update(self, done: int, text: str) -> None:
-        if not self.enabled:
-            return
-        frac = done / max(1, self.total)
-        bar = "#" * int(30 * frac)
-        elapsed = time.perf_counter() - self.start
-        sys.stderr.write(f"\r[{bar:<30}] {100 * frac:5.1f}% {elapsed:5.1f}s {text}")
-        sys.stderr.flush()
-        if done >= self.total:
-            sys.stderr.write("\n")
+def _step_loss(recon: Tensor, kl_dims: Tensor, betas: Tensor, w: float, cfg: TrainConfig) -> Tensor:
+    """Per model [S]: ``loss_scale * (recon + w * beta * sum_j max(free_bits, KL_j))``."""
+    kl = (kl_dims.clamp_min(cfg.free_bits) if cfg.free_bits > 0 else kl_dims).sum(-1)
+    return cfg.loss_scale * (recon + w * betas * kl)
 
 
 def train(
@@ -243,10 +237,6 @@ def train(
     )
     betas = torch.tensor([float(b) for b in cfg.betas], device=device)
     terms_fn = torch.compile(_terms, dynamic=False) if cfg.compile else _terms
-    use_fast = cfg.fast_path and not (cfg.bf16 or cfg.compile or analytic)
-    fast = None
-    if use_fast and MLPFastPath.supports(model, cfg.likelihood):
-        fast = MLPFastPath(model, likelihood=cfg.likelihood, sigma=cfg.sigma, optimal_sigma=cfg.optimal_sigma)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cfg.cosine_lr else None
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -257,10 +247,12 @@ def train(
     stopped: list[dict[str, Any] | None] = [None] * S
     frozen: dict[int, list[Tensor]] = {}
     rows: list[dict[str, Any]] = []
-    progress = _Progress(total, sys.stderr.isatty() if cfg.progress is None else cfg.progress)
+    show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
+    bar = tqdm(total=total, disable=not show, unit="step", leave=False, file=sys.stderr)
     step, interrupted, t0 = 0, False, time.perf_counter()
     try:
         for epoch in range(1, cfg.epochs + 1):
+            bar.set_description(f"epoch {epoch}/{cfg.epochs}")
             sums = torch.zeros(S, 2, device=device)
             perm = torch.randperm(n, generator=data_gen, device=device)
             for i in range(steps_per_epoch):
@@ -274,14 +266,9 @@ def train(
                         [torch.randn(xb.shape[0], k, generator=g, device=device) for g in noise_gens]
                     )
                 )
-                if fast is not None:
-                    assert eps is not None
-                    recon, kl_dims = fast.forward(xb, eps)
-                else:
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                        recon, kl_dims, _ = terms_fn(model, xb, eps, cfg, analytic)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    recon, kl_dims, _ = terms_fn(model, xb, eps, cfg, analytic)
                 recon, kl_dims = recon.float(), kl_dims.float()
-                kl = (kl_dims.clamp_min(cfg.free_bits) if cfg.free_bits > 0 else kl_dims).sum(-1)
                 w = kl_weight_schedule(
                     step,
                     total,
@@ -289,28 +276,21 @@ def train(
                     warmup_fraction=cfg.warmup_fraction,
                     cycles=cfg.cycles,
                 )
-                per_model = cfg.loss_scale * (recon + w * betas * kl)
+                per_model = _step_loss(recon, kl_dims, betas, w, cfg)
                 bad = ~torch.isfinite(per_model)
                 if bool(bad.any()):
                     for s in torch.nonzero(bad).flatten().tolist():
                         if alive[s]:
                             alive[s] = False
                             # a KL overflow (logvar blowing up) also ruins the sample: report it first
-                            term = "KL" if not bool(torch.isfinite(kl[s])) else "reconstruction"
+                            term = "KL" if not bool(torch.isfinite(kl_dims[s]).all()) else "reconstruction"
                             stopped[s] = {"step": step, "epoch": epoch, "term": term}
                             frozen[s] = [p.detach()[s].clone() for p in model.parameters()]
                     if not any(alive):
                         raise StopIteration
                     per_model = torch.where(bad, torch.zeros_like(per_model), per_model)
-                if fast is not None:  # the gradient of per_model.sum(), by hand
-                    live = cfg.loss_scale * (~bad).to(recon.dtype)
-                    coef_kl = (w * betas * live).unsqueeze(-1).expand_as(kl_dims)
-                    if cfg.free_bits > 0:  # clamp_min passes the gradient where kl >= free_bits
-                        coef_kl = coef_kl * (kl_dims >= cfg.free_bits)
-                    fast.backward(live, coef_kl)
-                else:
-                    opt.zero_grad(set_to_none=True)
-                    per_model.sum().backward()
+                opt.zero_grad(set_to_none=True)
+                per_model.sum().backward()
                 if frozen:
                     for p in model.parameters():
                         if p.grad is not None:
@@ -324,7 +304,7 @@ def train(
                             p[s] = v
                 sums += torch.stack([recon.detach(), kl_dims.detach().sum(-1)], dim=1)
                 step += 1
-                progress.update(step, f"epoch {epoch}/{cfg.epochs}")
+                bar.update()
             rows.extend(_epoch_rows(model, x_val, sums / steps_per_epoch, epoch, step, cfg, analytic))
             if on_epoch is not None:
                 on_epoch(pd.DataFrame(rows))
@@ -332,8 +312,8 @@ def train(
         pass
     except KeyboardInterrupt:
         interrupted = True
-    if progress.enabled and step < total:
-        sys.stderr.write("\n")
+    finally:
+        bar.close()
     history = pd.DataFrame(rows)
     return TrainResult(model, history, stopped, interrupted, step, time.perf_counter() - t0, str(device), cfg)
 
@@ -374,7 +354,7 @@ def _epoch_rows(
             "train_kl": float(train_means[s, 1]),
             "val_recon": float(recon[s]),
             "val_kl": float(kl_dims[s].sum()),
-            "active_units": int((au_var[s] > 0.01).sum()),
+            "active_units": int((au_var[s] > ACTIVE_THRESHOLD).sum()),
         }
         for j, v in enumerate(kl_dims[s].tolist()):
             row[f"kl_{j}"] = v

@@ -7,12 +7,12 @@ at the prior. The posterior scale may be given as log-variance, log-std, std or 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from vaeloss.objective.likelihoods import gaussian_nll_from_sq
 from vaeloss.validation import check_choice, check_same_shape, check_tensor
 
 __all__ = [
@@ -89,6 +89,5 @@ def kl_monte_carlo(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """
     check_tensor("z", z)
     check_same_shape("mu", mu, "logvar", logvar)
-    log_q = -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + math.log(2 * math.pi))
-    log_p = -0.5 * (z.square() + math.log(2 * math.pi))
-    return log_q - log_p
+    # -log q(z|x) + log p(z), each the Gaussian NLL of its squared error
+    return gaussian_nll_from_sq(z.square(), 0.0) - gaussian_nll_from_sq((z - mu).square(), logvar)

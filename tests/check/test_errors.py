@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 def {name}(recon_x, x, mu, logvar):
-    return F.binary_cross_entropy(recon_x, x, reduction="sum") - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return F.binary_cross_entropy(recon_x, x, reduction="sum") + kld
 """
 
 CASES = {
@@ -54,7 +55,8 @@ CASES = {
         r"ModuleNotFoundError",
     ),
     "method-uses-self": (
-        "import torch\nclass VAE:\n    def loss(self, recon_x, x, mu, logvar):\n        return self.beta * mu.sum()\n",
+        "import torch\nclass VAE:\n    def loss(self, recon_x, x, mu, logvar):\n"
+        "        return self.beta * mu.sum()\n",
         r"VAE.loss is a method that uses self",
     ),
     "kwargs-key": (
@@ -98,7 +100,7 @@ def test_named_function_missing(tmp_path, capsys):
 def test_hard_coded_784_at_other_D(capsys):
     from pathlib import Path
 
-    ex = Path(__file__).parents[1] / "vaeloss" / "examples" / "mean_bce_sum_kld.py"
+    ex = Path(__file__).parents[2] / "vaeloss" / "examples" / "mean_bce_sum_kld.py"
     assert main(["check", str(ex), "--data-dim", "100"]) == 2
     assert "The file hard-codes 784 (line 6): try --data-dim 784" in capsys.readouterr().err
 

@@ -23,15 +23,12 @@ the inputs are saved. Tested against ``torch.distributions.Bernoulli``, Python's
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["bernoulli_logits_nll", "gaussian_nll_from_sq"]
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+__all__ = ["bernoulli_logits_nll"]
 
 
 def _nll(o: Tensor, x: Tensor) -> Tensor:
@@ -65,8 +62,8 @@ class _BernoulliLogitsNLL(torch.autograd.Function):
 def bernoulli_logits_nll(logits: Tensor, target: Tensor) -> Tensor:
     """Element-wise Bernoulli NLL from logits, with a fused closed-form backward pass.
 
-    No argument checks (the hot path of :func:`vaeloss.trainer.train`); the checked public
-    version is :func:`vaeloss.likelihoods.bernoulli_nll_logits`.
+    No argument checks (the hot path of :func:`vaeloss.engine.trainer.train`); the checked public
+    version is :func:`vaeloss.objective.likelihoods.bernoulli_nll_logits`.
 
     Args:
         logits: decoder output before the sigmoid, shape [..., D].
@@ -86,30 +83,3 @@ def bernoulli_logits_nll(logits: Tensor, target: Tensor) -> Tensor:
         shape = torch.broadcast_shapes(logits.shape, target.shape)
         logits, target = logits.expand(shape), target.expand(shape)
     return _BernoulliLogitsNLL.apply(logits, target)
-
-
-def gaussian_nll_from_sq(
-    sq: Tensor, dim: int, *, sigma: float = 1.0, optimal_sigma: bool = False
-) -> tuple[Tensor, Tensor]:
-    r"""Gaussian NLL per sample from its squared error, with a shared decoder variance.
-
-    :math:`\mathrm{NLL} = \lVert x - \hat x\rVert^2 / (2\sigma^2) + D(\log\sigma + \tfrac12\log 2\pi)`,
-    with :math:`\sigma^2` fixed or, with ``optimal_sigma``, each model's maximum-likelihood
-    value on this batch, :math:`\overline{\lVert x - \hat x\rVert^2}/D` (detached, floored
-    at 1e-6; the sigma-VAE of Rybkin et al. 2021).
-
-    Args:
-        sq: squared error summed over the data dims, [S, N].
-        dim: data dimension D.
-
-    Returns:
-        NLL per sample [S, N], nats; the variance used per model [S, 1].
-
-    >>> gaussian_nll_from_sq(torch.tensor([[0.0]]), 1)[0]
-    tensor([[0.9189]])
-    """
-    if optimal_sigma:
-        var = (sq.detach().mean(-1) / dim).clamp_min(1e-6).unsqueeze(-1)
-    else:
-        var = torch.full((sq.shape[0], 1), sigma**2, dtype=sq.dtype, device=sq.device)
-    return sq / (2 * var) + dim * (0.5 * torch.log(var) + _HALF_LOG_2PI), var

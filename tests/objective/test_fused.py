@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.distributions import Bernoulli, Normal
+from torch.distributions import Bernoulli
 
-from vaeloss.fused import bernoulli_logits_nll, gaussian_nll_from_sq
+from vaeloss.objective.fused import bernoulli_logits_nll
 
 F64 = torch.float64
 SHAPES = [
@@ -132,15 +132,3 @@ def test_under_cpu_autocast_the_loss_stays_float32():
         out = logits @ w  # bf16 under autocast
         actual = bernoulli_logits_nll(out, target)
     assert out.dtype == torch.bfloat16 and actual.dtype == torch.float32
-
-
-@pytest.mark.parametrize("optimal_sigma", [False, True], ids=["sigma-0.3", "optimal-sigma"])
-def test_gaussian_nll_from_sq_matches_torch_distributions(optimal_sigma):
-    g = torch.Generator().manual_seed(3)
-    x, mean = torch.rand(2, 6, 5, generator=g, dtype=F64), torch.rand(2, 6, 5, generator=g, dtype=F64)
-    sq = (x - mean).square().sum(-1)
-    actual, var = gaussian_nll_from_sq(sq, 5, sigma=0.3, optimal_sigma=optimal_sigma)
-    expected_var = sq.mean(-1, keepdim=True) / 5 if optimal_sigma else torch.full((2, 1), 0.09, dtype=F64)
-    expected = -Normal(mean, expected_var.sqrt().unsqueeze(-1)).log_prob(x).sum(-1)
-    torch.testing.assert_close(var, expected_var, rtol=1e-12, atol=0)
-    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)

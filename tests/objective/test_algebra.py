@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vaeloss.algebra import Monomial, as_fraction
+from vaeloss.objective.algebra import Monomial, as_fraction
 
 monomials = st.builds(
     Monomial,

@@ -1,13 +1,12 @@
 """Regenerate the example reports in ``reports/`` from the stories in SEEDS.md.
 
-Run: ``python -m vaeloss.audit.examples reports`` (or ``make examples``). Each example is one
-``vaeloss audit`` command, listed in ``reports/README.md`` with its verdict.
+Run: ``python scripts/regenerate_examples.py reports`` (or ``make examples``). Each example is
+one ``vaeloss audit`` command, listed in ``reports/README.md`` with its verdict.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -61,11 +60,9 @@ def regenerate(root: Path) -> list[dict[str, str]]:
     recommended = None
     for name, story, args in EXAMPLES:
         out = root / name
-        if out.exists():
-            shutil.rmtree(out)
         args = [a.format(recommended=recommended) for a in args]
         cmd = ["audit", *args, "--out", str(out)]
-        code = cli(cmd)
+        code = cli([*cmd, "--overwrite"] if out.exists() else cmd)
         if code not in (0, 1):
             raise SystemExit(f"example {name} failed with exit status {code}")
         res = json.loads((out / "metrics.json").read_text())
@@ -77,7 +74,7 @@ def regenerate(root: Path) -> list[dict[str, str]]:
     lines = [
         "# Example reports",
         "",
-        "Regenerate all with `make examples` (`python -m vaeloss.audit.examples reports`).",
+        "Regenerate all with `make examples` (`python scripts/regenerate_examples.py reports`).",
         "All on the built-in digits (8x8, D = 64), MLP 64-128-k, batch 64.",
         "",
     ]

@@ -1,0 +1,313 @@
+"""Run an audit as a short sequence of named steps.
+
+:func:`plan_audit` validates every input and resolves what will be done (the objective and
+its units, the data, the model, the sweep) without training anything; :func:`execute` then
+trains the sweep, evaluates it, judges each model and recommends a beta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from vaeloss.audit.calibrate import calibrate_sigma
+from vaeloss.audit.defaults import defaults_for
+from vaeloss.audit.recommend import best_iwae, by_calibration, predicted_collapse
+from vaeloss.audit.result import (
+    AuditObjective,
+    AuditResult,
+    AuditSetup,
+    Divergence,
+    Recommendation,
+    SweepRow,
+)
+from vaeloss.audit.verdict import classify, diverged
+from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
+from vaeloss.engine.evaluate import ModelMetrics, evaluate_models
+from vaeloss.engine.models import BatchedVAE, build_model
+from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
+from vaeloss.errors import InvalidArgumentError, LossCheckError
+from vaeloss.objective.presets import get_convention
+from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
+
+__all__ = ["AUTO_GRID", "AuditOptions", "AuditPlan", "AuditRun", "execute", "plan_audit", "run_audit"]
+
+AUTO_GRID = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
+
+
+@dataclass
+class AuditOptions:
+    """Options of ``vaeloss audit`` (see ``vaeloss audit --help``). ``kl_weight`` is the
+    ``--beta`` of the command: a KL weight in the audited loss's own units."""
+
+    loss: str | None = None
+    convention: str | None = None
+    kl_weight: float | None = None
+    data: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    binarize: Binarization = "none"
+    rescale: bool = False
+    model: str = "mlp"
+    hidden: tuple[int, ...] | None = None
+    latent_dim: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    sweep: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    iwae_samples: int = 1000
+    progress: bool | None = None
+    calibrate: bool = True
+
+
+@dataclass
+class AuditPlan:
+    """Everything decided before training: objective, setup, data, model and sweep."""
+
+    objective: AuditObjective
+    setup: AuditSetup
+    data: Dataset
+    hidden: tuple[int, ...]
+    lr: float
+    elbo_betas: list[float]
+    current: int
+    options: AuditOptions
+
+    @property
+    def kl_weights(self) -> list[float]:
+        return [self.objective.kl_weight_for(b, self.setup.sizes) for b in self.elbo_betas]
+
+
+@dataclass
+class AuditRun:
+    """An audit's result and what its figures are drawn from."""
+
+    result: AuditResult
+    data: Dataset
+    model: BatchedVAE
+    history: pd.DataFrame
+
+
+def _sweep_values(text: str) -> list[float] | None:
+    if text in ("auto", "none"):
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise InvalidArgumentError(
+            f"Expected --sweep auto|none|X,Y,... (numbers >= 0) but got sweep={text!r}. Try --sweep 0.1,1,10."
+        )
+    return values
+
+
+def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjective:
+    """Step 1: the loss audited (a user's file read by ``vaeloss check``, a preset, or the
+    per-sample ELBO) and the user's KL weight in its own units."""
+    if opts.loss and opts.convention:
+        raise InvalidArgumentError(
+            f"Expected --loss or --convention, not both, but got loss={opts.loss!r}, "
+            f"convention={opts.convention!r}. Try one of them."
+        )
+    if opts.loss:
+        from vaeloss.check.runner import check_loss
+
+        # flat [B, D] inputs first; check falls back to [B, 1, H, W] for square D by itself
+        report = check_loss(opts.loss, batch_size=sizes["B"], data_dim=sizes["D"], latent_dim=sizes["k"])
+        conv = report.objective
+        if conv is None:
+            codes = ", ".join(f.code for f in report.findings if f.severity != "info")
+            raise LossCheckError(
+                f"Expected a loss of the form a*NLL + b*KL that check can read, but "
+                f"{opts.loss} is not ({codes}). Try 'vaeloss check {opts.loss}' for details, "
+                f"or --convention NAME."
+            )
+        if conv.kl_base.coef <= 0:
+            raise LossCheckError(
+                f"Expected a positive KL term but {opts.loss} has factor "
+                f"{conv.kl_base.formula()}. Try 'vaeloss check {opts.loss}'."
+            )
+        weight = 1.0 if opts.kl_weight is None else opts.kl_weight
+        return AuditObjective(conv, f"{report.function} in {opts.loss}", weight)
+    if opts.convention:
+        conv = get_convention(opts.convention)
+        weight = float(conv.kl_weight) if opts.kl_weight is None else opts.kl_weight
+        return AuditObjective(conv.with_kl_weight(1), f"the {conv.name} convention", weight)
+    conv = get_convention("per_sample_mean")
+    return AuditObjective(conv, "the per-sample ELBO", 1.0 if opts.kl_weight is None else opts.kl_weight)
+
+
+def plan_sweep(objective: AuditObjective, sweep: str, sizes: dict[str, int]) -> tuple[list[float], int]:
+    """Step 2: the ELBO betas to train (the user's among them) and the index of the user's."""
+    own_sweep = _sweep_values(sweep)
+    current = objective.elbo_beta(objective.kl_weight, sizes)
+    if own_sweep is not None:
+        betas = sorted({current, *(objective.elbo_beta(w, sizes) for w in own_sweep)})
+    elif sweep == "none":
+        betas = [current]
+    else:
+        grid = [b for b in AUTO_GRID if abs(math.log(b) - math.log(current or 1e-12)) > 0.05]
+        betas = sorted({current, *grid})
+    return betas, betas.index(current)
+
+
+def plan_audit(opts: AuditOptions) -> AuditPlan:
+    """Validate every input and decide what the audit does. Trains nothing; raises a
+    :class:`~vaeloss.errors.VaelossError` on bad input."""
+    if opts.kl_weight is not None:
+        check_nonnegative("beta", opts.kl_weight)
+    _sweep_values(opts.sweep)
+    device = resolve_device(opts.device)
+    d = defaults_for(opts.data)
+    hidden = tuple(opts.hidden) if opts.hidden is not None else tuple(d["hidden"])
+    k = check_positive_int("latent_dim", d["latent_dim"] if opts.latent_dim is None else opts.latent_dim)
+    B = check_positive_int("batch_size", d["batch_size"] if opts.batch_size is None else opts.batch_size)
+    epochs = check_positive_int("epochs", d["epochs"] if opts.epochs is None else opts.epochs)
+    lr = check_positive("lr", d["lr"] if opts.lr is None else opts.lr)
+    check_positive_int("iwae_samples", opts.iwae_samples)
+    ds = load_dataset(
+        opts.data,
+        data_dir=opts.data_dir,
+        download=opts.download,
+        likelihood=None,
+        rescale=opts.rescale,
+        seed=opts.seed,
+    )
+    if opts.model not in ("mlp", "conv", "linear"):
+        # a user's model decides its own latent dim: build one and look
+        probe = build_model(
+            opts.model, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1
+        )
+        import torch
+
+        with torch.no_grad():
+            k = int(probe.encode(ds.x_train[:2])[0].shape[-1])
+    else:
+        build_model(opts.model, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1)
+    sizes = {"B": B, "D": ds.dim, "k": k}
+    objective = resolve_objective(opts, sizes)
+    likelihood = objective.convention.likelihood
+    ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)
+    betas, current = plan_sweep(objective, opts.sweep, sizes)
+    setup = AuditSetup(
+        data=opts.data,
+        model=opts.model,
+        likelihood=likelihood,
+        decoder_output="mean" if likelihood == "gaussian" else "logits",
+        latent_dim=k,
+        batch_size=B,
+        data_dim=ds.dim,
+        epochs=epochs,
+        seed=opts.seed,
+        device=str(device),
+    )
+    return AuditPlan(objective, setup, ds, hidden, lr, betas, current, opts)
+
+
+def _train_config(plan: AuditPlan) -> TrainConfig:
+    s, S = plan.setup, len(plan.elbo_betas)
+    return TrainConfig(
+        betas=plan.elbo_betas,
+        likelihood=s.likelihood,
+        decoder_output=s.decoder_output,
+        loss_scale=plan.objective.convention.gradient_scale(**s.sizes),
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=plan.lr,
+        seed=s.seed,
+        model_seeds=[s.seed] * S,
+        device=s.device,
+        progress=plan.options.progress,
+        full_batch=s.model == "linear",
+        cosine_lr=s.model == "linear",
+    )
+
+
+def train_sweep(plan: AuditPlan) -> TrainResult:
+    """Step 3: train every beta of the sweep at once, as one batched model."""
+    s, S = plan.setup, len(plan.elbo_betas)
+    model = build_model(
+        s.model,
+        data_dim=s.data_dim,
+        shape=plan.data.shape,
+        hidden=plan.hidden,
+        latent_dim=s.latent_dim,
+        n_models=S,
+        seeds=[s.seed] * S,
+    )
+    return train(model, plan.data, _train_config(plan))
+
+
+def evaluate_sweep(plan: AuditPlan, trained: TrainResult) -> list[ModelMetrics]:
+    """Step 4: the collapse metrics of every model on held-out data."""
+    return evaluate_models(
+        trained.model,
+        plan.data.x_val,
+        likelihood=plan.setup.likelihood,
+        decoder_output=plan.setup.decoder_output,
+        iwae_samples=plan.options.iwae_samples,
+        seed=plan.setup.seed,
+    )
+
+
+def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) -> list[SweepRow]:
+    """Step 5: one row per model with its verdict (diverged models keep no metrics)."""
+    rows = []
+    for beta, weight, m, stopped in zip(plan.elbo_betas, plan.kl_weights, metrics, trained.stopped):
+        if stopped is not None:
+            d = Divergence(stopped["step"], stopped["epoch"], stopped["term"])
+            rows.append(SweepRow(weight, beta, None, diverged(d), d))
+        else:
+            rows.append(SweepRow(weight, beta, m, classify(m, plan.setup.latent_dim)))
+    return rows
+
+
+def recommend(plan: AuditPlan, rows: list[SweepRow], trained: TrainResult) -> Recommendation | None:
+    """Step 6: the recommended beta (calibrated decoder variance for squared-error losses,
+    else the best held-out likelihood)."""
+    sizes = plan.setup.sizes
+    if plan.setup.likelihood == "gaussian" and plan.options.calibrate and not trained.interrupted:
+        sigma2, trace = calibrate_sigma(
+            plan.data,
+            plan.setup.model,
+            plan.hidden,
+            plan.setup.latent_dim,
+            _train_config(plan),
+            plan.setup.seed,
+        )
+        return by_calibration(sigma2, trace, rows, plan.objective, sizes)
+    return best_iwae(rows, plan.objective, sizes, plan.options.iwae_samples)
+
+
+def execute(plan: AuditPlan, *, should_stop: Callable[[], bool] | None = None) -> AuditRun:
+    """Train, evaluate, judge and recommend, as planned."""
+    trained = train_sweep(plan)
+    metrics = evaluate_sweep(plan, trained)
+    rows = judge(plan, trained, metrics)
+    rec = recommend(plan, rows, trained)
+    result = AuditResult(
+        objective=plan.objective,
+        setup=plan.setup,
+        sweep=rows,
+        current=plan.current,
+        verdict=rows[plan.current].verdict,
+        recommendation=rec,
+        collapse_points=None
+        if rec is None
+        else predicted_collapse(rec, rows, plan.objective, plan.setup.sizes),
+        partial=trained.interrupted,
+        steps=trained.steps,
+        seconds_training=trained.seconds,
+    )
+    return AuditRun(result, plan.data, trained.model, trained.history)
+
+
+def run_audit(opts: AuditOptions) -> AuditRun:
+    """:func:`plan_audit` then :func:`execute`."""
+    return execute(plan_audit(opts))

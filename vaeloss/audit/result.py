@@ -1,0 +1,278 @@
+"""What an audit produced, as typed values; ``AuditResult.to_json()`` is the ``--json`` object.
+
+Two units of beta appear throughout (the README's glossary):
+
+* **KL weight** (``kl_weight``): the multiplier on the audited loss's *own* KL term, as the
+  user writes it (``kld_weight``, ``c``, the ``--beta`` of ``vaeloss audit``). JSON:
+  ``beta_own``, ``own_units``.
+* **ELBO beta** (``elbo_beta``): the same objective's beta relative to the per-sample negative
+  ELBO. JSON: ``effective_beta``, ``beta_elbo``, ``elbo``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vaeloss.engine.evaluate import ModelMetrics
+from vaeloss.objective.convention import Convention
+from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
+
+__all__ = [
+    "AuditObjective",
+    "AuditResult",
+    "AuditSetup",
+    "CollapsePoints",
+    "Divergence",
+    "PredictionCheck",
+    "Recommendation",
+    "SweepRow",
+    "Verdict",
+    "VerdictName",
+    "finite_or_none",
+]
+
+VerdictName = Literal[
+    "posterior collapse", "unregularised latent space", "healthy", "diverged", "not measured"
+]
+RecommendationRule = Literal["best-held-out-iwae", "sigma-calibration"]
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class AuditObjective:
+    """The loss audited: its convention (KL weight 1), a description, and the user's KL weight.
+
+    Attributes:
+        convention: the objective at KL weight 1 on its own KL term.
+        described: how it was given ("the size_average convention", "loss_fn in my.py"...).
+        kl_weight: the user's KL weight, in the loss's own units.
+    """
+
+    convention: Convention
+    described: str
+    kl_weight: float
+
+    def elbo_beta(self, kl_weight: float, sizes: dict[str, int]) -> float:
+        """ELBO beta of a KL weight in the loss's own units."""
+        return self.convention.elbo_beta_for(kl_weight, **sizes)
+
+    def kl_weight_for(self, elbo_beta: float, sizes: dict[str, int]) -> float:
+        """KL weight in the loss's own units that gives ``elbo_beta``."""
+        return self.convention.kl_weight_for(elbo_beta, **sizes)
+
+
+@dataclass(frozen=True)
+class AuditSetup:
+    """The data, model and training settings of an audit."""
+
+    data: str
+    model: str
+    likelihood: Likelihood
+    decoder_output: DecoderOutput
+    latent_dim: int
+    batch_size: int
+    data_dim: int
+    epochs: int
+    seed: int
+    device: str
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """B, D, k of the audit, for the convention's formulas."""
+        return {"B": self.batch_size, "D": self.data_dim, "k": self.latent_dim}
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a model's loss went non-finite."""
+
+    step: int
+    epoch: int
+    term: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "term": self.term}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict on one model, and the one-line headline that states it."""
+
+    name: VerdictName
+    collapsed: bool
+    headline: str
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One model of the sweep: its KL weight, ELBO beta, metrics and verdict.
+
+    ``metrics`` is None for a model that diverged (its numbers would be meaningless).
+    """
+
+    kl_weight: float
+    elbo_beta: float
+    metrics: ModelMetrics | None
+    verdict: Verdict
+    diverged: Divergence | None = None
+
+    @property
+    def ratio_kl_recon(self) -> float | None:
+        m = self.metrics
+        if m is None:
+            return None
+        return m.kl / m.recon if m.recon else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        metrics: dict[str, Any] = (
+            self.metrics.to_json()
+            if self.metrics is not None
+            else {name: None for name in ModelMetrics.__dataclass_fields__}
+        )
+        return {
+            "beta_elbo": self.elbo_beta,
+            "beta_own": self.kl_weight,
+            **metrics,
+            "ratio_kl_recon": self.ratio_kl_recon,
+            "stopped": None if self.diverged is None else self.diverged.to_json(),
+            "verdict": self.verdict.name,
+            "collapsed": self.verdict.collapsed,
+        }
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The recommended beta: the sweep row it is nearest to, in both units, and why."""
+
+    index: int
+    kl_weight: float
+    elbo_beta: float
+    rule: RecommendationRule
+    reason: str
+    sigma_trace: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"own_units": self.kl_weight, "elbo": self.elbo_beta, "rule": self.rule, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PredictionCheck:
+    """Predicted (from collapse points) vs measured active units at each sweep beta."""
+
+    rows: list[dict[str, float | int]]
+    mean_abs_error: float
+    exact: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "mean_abs_error": self.mean_abs_error, "exact": self.exact}
+
+
+@dataclass(frozen=True)
+class CollapsePoints:
+    """Per-dim collapse betas predicted from one model: beta_0 exp(2 KL_j(beta_0))."""
+
+    reference_beta: float
+    elbo_betas: list[float]
+    kl_weights: list[float]
+    check: PredictionCheck
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference_beta": self.reference_beta,
+            "betas": self.elbo_betas,
+            "own_units": self.kl_weights,
+            "check": self.check.to_json(),
+        }
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit measured and concluded (the report is written from this)."""
+
+    objective: AuditObjective
+    setup: AuditSetup
+    sweep: list[SweepRow]
+    current: int
+    verdict: Verdict
+    recommendation: Recommendation | None
+    collapse_points: CollapsePoints | None
+    partial: bool = False
+    steps: int = 0
+    seconds_training: float = 0.0
+    report_dir: str | None = None
+
+    @property
+    def current_row(self) -> SweepRow:
+        return self.sweep[self.current]
+
+    @property
+    def elbo_beta(self) -> float:
+        """The ELBO beta of the user's KL weight."""
+        return self.current_row.elbo_beta
+
+    @property
+    def effective_beta_formula(self) -> str:
+        return self.objective.convention.with_kl_weight(self.objective.kl_weight).effective_beta_formula
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object (non-finite numbers as null)."""
+        cur = self.current_row.to_json()
+        s = self.setup
+        out = {
+            "verdict": self.verdict.name,
+            "collapsed": self.verdict.collapsed,
+            "headline": self.verdict.headline,
+            "partial": self.partial,
+            "convention": self.objective.convention.name,
+            "described": self.objective.described,
+            "likelihood": s.likelihood,
+            "decoder_output": s.decoder_output,
+            "data": s.data,
+            "model": s.model,
+            "latent_dim": s.latent_dim,
+            "batch_size": s.batch_size,
+            "data_dim": s.data_dim,
+            "epochs": s.epochs,
+            "steps": self.steps,
+            "seed": s.seed,
+            "device": s.device,
+            "beta_own": self.objective.kl_weight,
+            "effective_beta": self.elbo_beta,
+            "effective_beta_formula": self.effective_beta_formula,
+            **{
+                key: cur[key]
+                for key in (
+                    "active_units",
+                    "kl_per_dim",
+                    "kl",
+                    "recon",
+                    "ratio_kl_recon",
+                    "mutual_information",
+                    "iwae_nll",
+                    "marginal_kl",
+                    "aggregate_kl",
+                    "output_diversity",
+                    "latent_usage",
+                )
+            },
+            "recommended_beta": None if self.recommendation is None else self.recommendation.to_json(),
+            "collapse_points": None if self.collapse_points is None else self.collapse_points.to_json(),
+            "sweep": [row.to_json() for row in self.sweep],
+            "stopped": [None if r.diverged is None else r.diverged.to_json() for r in self.sweep],
+            "seconds_training": self.seconds_training,
+            "report_dir": self.report_dir,
+        }
+        cleaned: dict[str, Any] = finite_or_none(out)
+        return cleaned
