@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from vaeloss.objective.kl import kl_normal
+from vaeloss.objective.kl import kl_normal, reparameterise
 from vaeloss.objective.likelihoods import gaussian_nll_from_sq
 from vaeloss.validation import check_positive, check_positive_int, check_same_shape
 
@@ -102,8 +102,8 @@ def mutual_information(
     """
     check_same_shape("mu", mu, "logvar", logvar)
     N = mu.shape[0]
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(
-        mu.shape, generator=generator, dtype=mu.dtype, device=mu.device
+    z = reparameterise(
+        mu, logvar, torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     )
     # log q(z_i|x_i) at the same samples, so that every term is <= log N exactly
     log_q_own = _log_normal(z, mu, logvar)
@@ -136,12 +136,11 @@ def iwae_nll(
     """
     check_positive_int("samples", samples)
     check_positive_int("chunk", chunk)
-    std = torch.exp(0.5 * logvar)
     parts = []
     for start in range(0, samples, chunk):
         c = min(chunk, samples - start)
         eps = torch.randn((c, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-        z = mu + std * eps
+        z = reparameterise(mu, logvar, eps)
         log_w = (
             log_likelihood(z, x)
             + _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))

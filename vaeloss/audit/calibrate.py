@@ -16,6 +16,7 @@ import torch
 from vaeloss.engine.data import Dataset
 from vaeloss.engine.models import BatchedVAE, build_model
 from vaeloss.engine.trainer import TrainConfig, train
+from vaeloss.objective.kl import reparameterise
 from vaeloss.objective.likelihoods import ml_variance
 
 __all__ = ["calibrate_sigma", "reconstruction_variance"]
@@ -31,7 +32,7 @@ def reconstruction_variance(model: BatchedVAE, ds: Dataset, *, samples: int = 8)
     g = torch.Generator(device=device).manual_seed(0)
     sq = torch.zeros((), device=device)
     for _ in range(samples):
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g, device=device)
+        z = reparameterise(mu, logvar, torch.randn(mu.shape, generator=g, device=device))
         sq += (model.decode(z)[0] - x).square().sum()
     return float(ml_variance(sq, samples * x.numel()))
 

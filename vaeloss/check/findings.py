@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from vaeloss.check.result import CheckReport, Finding, Severity
+from vaeloss.check.result import TOLERANCE, CheckReport, Finding, Severity
 
 __all__ = ["CODES", "Context", "build_findings", "build_fix", "rule"]
 
@@ -19,7 +19,6 @@ Found = Iterator[tuple[str, int | None]]
 Rule = Callable[[CheckReport, "Context"], Found]
 
 _RULES: dict[str, tuple[Severity, Rule]] = {}
-TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)

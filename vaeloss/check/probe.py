@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaeloss.check.result import TOLERANCE
 from vaeloss.objective.kl import PARAMETERISATIONS, LatentParameterisation, kl_normal
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, element_nll
 
 __all__ = ["ProbeFailure", "probe_function"]
 
-EXACT = 1e-7
 DTYPE = torch.float64
 
 Hypothesis = tuple[Likelihood, DecoderOutput]
@@ -320,7 +320,7 @@ def probe_function(
                 continue
             parts = ("recon_residual", "kl_residual", "verify_residual")
             score = (
-                -sum(fit[p] < EXACT for p in parts),
+                -sum(fit[p] < TOLERANCE for p in parts),
                 fit["recon_residual"] + fit["kl_residual"],
             )
             if best is None or score < best[0]:

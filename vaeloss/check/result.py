@@ -15,9 +15,12 @@ if TYPE_CHECKING:  # the types only: the CLI process of check does not import to
     from vaeloss.objective.kl import LatentParameterisation
     from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
 
-__all__ = ["CheckReport", "Finding", "Severity", "fit_monomial"]
+__all__ = ["TOLERANCE", "CheckReport", "Finding", "Severity", "fit_monomial"]
 
 Severity = Literal["error", "warning", "info"]
+
+TOLERANCE = 1e-6
+"""Relative misfit below which a term is a multiple of a reference (a likelihood, the KL)."""
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
-from vaeloss.check.result import CheckReport, fit_monomial
+from vaeloss.check.result import TOLERANCE, CheckReport, fit_monomial
 from vaeloss.check.source import assign_roles, read_source, select_function
 from vaeloss.errors import LossCheckError
 from vaeloss.validation import check_positive, check_positive_int
 
 __all__ = ["CheckReport", "check_loss", "parse_target"]
-
-TOLERANCE = 1e-6
 
 
 def parse_target(target: str) -> tuple[Path, str | None]:

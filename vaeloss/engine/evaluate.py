@@ -18,6 +18,7 @@ from vaeloss.metrics import (
     mutual_information,
     output_diversity,
 )
+from vaeloss.objective.kl import reparameterise
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, decoder_mean, element_nll
 
 __all__ = ["ModelMetrics", "aggregate_kl", "evaluate_models"]
@@ -120,12 +121,11 @@ def evaluate_models(
 
     # samples per decoder call, so that one call holds at most ~32M output elements
     chunk = max(1, min(100, 2**25 // (S * N * x.shape[1])))
-    std = torch.exp(0.5 * logvar_all)
     recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
     for start in range(0, recon_samples, chunk):
         c = min(chunk, recon_samples - start)
         eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
-        recon_sum -= log_lik(mu_all + std * eps, x).sum(dim=(0, 2))
+        recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
     recon_all = recon_sum / (recon_samples * N)  # [S]
     nll_all = iwae_nll(
         x, mu_all, logvar_all, log_lik, samples=iwae_samples, chunk=chunk, generator=g

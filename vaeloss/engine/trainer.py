@@ -29,7 +29,7 @@ from vaeloss.engine.data import Dataset
 from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE
 from vaeloss.errors import DeviceError, InvalidArgumentError
 from vaeloss.metrics import ACTIVE_THRESHOLD
-from vaeloss.objective.kl import kl_normal
+from vaeloss.objective.kl import kl_normal, reparameterise
 from vaeloss.objective.likelihoods import (
     LIKELIHOODS,
     DecoderOutput,
@@ -182,7 +182,7 @@ def _terms(
         assert isinstance(model, BatchedLinearVAE)
         sq = model.expected_sq_error(x, mu, logvar)  # [S, N]
     else:
-        z = mu if eps is None else mu + torch.exp(0.5 * logvar) * eps
+        z = mu if eps is None else reparameterise(mu, logvar, eps)
         out = model.decode(z)
         if not cfg.optimal_sigma or cfg.likelihood != "gaussian":
             nll = element_nll(

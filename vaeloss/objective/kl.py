@@ -18,8 +18,9 @@ from vaeloss.validation import check_choice, check_same_shape, check_tensor
 __all__ = [
     "LatentParameterisation",
     "PARAMETERISATIONS",
-    "kl_normal",
     "kl_monte_carlo",
+    "kl_normal",
+    "reparameterise",
     "to_logvar",
 ]
 
@@ -48,6 +49,21 @@ def to_logvar(scale: Tensor, *, parameterisation: LatentParameterisation = "logv
     if parameterisation == "std":
         return 2 * torch.log(scale)
     return torch.log(scale)
+
+
+def reparameterise(mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
+    """A sample of N(mu, diag exp(logvar)) from standard-normal noise: ``mu + exp(logvar/2) eps``.
+
+    Args:
+        mu, logvar: posterior parameters [..., k]; eps: noise broadcastable to them.
+
+    Returns:
+        Samples of the broadcast shape.
+
+    >>> reparameterise(torch.zeros(1), torch.log(torch.tensor([4.0])), torch.ones(1))
+    tensor([2.])
+    """
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 def kl_normal(mu: Tensor, scale: Tensor, *, parameterisation: LatentParameterisation = "logvar") -> Tensor:
