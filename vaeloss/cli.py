@@ -1,12 +1,7 @@
 """Command-line interface: ``main(argv) -> int``; the only place that prints and exits.
 
 Library code raises :class:`~vaeloss.errors.VaelossError`; here it becomes
-``error: ...`` on stderr and exit status 2. Exit statuses (the README's contract):
-
-* 0: done (for ``audit``, collapse is a finding, not a failure);
-* 1: an error finding (``check``) or collapse with ``--fail-on-collapse`` (``audit``);
-* 2: bad input, or the job cannot run; also an internal error ("this is a bug in vaeloss");
-* 130 / 143: interrupted by SIGINT / SIGTERM (``audit`` keeps a partial report).
+``error: ...`` on stderr and exit status 2. The exit statuses are in :mod:`vaeloss.exit_codes`.
 """
 
 from __future__ import annotations
@@ -19,14 +14,9 @@ from pathlib import Path
 
 from vaeloss._version import __version__
 from vaeloss.errors import VaelossError
+from vaeloss.exit_codes import EXIT_ERROR, EXIT_OK, EXIT_SIGINT
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDING", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM", "build_parser", "main"]
-
-EXIT_OK = 0
-EXIT_FINDING = 1
-EXIT_ERROR = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,6 +17,7 @@ __all__ = [
     "LossCheckError",
     "DeviceError",
     "OutputError",
+    "TrainingError",
 ]
 
 
@@ -50,3 +51,7 @@ class DeviceError(VaelossError, ValueError):
 
 class OutputError(VaelossError, ValueError):
     """A report folder that may not be written (exists, not writable, disk full)."""
+
+
+class TrainingError(VaelossError):
+    """Training cannot produce anything to measure (every model's loss went non-finite)."""

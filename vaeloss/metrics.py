@@ -134,8 +134,8 @@ def iwae_nll(
         log_likelihood: ``(z [K', N, k], x [N, D]) -> log p(x|z) [K', N]``.
         samples: K (>= 1000 recommended for evaluation); chunk: samples per decoder call.
     """
-    check_positive_int("samples", samples)
-    check_positive_int("chunk", chunk)
+    check_positive_int("samples", samples, example=1000)
+    check_positive_int("chunk", chunk, example=100)
     parts = []
     for start in range(0, samples, chunk):
         c = min(chunk, samples - start)

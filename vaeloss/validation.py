@@ -94,14 +94,16 @@ def check_positive(name: str, value: Any) -> float:
     return number
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an integer >= 1.
+def check_positive_int(name: str, value: Any, *, example: int) -> int:
+    """Return ``value`` if it is an integer >= 1; ``example`` is the value the error suggests.
 
-    >>> check_positive_int("batch_size", 128)
+    >>> check_positive_int("batch_size", 128, example=128)
     128
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"Expected an integer >= 1 but got {name}={value!r}. Try {name}=128.")
+        raise InvalidArgumentError(
+            f"Expected an integer >= 1 but got {name}={value!r}. Try {name}={example}."
+        )
     return value
 
 

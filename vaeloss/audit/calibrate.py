@@ -9,6 +9,7 @@ beta = sigma^2_ML relative to a unit-variance decoder.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -45,20 +46,25 @@ def calibrate_sigma(
     cfg: TrainConfig,
     seed: int,
     rounds: int = 3,
-) -> tuple[float, list[float]]:
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[float, list[float]] | None:
     """Train with the ML shared variance, then refine with that sigma fixed, ``rounds`` times.
 
     Returns:
-        The final ML decoder variance and the iterates.
+        The final ML decoder variance and the iterates; None when ``should_stop`` cut the
+        training short.
     """
     model = build_model(
         model_kind, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[seed]
     )
     base = replace(cfg, betas=[1.0], model_seeds=[seed], loss_scale=1.0, progress=False)
-    train(model, ds, replace(base, optimal_sigma=True))
+    if train(model, ds, replace(base, optimal_sigma=True), should_stop=should_stop).interrupted:
+        return None
     trace = [reconstruction_variance(model, ds)]
     for _ in range(rounds - 1):
         epochs = max(1, cfg.epochs // 3)
-        train(model, ds, replace(base, sigma=math.sqrt(trace[-1]), epochs=epochs))
+        cfg_r = replace(base, sigma=math.sqrt(trace[-1]), epochs=epochs)
+        if train(model, ds, cfg_r, should_stop=should_stop).interrupted:
+            return None
         trace.append(reconstruction_variance(model, ds))
     return trace[-1], trace

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+from vaeloss.audit.stop import StopRequest
 from vaeloss.errors import InvalidArgumentError
+from vaeloss.exit_codes import EXIT_FINDING, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 
@@ -23,6 +28,42 @@ def _hidden(text: str) -> tuple[int, ...]:
     return parts
 
 
+EPILOG = """\
+report folder:
+  The report is written into a new folder (--out, default reports/<data>-<loss>-<time>),
+  checked (writable, free space) before training. An existing --out is used only with
+  --overwrite, and only if it is empty or an earlier vaeloss report (it holds a
+  .vaeloss-report marker listing its files and nothing else); vaeloss never writes into,
+  renames or deletes anything else.
+
+interrupting:
+  Ctrl-C (SIGINT) or SIGTERM stops the audit early and writes a partial report of what was
+  measured so far, marked with the phase cut short and the epochs run; a second signal
+  stops at once without a report.
+
+exit status:
+  0    the audit completed (posterior collapse is a finding, not a failure)
+  1    posterior collapse, with --fail-on-collapse
+  2    bad input or the audit cannot run (a message says why; no report is written)
+  130  interrupted by SIGINT (partial report kept)
+  143  interrupted by SIGTERM (partial report kept)
+"""
+
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"Expected an integer seed in 0 .. {MAX_SEED} but got seed={text!r}. Try --seed 0"
+        )
+    return value
+
+
 def add_audit_parser(sub: Any) -> None:
     p = sub.add_parser(
         "audit",
@@ -32,6 +73,8 @@ def add_audit_parser(sub: Any) -> None:
             "collapse, the KL/reconstruction balance and a recommended KL weight in your "
             "own units. --loss FILE is executed (imported), as pytest does."
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("loss")
     src.add_argument("--loss", metavar="FILE[:FN]", help="your loss function (read by vaeloss check)")
@@ -61,10 +104,10 @@ def add_audit_parser(sub: Any) -> None:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--sweep", default="auto", help="auto | none | X,Y,... (your units)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0, help="random seed, 0 .. 2^32-1 (0)")
     t.add_argument("--iwae-samples", type=int, default=1000)
     o = p.add_argument_group("output")
-    o.add_argument("--out", default=None, help="report folder (default reports/<data>-<convention>-<time>)")
+    o.add_argument("--out", default=None, help="report folder, new (default reports/<data>-<loss>-<time>)")
     o.add_argument(
         "--overwrite",
         action="store_true",
@@ -73,6 +116,50 @@ def add_audit_parser(sub: Any) -> None:
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.add_argument("--fail-on-collapse", action="store_true", help="exit 1 on posterior collapse")
     p.set_defaults(handler=run_audit_command)
+
+
+class _Abort(BaseException):
+    """A second signal: stop at once (a BaseException, so that no ``except Exception`` and no
+    handler of the first signal's KeyboardInterrupt catches it)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+_EXIT_CODES = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
+
+
+class _Signals:
+    """SIGINT/SIGTERM handlers for the audit's lifetime: the first signal asks the audit to stop
+    (``stop``) and write a partial report; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self.stop = StopRequest()
+        self._saved: dict[signal.Signals, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        sig = signal.Signals(signum)
+        if self.received is not None:
+            raise _Abort(_EXIT_CODES[sig])
+        self.received = sig
+        self.stop.request(sig.name)
+        print(
+            f"\n{sig.name} received: finishing what was measured and writing a partial report "
+            f"(send it again to stop at once, without a report)",
+            file=sys.stderr,
+        )
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in _EXIT_CODES:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
@@ -106,16 +193,25 @@ def run_audit_command(args: argparse.Namespace) -> int:
     plan = plan_audit(opts)
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
     out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
-    folder = prepare_report_folder(out, overwrite=args.overwrite)
-    try:
-        run = execute(plan)
-        write_report(run, folder)
-    except BaseException:
-        folder.discard()
-        raise
+    with _Signals() as signals:
+        folder = prepare_report_folder(out, overwrite=args.overwrite)
+        try:
+            run = execute(plan, stop=signals.stop)
+            write_report(run, folder, signals.stop)
+        except _Abort as abort:
+            folder.discard()
+            print("error: interrupted twice: stopped at once, no report written", file=sys.stderr)
+            return abort.code
+        except BaseException:
+            folder.discard()
+            raise
     res = run.result
     if args.json:
         print(json.dumps(res.to_json(), indent=2, allow_nan=False))
     else:
         print(format_summary(res))
-    return 1 if (args.fail_on_collapse and res.verdict.collapsed) else 0
+    if res.partial:
+        name = signals.received.name if signals.received is not None else "Ctrl-C"
+        print(f"interrupted by {name}: partial report in {res.report_dir}", file=sys.stderr)
+        return _EXIT_CODES[signals.received] if signals.received is not None else EXIT_SIGINT
+    return EXIT_FINDING if (args.fail_on_collapse and res.verdict.collapsed) else EXIT_OK

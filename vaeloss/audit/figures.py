@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from vaeloss.audit.result import SweepRow  # noqa: E402
+from vaeloss.audit.stop import StopRequest  # noqa: E402
 from vaeloss.metrics import ACTIVE_THRESHOLD  # noqa: E402
 from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
 
@@ -91,7 +93,10 @@ def samples(images: np.ndarray, shape: tuple[int, ...], title: str, path: Path) 
     return _save(fig, path)
 
 
-def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: Path, seed: int = 0) -> str:
+def latent_scatter(
+    mu: np.ndarray, labels: np.ndarray | None, title: str, path: Path, seed: int = 0, tsne: bool = True
+) -> str:
+    """Latent means coloured by label: direct for k <= 2, else PCA and (``tsne``) t-SNE."""
     k = mu.shape[1]
     c = labels if labels is not None else None
     cm: dict[str, Any] = {"c": c, "cmap": "tab10"} if c is not None else {}
@@ -107,11 +112,11 @@ def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: 
     from sklearn.manifold import TSNE
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    spread = mu.std(0).sum()
+    spread = float(mu.std(0).sum())
     pca = PCA(2).fit_transform(mu) if spread > 1e-8 else np.zeros((len(mu), 2))
     axes[0].scatter(pca[:, 0], pca[:, 1], s=8, **cm)
     axes[0].set(title=f"latent means, PCA (total std {spread:.2g})", xlabel="PC1", ylabel="PC2")
-    if spread > 1e-8:
+    if spread > 1e-8 and tsne:
         emb = TSNE(2, random_state=seed, init="pca", perplexity=min(30, len(mu) - 1)).fit_transform(mu)
         sc = axes[1].scatter(emb[:, 0], emb[:, 1], s=8, **cm)
         if c is not None:
@@ -120,7 +125,9 @@ def latent_scatter(mu: np.ndarray, labels: np.ndarray | None, title: str, path: 
         axes[1].text(
             0.5,
             0.5,
-            "all latent means are equal:\nnothing to embed",
+            "all latent means are equal:\nnothing to embed"
+            if tsne
+            else "t-SNE skipped:\nthe audit was interrupted",
             ha="center",
             va="center",
             transform=axes[1].transAxes,
@@ -142,8 +149,12 @@ def manifold(decode: Any, shape: tuple[int, ...], path: Path, title: str, n: int
 
 def rate_distortion(sweep: list[SweepRow], current: int, recommended: int | None, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    measured = [(i, r) for i, r in enumerate(sweep) if r.metrics is not None]
-    at = {i: (r.metrics.kl, r.metrics.recon) for i, r in measured if r.metrics is not None}
+    at = {
+        i: (r.metrics.kl, r.metrics.recon)
+        for i, r in enumerate(sweep)
+        if r.metrics is not None and r.metrics.recon is not None
+    }
+    measured = [(i, r) for i, r in enumerate(sweep) if i in at]
     rate = [at[i][0] for i, _ in measured]
     dist = [at[i][1] for i, _ in measured]
     ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
@@ -221,25 +232,27 @@ def sweep_panels(
 
 
 @torch.no_grad()
-def draw_all(run: AuditRun, out: Path) -> dict[str, str]:
-    """Every figure of the report into ``out``; returns {name: file}."""
+def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[str, str]:
+    """Every figure of the report into ``out``; returns {name: file}.
+
+    ``stop`` is asked between figures: when it says stop, the figures not drawn yet are left out
+    and the result is marked as cut short in its figures. When it already says stop at the
+    start (an earlier phase was interrupted), every figure is drawn but the t-SNE.
+    """
+    stop = stop or StopRequest()
     res, ds, model = run.result, run.data, run.model
+    quick = stop()
     s = res.current
     obj = res.objective
     beta_label = f"{_fmt(obj.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
-    files: dict[str, str] = {}
-    if not run.history.empty:
-        files["curves"] = curves(run.history, s, beta_label, out / "curves.png")
     cur = res.current_row.metrics
-    if cur is not None:
-        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
-        files["kl_per_dim"] = kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")
     device = next(model.parameters()).device
     x = ds.x_val[:1000].to(device)
     mu_all, _ = model.encode(x)
     mu = mu_all[s]
     S, k = model.n_models, model.latent_dim
     kind = res.setup.decoder_output
+    labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
 
     def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
         zz = z.to(device).reshape(1, -1, k).expand(S, -1, -1).contiguous()
@@ -248,36 +261,64 @@ def draw_all(run: AuditRun, out: Path) -> dict[str, str]:
     def decode(z: torch.Tensor) -> torch.Tensor:
         return decode_s(z, s)
 
-    image = len(ds.shape) in (2, 3)
-    if image:
+    todo: list[tuple[str, Callable[[], str | dict[str, str]]]] = []
+    if not run.history.empty:
+        todo.append(("curves", lambda: curves(run.history, s, beta_label, out / "curves.png")))
+    if cur is not None:
+        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
+        todo.append(("kl_per_dim", lambda: kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")))
+    if len(ds.shape) in (2, 3):
         n = 12
-        diversity = "" if cur is None else f" (diversity {cur.output_diversity:.2f})"
-        files["reconstructions"] = image_grid(
-            [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())],
-            ds.shape,
-            n,
-            f"inputs vs reconstructions{diversity}",
-            out / "reconstructions.png",
+        diversity = (
+            "" if cur is None or cur.output_diversity is None else f" (diversity {cur.output_diversity:.2f})"
         )
-        g = torch.Generator().manual_seed(res.setup.seed)
-        files["samples"] = samples(
-            decode(torch.randn(64, k, generator=g)).cpu().numpy(),
-            ds.shape,
-            "samples from the prior",
-            out / "samples.png",
+        rows_of = [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())]
+        todo.append(
+            (
+                "reconstructions",
+                lambda: image_grid(
+                    rows_of, ds.shape, n, f"inputs vs reconstructions{diversity}", out / "reconstructions.png"
+                ),
+            )
+        )
+        prior = torch.randn(64, k, generator=torch.Generator().manual_seed(res.setup.seed))
+        todo.append(
+            (
+                "samples",
+                lambda: samples(
+                    decode(prior).cpu().numpy(), ds.shape, "samples from the prior", out / "samples.png"
+                ),
+            )
         )
         if k == 2:
-            files["manifold"] = manifold(
-                decode, ds.shape, out / "manifold.png", f"decoded latent grid at beta = {beta_label}"
-            )
-    labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
-    files["latent"] = latent_scatter(
-        mu.cpu().numpy(), labels, f"beta = {beta_label}", out / "latent.png", res.setup.seed
+            title = f"decoded latent grid at beta = {beta_label}"
+            todo.append(("manifold", lambda: manifold(decode, ds.shape, out / "manifold.png", title)))
+    todo.append(
+        (
+            "latent",
+            lambda: latent_scatter(
+                mu.cpu().numpy(),
+                labels,
+                f"beta = {beta_label}",
+                out / "latent.png",
+                res.setup.seed,
+                tsne=not quick,
+            ),
+        )
     )
     if k == 2 and S > 1:
         mus = [m.cpu().numpy() for m in mu_all]
-        files.update(sweep_panels(run, decode_s, mus, labels, out))
+        todo.append(("sweep", lambda: sweep_panels(run, decode_s, mus, labels, out)))
     if len(res.sweep) > 1:
         rec = None if res.recommendation is None else res.recommendation.index
-        files["rate_distortion"] = rate_distortion(res.sweep, s, rec, out / "rate_distortion.png")
+        todo.append(
+            ("rate_distortion", lambda: rate_distortion(res.sweep, s, rec, out / "rate_distortion.png"))
+        )
+    files: dict[str, str] = {}
+    for name, draw in todo:
+        if not quick and stop():
+            res.interrupt("figures", stop.reason)
+            break
+        drawn = draw()
+        files.update(drawn if isinstance(drawn, dict) else {name: drawn})
     return files

@@ -21,15 +21,17 @@ from vaeloss.audit.result import (
     AuditResult,
     AuditSetup,
     Divergence,
+    Phase,
     Recommendation,
     SweepRow,
 )
+from vaeloss.audit.stop import StopRequest
 from vaeloss.audit.verdict import classify, diverged
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
 from vaeloss.engine.evaluate import ModelMetrics, evaluate_models
 from vaeloss.engine.models import BatchedVAE, build_model
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
-from vaeloss.errors import InvalidArgumentError, LossCheckError
+from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError
 from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
@@ -157,6 +159,45 @@ def plan_sweep(objective: AuditObjective, sweep: str, sizes: dict[str, int]) -> 
     return betas, betas.index(current)
 
 
+MIN_VALIDATION_ROWS = 50
+"""Held-out rows the metrics need: active units are a variance over rows, the mutual
+information estimate cannot exceed log N (3.9 nats at 50), output diversity compares pairs."""
+
+
+def check_data_limits(ds: Dataset, *, batch_size: int) -> None:
+    """Raise unless the data has enough rows for the batch size and the held-out metrics."""
+    n_train, n_val = ds.x_train.shape[0], ds.x_val.shape[0]
+    if n_val < MIN_VALIDATION_ROWS:
+        total = n_train + n_val
+        raise DataError(
+            f"Expected at least {MIN_VALIDATION_ROWS} held-out rows for the collapse metrics but "
+            f"data={ds.name!r} has {total} rows, so {n_val} held out (20%): active units are a "
+            f"variance over rows, the mutual information estimate cannot exceed log N, and output "
+            f"diversity compares pairs of rows. Try a data set with at least "
+            f"{MIN_VALIDATION_ROWS * 5} rows."
+        )
+    if batch_size > n_train:
+        raise InvalidArgumentError(
+            f"Expected --batch-size at most the {n_train} training rows of data={ds.name!r} but got "
+            f"batch_size={batch_size} (the effective beta would use a batch size no step has). "
+            f"Try --batch-size {min(64, n_train)}."
+        )
+
+
+def check_latent_dim(k: int, data_dim: int, *, user_model: bool) -> None:
+    """Raise unless the latent dim is at most the data dim (no more dims can carry information)."""
+    if k > data_dim:
+        where, fix = (
+            ("your model's latent dim", f"a model with a latent dim of at most {min(8, data_dim)}")
+            if user_model
+            else ("--latent-dim", f"--latent-dim {min(8, data_dim)}")
+        )
+        raise InvalidArgumentError(
+            f"Expected {where} at most the data dimension D={data_dim} (more latent dims than "
+            f"data dims cannot all carry information) but got latent_dim={k}. Try {fix}."
+        )
+
+
 def plan_audit(opts: AuditOptions) -> AuditPlan:
     """Validate every input and decide what the audit does. Trains nothing; raises a
     :class:`~vaeloss.errors.VaelossError` on bad input."""
@@ -166,11 +207,16 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
     device = resolve_device(opts.device)
     d = defaults_for(opts.data)
     hidden = tuple(opts.hidden) if opts.hidden is not None else tuple(d["hidden"])
-    k = check_positive_int("latent_dim", d["latent_dim"] if opts.latent_dim is None else opts.latent_dim)
-    B = check_positive_int("batch_size", d["batch_size"] if opts.batch_size is None else opts.batch_size)
-    epochs = check_positive_int("epochs", d["epochs"] if opts.epochs is None else opts.epochs)
+    if opts.latent_dim is not None:
+        check_positive_int("latent_dim", opts.latent_dim, example=d["latent_dim"])
+    B = check_positive_int(
+        "batch_size", d["batch_size"] if opts.batch_size is None else opts.batch_size, example=d["batch_size"]
+    )
+    epochs = check_positive_int(
+        "epochs", d["epochs"] if opts.epochs is None else opts.epochs, example=d["epochs"]
+    )
     lr = check_positive("lr", d["lr"] if opts.lr is None else opts.lr)
-    check_positive_int("iwae_samples", opts.iwae_samples)
+    check_positive_int("iwae_samples", opts.iwae_samples, example=1000)
     ds = load_dataset(
         opts.data,
         data_dir=opts.data_dir,
@@ -179,6 +225,9 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         rescale=opts.rescale,
         seed=opts.seed,
     )
+    check_data_limits(ds, batch_size=B)
+    # the default latent dim never exceeds the data dim; one asked for is checked below
+    k = min(d["latent_dim"], ds.dim) if opts.latent_dim is None else opts.latent_dim
     if opts.model not in ("mlp", "conv", "linear"):
         # a user's model decides its own latent dim: build one and look
         probe = build_model(
@@ -190,6 +239,7 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
             k = int(probe.encode(ds.x_train[:2])[0].shape[-1])
     else:
         build_model(opts.model, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1)
+    check_latent_dim(k, ds.dim, user_model=opts.model not in ("mlp", "conv", "linear"))
     sizes = {"B": B, "D": ds.dim, "k": k}
     objective = resolve_objective(opts, sizes)
     likelihood = objective.convention.likelihood
@@ -229,7 +279,7 @@ def _train_config(plan: AuditPlan) -> TrainConfig:
     )
 
 
-def train_sweep(plan: AuditPlan) -> TrainResult:
+def train_sweep(plan: AuditPlan, should_stop: Callable[[], bool]) -> TrainResult:
     """Step 3: train every beta of the sweep at once, as one batched model."""
     s, S = plan.setup, len(plan.elbo_betas)
     model = build_model(
@@ -241,10 +291,12 @@ def train_sweep(plan: AuditPlan) -> TrainResult:
         n_models=S,
         seeds=[s.seed] * S,
     )
-    return train(model, plan.data, _train_config(plan))
+    return train(model, plan.data, _train_config(plan), should_stop=should_stop)
 
 
-def evaluate_sweep(plan: AuditPlan, trained: TrainResult) -> list[ModelMetrics]:
+def evaluate_sweep(
+    plan: AuditPlan, trained: TrainResult, should_stop: Callable[[], bool]
+) -> list[ModelMetrics]:
     """Step 4: the collapse metrics of every model on held-out data."""
     return evaluate_models(
         trained.model,
@@ -253,11 +305,23 @@ def evaluate_sweep(plan: AuditPlan, trained: TrainResult) -> list[ModelMetrics]:
         decoder_output=plan.setup.decoder_output,
         iwae_samples=plan.options.iwae_samples,
         seed=plan.setup.seed,
+        should_stop=should_stop,
     )
 
 
 def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) -> list[SweepRow]:
-    """Step 5: one row per model with its verdict (diverged models keep no metrics)."""
+    """Step 5: one row per model with its verdict (diverged models keep no metrics).
+
+    Raises:
+        TrainingError: every model diverged (nothing was measured).
+    """
+    if all(stopped is not None for stopped in trained.stopped):
+        first = min((s for s in trained.stopped if s is not None), key=lambda s: s["step"])
+        raise TrainingError(
+            f"Expected training to stay finite but the loss of every model of the sweep went "
+            f"non-finite (first: the {first['term']} term at step {first['step']}, epoch "
+            f"{first['epoch']}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
+        )
     rows = []
     for beta, weight, m, stopped in zip(plan.elbo_betas, plan.kl_weights, metrics, trained.stopped):
         if stopped is not None:
@@ -268,29 +332,49 @@ def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) ->
     return rows
 
 
-def recommend(plan: AuditPlan, rows: list[SweepRow], trained: TrainResult) -> Recommendation | None:
+def recommend(
+    plan: AuditPlan, rows: list[SweepRow], should_stop: Callable[[], bool]
+) -> Recommendation | None:
     """Step 6: the recommended beta (calibrated decoder variance for squared-error losses,
-    else the best held-out likelihood)."""
+    else the best held-out likelihood). None when there is nothing to recommend from: the
+    calibration was cut short, or no model has a held-out likelihood."""
     sizes = plan.setup.sizes
-    if plan.setup.likelihood == "gaussian" and plan.options.calibrate and not trained.interrupted:
-        sigma2, trace = calibrate_sigma(
+    if plan.setup.likelihood == "gaussian" and plan.options.calibrate:
+        if should_stop():
+            return None
+        s = plan.setup
+        calibrated = calibrate_sigma(
             plan.data,
-            plan.setup.model,
+            s.model,
             plan.hidden,
-            plan.setup.latent_dim,
+            s.latent_dim,
             _train_config(plan),
-            plan.setup.seed,
+            s.seed,
+            should_stop=should_stop,
         )
-        return by_calibration(sigma2, trace, rows, plan.objective, sizes)
+        if calibrated is None:
+            return None
+        return by_calibration(*calibrated, rows, plan.objective, sizes)
     return best_iwae(rows, plan.objective, sizes, plan.options.iwae_samples)
 
 
-def execute(plan: AuditPlan, *, should_stop: Callable[[], bool] | None = None) -> AuditRun:
-    """Train, evaluate, judge and recommend, as planned."""
-    trained = train_sweep(plan)
-    metrics = evaluate_sweep(plan, trained)
+def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
+    """Train, evaluate, judge and recommend, as planned.
+
+    ``stop`` is asked throughout (the CLI's signal handlers set it): when it says stop, the
+    phase running ends early, the later ones do only their cheap part, and the result is
+    marked partial with the phase that was cut short.
+    """
+    stop = stop or StopRequest()
+    trained = train_sweep(plan, stop)
+    phase: Phase | None = "training" if trained.interrupted else None
+    metrics = evaluate_sweep(plan, trained, stop)
+    if phase is None and stop():
+        phase = "evaluation"
     rows = judge(plan, trained, metrics)
-    rec = recommend(plan, rows, trained)
+    rec = recommend(plan, rows, stop)
+    if phase is None and stop():
+        phase = "recommendation"
     result = AuditResult(
         objective=plan.objective,
         setup=plan.setup,
@@ -301,9 +385,11 @@ def execute(plan: AuditPlan, *, should_stop: Callable[[], bool] | None = None) -
         collapse_points=None
         if rec is None
         else predicted_collapse(rec, rows, plan.objective, plan.setup.sizes),
-        partial=trained.interrupted,
         steps=trained.steps,
+        epochs_run=trained.epochs_run,
         seconds_training=trained.seconds,
+        interrupted_in=phase,
+        signal=stop.reason if phase is not None else None,
     )
     return AuditRun(result, plan.data, trained.model, trained.history)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from vaeloss.audit.output import MARKER, ReportFolder
 from vaeloss.audit.result import AuditResult, SweepRow
+from vaeloss.audit.stop import StopRequest
 from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, UNREGULARISED_NATS_PER_DIM
 from vaeloss.metrics import ACTIVE_THRESHOLD
 
@@ -70,6 +71,26 @@ def _g(v: object) -> str:
     return str(v)
 
 
+def _epochs(res: AuditResult) -> str:
+    planned = res.setup.epochs
+    if res.epochs_run == planned:
+        return f"{planned} epochs"
+    return f"{res.epochs_run} of {planned} epochs run"
+
+
+def _partial_note(res: AuditResult) -> str:
+    """What an interrupted audit measured: where it was cut short, and the epochs run."""
+    by = f" by {res.signal}" if res.signal else ""
+    note = f"the audit was interrupted{by} during {res.interrupted_in} after {_epochs(res)}"
+    if res.interrupted_in == "training":
+        note += "; the models were measured as they were, without the IWAE bound"
+    elif res.interrupted_in == "evaluation":
+        note += "; metrics not measured by then are shown as '-'"
+    elif res.interrupted_in == "figures":
+        note += "; some figures are missing"
+    return note
+
+
 def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
     row = res.current_row
     m = row.metrics
@@ -91,6 +112,8 @@ def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
 def _recommendation_line(res: AuditResult) -> str:
     rec = res.recommendation
     if rec is None:
+        if res.partial:
+            return "no recommendation: the audit was interrupted before the betas could be compared"
         return "no recommendation: no model of the sweep has a held-out likelihood to compare"
     return (
         f"recommended KL weight: {_g(rec.kl_weight)} in your units "
@@ -154,19 +177,15 @@ def _sweep_cell(row: SweepRow, column: str) -> str:
 def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     """The report as Markdown, opening with the verdict."""
     s, obj = res.setup, res.objective
-    partial = (
-        "\n**PARTIAL REPORT: the audit was interrupted; numbers are from the models as they were.**\n"
-        if res.partial
-        else ""
-    )
+    partial = f"\n**PARTIAL REPORT: {_partial_note(res)}.**\n" if res.partial else ""
     md = [
-        f"# vaeloss audit: {res.verdict.name}",
+        f"# vaeloss audit: {res.verdict.name}{' (partial)' if res.partial else ''}",
         partial,
         f"**{res.verdict.headline}**",
         "",
         f"Loss: {obj.described} ({s.likelihood}); data `{s.data}` "
         f"(D={s.data_dim}), model `{s.model}`, k={s.latent_dim}, "
-        f"B={s.batch_size}, {s.epochs} epochs, seed {s.seed}, {s.device}.",
+        f"B={s.batch_size}, {_epochs(res)}, seed {s.seed}, {s.device}.",
         f"Your KL weight {_g(obj.kl_weight)} = ELBO beta {_g(res.elbo_beta)} "
         f"(effective beta of this loss: `{res.effective_beta_formula}`).",
         "",
@@ -205,15 +224,16 @@ def render_html(markdown_text: str, folder: Path) -> str:
     )
 
 
-def write_report(run: AuditRun, folder: ReportFolder) -> Path:
+def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None = None) -> Path:
     """Write report.md, report.html, metrics.json, history.csv, sweep.csv and figures into
-    ``folder``'s temporary folder, then rename it into place (see :mod:`vaeloss.audit.output`)."""
+    ``folder``'s temporary folder, then rename it into place (see :mod:`vaeloss.audit.output`).
+    ``stop`` cuts the figures short (the rest is always written: it is quick)."""
     from vaeloss.audit.figures import draw_all
 
     tmp = folder.tmp
     res = run.result
     res.report_dir = str(folder.target)
-    figures = draw_all(run, tmp)
+    figures = draw_all(run, tmp, stop)
     (tmp / "metrics.json").write_text(json.dumps(res.to_json(), indent=2, allow_nan=False))
     run.history.to_csv(tmp / "history.csv", index=False)
     rows = [row.to_json() for row in res.sweep]
@@ -229,6 +249,8 @@ def format_summary(res: AuditResult) -> str:
     """The terminal output: the verdict in one line, then a short table and the recommendation."""
     obj = res.objective
     lines = [("PARTIAL (interrupted) " if res.partial else "") + res.verdict.headline, ""]
+    if res.partial:
+        lines.insert(1, f"  ({_partial_note(res)})")
     lines.append(
         f"  loss: {obj.described}; your KL weight {_g(obj.kl_weight)} = "
         f"ELBO beta {_g(res.elbo_beta)} ({res.effective_beta_formula})"

@@ -37,6 +37,7 @@ VerdictName = Literal[
     "posterior collapse", "unregularised latent space", "healthy", "diverged", "not measured"
 ]
 RecommendationRule = Literal["best-held-out-iwae", "sigma-calibration"]
+Phase = Literal["training", "evaluation", "recommendation", "figures"]
 
 
 def finite_or_none(value: Any) -> Any:
@@ -131,7 +132,7 @@ class SweepRow:
     @property
     def ratio_kl_recon(self) -> float | None:
         m = self.metrics
-        if m is None:
+        if m is None or m.recon is None:
             return None
         return m.kl / m.recon if m.recon else math.inf
 
@@ -208,10 +209,22 @@ class AuditResult:
     verdict: Verdict
     recommendation: Recommendation | None
     collapse_points: CollapsePoints | None
-    partial: bool = False
     steps: int = 0
+    epochs_run: int = 0
     seconds_training: float = 0.0
     report_dir: str | None = None
+    interrupted_in: Phase | None = None
+    signal: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the audit was cut short (by a signal) before it measured everything."""
+        return self.interrupted_in is not None
+
+    def interrupt(self, phase: Phase, signal: str | None) -> None:
+        """Mark the result partial, cut short in ``phase`` by ``signal`` (the first counts)."""
+        if self.interrupted_in is None:
+            self.interrupted_in, self.signal = phase, signal
 
     @property
     def current_row(self) -> SweepRow:
@@ -246,6 +259,10 @@ class AuditResult:
             "data_dim": s.data_dim,
             "epochs": s.epochs,
             "steps": self.steps,
+            "epochs_run": self.epochs_run,
+            "interrupted": None
+            if self.interrupted_in is None
+            else {"phase": self.interrupted_in, "signal": self.signal},
             "seed": s.seed,
             "device": s.device,
             "beta_own": self.objective.kl_weight,

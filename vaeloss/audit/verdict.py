@@ -36,13 +36,14 @@ def diverged(d: Divergence) -> Verdict:
 def classify(m: ModelMetrics, latent_dim: int) -> Verdict:
     """The verdict and its one-line headline for one model's metrics."""
     au, div = m.active_units, m.output_diversity
-    same = 100 * max(0.0, 1 - div)
-    if au == 0 or div < COLLAPSE_DIVERSITY:
+    if au == 0 or (div is not None and div < COLLAPSE_DIVERSITY):
+        same = (
+            ""
+            if div is None
+            else f"; reconstructions of different inputs are {100 * max(0.0, 1 - div):.1f}% identical"
+        )
         return Verdict(
-            "posterior collapse",
-            True,
-            f"posterior collapse: {au} of {latent_dim} latent dims active; reconstructions of "
-            f"different inputs are {same:.1f}% identical",
+            "posterior collapse", True, f"posterior collapse: {au} of {latent_dim} latent dims active{same}"
         )
     agg = m.aggregate_kl
     if agg > UNREGULARISED_NATS_PER_DIM * latent_dim:

@@ -111,12 +111,12 @@ def check_loss(
         LossCheckError: the file cannot be checked (missing, syntax error, no or several
             candidate functions, crashes, never returns, returns a non-tensor or NaN).
     """
-    B = check_positive_int("batch_size", batch_size)
-    k = check_positive_int("latent_dim", latent_dim)
+    B = check_positive_int("batch_size", batch_size, example=128)
+    k = check_positive_int("latent_dim", latent_dim, example=20)
     check_positive("timeout", timeout)
     if input_shape is not None:
         for n in input_shape:
-            check_positive_int("input_shape", n)
+            check_positive_int("input_shape", n, example=28)
         D = math.prod(input_shape)
         if data_dim is not None and data_dim != D:
             raise LossCheckError(
@@ -125,7 +125,7 @@ def check_loss(
                 f"Try leaving out --data-dim."
             )
     else:
-        D = check_positive_int("data_dim", data_dim if data_dim is not None else 784)
+        D = check_positive_int("data_dim", data_dim if data_dim is not None else 784, example=784)
     path, name = parse_target(target)
     source = read_source(path)
     fn, why = select_function(source, name)

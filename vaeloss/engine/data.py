@@ -22,6 +22,12 @@ __all__ = ["Dataset", "binarize", "linear_gaussian", "load_dataset", "prepare_fo
 
 Binarization = Literal["none", "static", "dynamic"]
 _TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass
@@ -96,9 +102,9 @@ def _torchvision(
                 f"the four IDX files by hand into {raw}."
             ) from None
         raise DataError(
-            f"Expected the {name} IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte) in "
-            f"{raw} but they are not there (data_dir={str(root)!r}). Try putting them there, "
-            f"passing --data-dir DIR, or --download where internet is available."
+            f"Expected the four {name} IDX files ({', '.join(IDX_FILES)}; uncompressed: gunzip "
+            f"the .gz downloads) in {raw} but they are not all there (data_dir={str(root)!r}). Try "
+            f"putting them there, passing --data-dir DIR, or --download where internet is available."
         ) from None
     x = train.data.numpy().astype(np.float32) / 255.0
     y = train.targets.numpy()
@@ -125,13 +131,19 @@ def _array_file(kind: str, path_text: str) -> tuple[np.ndarray, np.ndarray | Non
         x, y = loaded["x"], loaded["y"] if "y" in loaded else None
     else:
         x, y = loaded, None
-    if x.ndim < 2 or x.shape[0] < 2:
+    if x.ndim < 2:
         raise DataError(
-            f"Expected x of shape [N, ...] with N >= 2 but got shape {x.shape} "
-            f"in {path}. Try adding a sample axis."
+            f"Expected x of shape [N, D] or [N, C, H, W] (samples first, then features) but got "
+            f"shape {x.shape} in {path}. Try x.reshape(-1, 1) for one feature per sample, or "
+            f"x.reshape(1, -1) if it is one sample."
         )
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"Expected numeric data but got dtype {x.dtype} in {path}.")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(
+            f"Expected real-valued data but got dtype {x.dtype} in {path}. Try np.abs(x) or "
+            f"np.stack([x.real, x.imag], axis=1) to keep both parts."
+        )
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DataError(f"Expected numeric data but got dtype {x.dtype} in {path}. Try x.astype(np.float32).")
     shape = tuple(x.shape[1:]) if x.ndim > 2 else (x.shape[1],)
     return x.astype(np.float32), y, shape
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,11 +42,13 @@ class ModelMetrics:
         iwae_nll: importance-weighted bound on -log p(x).
         output_diversity: pairwise distance of reconstructions relative to the inputs' (ratio).
         latent_usage: change of the output when z is replaced by a prior sample (ratio).
+
+    A value is None when its stage was not reached (the evaluation was interrupted).
     """
 
-    recon: float
+    recon: float | None
     kl: float
-    elbo: float
+    elbo: float | None
     kl_per_dim: list[float]
     active_units: int
     au_variances: list[float]
@@ -52,9 +56,9 @@ class ModelMetrics:
     mutual_information: float
     marginal_kl: float
     aggregate_kl: float
-    iwae_nll: float
-    output_diversity: float
-    latent_usage: float
+    iwae_nll: float | None
+    output_diversity: float | None
+    latent_usage: float | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,8 +92,15 @@ def evaluate_models(
     max_points: int = 1000,
     seed: int = 0,
     recon_samples: int = 16,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[ModelMetrics]:
     """Metrics per model on data ``x`` [N, D] (at most ``max_points`` rows are used).
+
+    In three stages: the posteriors (KL, active units, MI, aggregate KL), the reconstructions
+    (reconstruction NLL, output diversity, latent usage), the IWAE bound. ``should_stop`` is
+    asked between stages and between IWAE chunks; what was not measured when it says stop is
+    None. When it already says stop at the start (training was interrupted), only a quick
+    evaluation runs: the posteriors and one-sample reconstructions, no IWAE.
 
     Args:
         model: S trained models.
@@ -103,6 +114,11 @@ def evaluate_models(
         One :class:`ModelMetrics` per model.
     """
     kind: DecoderOutput = decoder_output or ("mean" if likelihood == "gaussian" else "logits")
+    quick = should_stop is not None and should_stop()
+
+    def stop() -> bool:
+        return not quick and should_stop is not None and should_stop()
+
     device = next(model.parameters()).device
     x = x[:max_points].to(device)
     mu_all, logvar_all = model.encode(x)  # [S, N, k]
@@ -119,45 +135,88 @@ def evaluate_models(
         )
         return -nll.sum(-1).reshape(S, c, N).transpose(0, 1)
 
+    posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
     # samples per decoder call, so that one call holds at most ~32M output elements
     chunk = max(1, min(100, 2**25 // (S * N * x.shape[1])))
-    recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
-    for start in range(0, recon_samples, chunk):
-        c = min(chunk, recon_samples - start)
-        eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
-        recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
-    recon_all = recon_sum / (recon_samples * N)  # [S]
-    nll_all = iwae_nll(
-        x, mu_all, logvar_all, log_lik, samples=iwae_samples, chunk=chunk, generator=g
-    )  # [S, N]
-    means = decoder_mean(model.decode(mu_all), kind)  # [S, N, D]
-    prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
-    prior_means = decoder_mean(model.decode(prior), kind)
+    recon: list[float | None] = [None] * S
+    diversity: list[float | None] = [None] * S
+    usage: list[float | None] = [None] * S
+    if not stop():
+        n_rec = 1 if quick else recon_samples
+        recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
+        for start in range(0, n_rec, chunk):
+            c = min(chunk, n_rec - start)
+            eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
+            recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
+        recon = (recon_sum / (n_rec * N)).tolist()
+        means = decoder_mean(model.decode(mu_all), kind)  # [S, N, D]
+        prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
+        prior_means = decoder_mean(model.decode(prior), kind)
+        for s in range(S):
+            gen = torch.Generator().manual_seed(seed)
+            diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)
+            usage[s] = latent_usage_from(means[s], prior_means[s], x)
+    iwae: list[float | None] = [None] * S
+    if not quick and not stop():
+        nll = _iwae_chunked(x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop)
+        if nll is not None:
+            iwae = nll.mean(-1).tolist()
     out = []
     for s in range(S):
-        mu, logvar = mu_all[s], logvar_all[s]
-        recon = float(recon_all[s])
-        kl_d = kl_per_dim(mu, logvar)
-        kl = float(kl_d.sum())
-        mi = mutual_information(mu, logvar, generator=g)
-        au = active_units(mu)
+        p = posterior[s]
+        r = recon[s]
         out.append(
             ModelMetrics(
-                recon=recon,
-                kl=kl,
-                elbo=-(recon + kl),
-                kl_per_dim=kl_d.tolist(),
-                active_units=au.number,
-                au_variances=au.variances.tolist(),
-                collapsed_dims=int(collapsed_dims(mu, logvar).sum()),
-                mutual_information=mi,
-                marginal_kl=kl - mi,
-                aggregate_kl=aggregate_kl(mu, logvar),
-                iwae_nll=float(nll_all[s].mean()),
-                output_diversity=output_diversity(
-                    means[s].cpu(), x.cpu(), generator=torch.Generator().manual_seed(seed)
-                ),
-                latent_usage=latent_usage_from(means[s], prior_means[s], x),
+                recon=r,
+                elbo=None if r is None else -(r + p["kl"]),
+                iwae_nll=iwae[s],
+                output_diversity=diversity[s],
+                latent_usage=usage[s],
+                **p,
             )
         )
     return out
+
+
+def _posterior_metrics(mu: Tensor, logvar: Tensor, g: torch.Generator) -> dict[str, Any]:
+    """The metrics of one model that need only its posteriors [N, k]."""
+    kl_d = kl_per_dim(mu, logvar)
+    kl = float(kl_d.sum())
+    mi = mutual_information(mu, logvar, generator=g)
+    au = active_units(mu)
+    return {
+        "kl": kl,
+        "kl_per_dim": kl_d.tolist(),
+        "active_units": au.number,
+        "au_variances": au.variances.tolist(),
+        "collapsed_dims": int(collapsed_dims(mu, logvar).sum()),
+        "mutual_information": mi,
+        "marginal_kl": kl - mi,
+        "aggregate_kl": aggregate_kl(mu, logvar),
+    }
+
+
+def _iwae_chunked(
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    log_lik: Callable[[Tensor, Tensor], Tensor],
+    samples: int,
+    chunk: int,
+    g: torch.Generator,
+    stop: Callable[[], bool],
+) -> Tensor | None:
+    """The IWAE bound with K = ``samples``, computed ``chunk`` samples at a time, asking
+    ``stop`` between chunks (None when stopped).
+
+    Exact combination: a chunk of c samples gives ``NLL_c = -(LSE_c - log c)``, and the bound
+    of all K is ``-(logsumexp_chunks(log c - NLL_c) - log K)``.
+    """
+    parts = []
+    for start in range(0, samples, chunk):
+        if stop():
+            return None
+        c = min(chunk, samples - start)
+        nll_c = iwae_nll(x, mu, logvar, log_lik, samples=c, chunk=c, generator=g)
+        parts.append(math.log(c) - nll_c)
+    return -(torch.logsumexp(torch.stack(parts), dim=0) - math.log(samples))

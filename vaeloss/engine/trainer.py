@@ -100,8 +100,8 @@ class TrainConfig:
         check_positive("sigma", self.sigma)
         check_positive("loss_scale", self.loss_scale)
         check_positive("lr", self.lr)
-        check_positive_int("epochs", self.epochs)
-        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("epochs", self.epochs, example=20)
+        check_positive_int("batch_size", self.batch_size, example=128)
         check_nonnegative("free_bits", self.free_bits)
 
 
@@ -114,8 +114,9 @@ class TrainResult:
         history: one row per (epoch, model): train/val reconstruction and KL (nats per
             sample), KL per latent dim, active units.
         stopped: per model, None or ``{"step", "epoch", "term"}`` where the loss went non-finite.
-        interrupted: training was cut short by Ctrl-C.
+        interrupted: training was cut short (Ctrl-C, or ``should_stop`` said so).
         steps: optimiser steps taken; seconds: wall time.
+        epochs_run: epochs completed (with a validation row in ``history``).
     """
 
     model: BatchedVAE
@@ -126,6 +127,7 @@ class TrainResult:
     seconds: float = 0.0
     device: str = "cpu"
     config: TrainConfig = field(default_factory=TrainConfig)
+    epochs_run: int = 0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -213,10 +215,14 @@ def train(
     data: Dataset,
     config: TrainConfig,
     on_epoch: Callable[[pd.DataFrame], None] | None = None,
+    *,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train the S models of ``model`` on ``data``, one beta each. See the module docstring.
 
     Deterministic on the CPU for a given ``config.seed`` and ``config.model_seeds``.
+    ``should_stop`` is asked before every step; when it says so (a signal arrived), training
+    ends there and the result is marked interrupted, as it is on Ctrl-C (KeyboardInterrupt).
     """
     cfg = config
     cfg.validate()
@@ -249,13 +255,15 @@ def train(
     rows: list[dict[str, Any]] = []
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
     bar = tqdm(total=total, disable=not show, unit="step", leave=False, file=sys.stderr)
-    step, interrupted, t0 = 0, False, time.perf_counter()
+    step, interrupted, t0, epochs_run = 0, False, time.perf_counter(), 0
     try:
         for epoch in range(1, cfg.epochs + 1):
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
             sums = torch.zeros(S, 2, device=device)
             perm = torch.randperm(n, generator=data_gen, device=device)
             for i in range(steps_per_epoch):
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 xb = x_train[perm[i * bs : (i + 1) * bs]]
                 if data.binarization == "dynamic":
                     xb = torch.bernoulli(xb, generator=data_gen)
@@ -306,6 +314,7 @@ def train(
                 step += 1
                 bar.update()
             rows.extend(_epoch_rows(model, x_val, sums / steps_per_epoch, epoch, step, cfg, analytic))
+            epochs_run = epoch
             if on_epoch is not None:
                 on_epoch(pd.DataFrame(rows))
     except StopIteration:
@@ -315,7 +324,8 @@ def train(
     finally:
         bar.close()
     history = pd.DataFrame(rows)
-    return TrainResult(model, history, stopped, interrupted, step, time.perf_counter() - t0, str(device), cfg)
+    seconds = time.perf_counter() - t0
+    return TrainResult(model, history, stopped, interrupted, step, seconds, str(device), cfg, epochs_run)
 
 
 @torch.no_grad()

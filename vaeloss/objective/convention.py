@@ -149,6 +149,6 @@ class Convention:
 
 
 def _sizes(B: int, D: int, k: int) -> None:
-    check_positive_int("B", B)
-    check_positive_int("D", D)
-    check_positive_int("k", k)
+    check_positive_int("B", B, example=128)
+    check_positive_int("D", D, example=784)
+    check_positive_int("k", k, example=20)

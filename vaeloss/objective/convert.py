@@ -56,7 +56,7 @@ def per_batch_to_per_sample(
     >>> per_batch_to_per_sample(256.0, batch_size=128)
     2.0
     """
-    check_positive_int("batch_size", batch_size)
+    check_positive_int("batch_size", batch_size, example=128)
     check_choice("batch_reduction", batch_reduction, ("sum", "mean"))
     return value / batch_size if batch_reduction == "sum" else value
 
@@ -67,7 +67,7 @@ def per_sample_to_per_dim(value: Number, *, data_dim: int) -> Number:
     >>> per_sample_to_per_dim(784.0, data_dim=784)
     1.0
     """
-    check_positive_int("data_dim", data_dim)
+    check_positive_int("data_dim", data_dim, example=784)
     return value / data_dim
 
 
@@ -95,7 +95,7 @@ def mse_to_gaussian_nll(mse: Number, *, sigma: float = 1.0, data_dim: int | None
     per_elem = gaussian_nll_from_sq(mse, 2 * math.log(sigma))
     if data_dim is None:
         return per_elem
-    check_positive_int("data_dim", data_dim)
+    check_positive_int("data_dim", data_dim, example=784)
     return per_elem * data_dim
 
 
@@ -106,7 +106,7 @@ def gaussian_nll_to_mse(nll: Number, *, sigma: float = 1.0, data_dim: int | None
     0.25
     """
     sigma = check_positive("sigma", sigma)
-    per_elem = nll if data_dim is None else nll / check_positive_int("data_dim", data_dim)
+    per_elem = nll if data_dim is None else nll / check_positive_int("data_dim", data_dim, example=784)
     # the NLL is sq / (2 sigma^2) + its value at sq = 0
     out = (per_elem - gaussian_nll_from_sq(0.0, 2 * math.log(sigma))) * 2 * sigma**2
     if isinstance(out, Tensor):

@@ -1,0 +1,84 @@
+"""The recommendation rules on hand-made sweeps (no training): never a collapsed beta without
+saying so, never a diverged one."""
+
+import math
+
+import pytest
+
+from vaeloss.audit.recommend import best_iwae, by_calibration, collapse_points
+from vaeloss.audit.result import AuditObjective, Divergence, SweepRow
+from vaeloss.audit.verdict import classify, diverged
+from vaeloss.engine.evaluate import ModelMetrics
+from vaeloss.objective.presets import get_convention
+
+SIZES = {"B": 64, "D": 64, "k": 4}
+# size_average: KL weight = ELBO beta / (B*D)
+OBJECTIVE = AuditObjective(get_convention("size_average"), "the size_average convention", 1.0)
+
+
+def _metrics(iwae, active, diversity=0.8):
+    return ModelMetrics(
+        recon=30.0,
+        kl=float(active),
+        elbo=-30.0 - active,
+        kl_per_dim=[1.0] * active + [0.0] * (4 - active),
+        active_units=active,
+        au_variances=[0.5] * active + [0.0] * (4 - active),
+        collapsed_dims=4 - active,
+        mutual_information=0.5,
+        marginal_kl=0.1,
+        aggregate_kl=0.5,
+        iwae_nll=iwae,
+        output_diversity=diversity,
+        latent_usage=0.5,
+    )
+
+
+def _row(beta, iwae, active):
+    m = _metrics(iwae, active)
+    return SweepRow(OBJECTIVE.kl_weight_for(beta, SIZES), beta, m, classify(m, 4))
+
+
+def test_best_iwae_among_rows_without_collapse():
+    sweep = [_row(0.1, 40.0, 4), _row(1.0, 35.0, 3), _row(10.0, 33.0, 0)]  # the best is collapsed
+    rec = best_iwae(sweep, OBJECTIVE, SIZES, 1000)
+    assert rec is not None and rec.index == 1 and rec.elbo_beta == 1.0
+    assert rec.kl_weight == pytest.approx(1.0 / (64 * 64))
+    assert "among the 2 of 3 betas without collapse" in rec.reason
+    assert "the lowest IWAE NLL of all was at ELBO beta 10, where the posterior collapsed" in rec.reason
+    assert "note:" not in rec.reason
+
+
+def test_every_candidate_collapsed_says_the_sweep_needs_lower_betas():
+    sweep = [_row(1.0, 35.0, 0), _row(10.0, 33.0, 0)]
+    rec = best_iwae(sweep, OBJECTIVE, SIZES, 1000)
+    assert rec is not None and rec.elbo_beta == 1.0  # the lowest beta, not the best IWAE
+    assert "every beta of the sweep collapsed" in rec.reason
+    assert "the sweep needs lower betas (try --sweep with values below 0.000244 in your units)" in rec.reason
+    assert rec.reason.endswith("note: at this beta 0 of 4 dims are active (collapse)")
+
+
+def test_diverged_rows_are_never_recommended():
+    d = Divergence(step=3, epoch=1, term="KL")
+    sweep = [SweepRow(1.0, 0.1, None, diverged(d), d), _row(1.0, 50.0, 2)]
+    rec = best_iwae(sweep, OBJECTIVE, SIZES, 1000)
+    assert rec is not None and rec.index == 1
+
+
+def test_no_iwae_no_recommendation():
+    m = _metrics(None, 2)
+    sweep = [SweepRow(1.0, 1.0, m, classify(m, 4))]
+    assert best_iwae(sweep, OBJECTIVE, SIZES, 1000) is None
+
+
+def test_calibration_names_a_collapsed_neighbour():
+    sweep = [_row(0.1, 40.0, 3), _row(10.0, 33.0, 0)]
+    rec = by_calibration(8.0, [7.0, 8.0], sweep, OBJECTIVE, SIZES)
+    assert rec.index == 1 and rec.elbo_beta == 8.0
+    assert rec.kl_weight == pytest.approx(8.0 / (64 * 64))
+    assert rec.reason.endswith("note: at this beta 0 of 4 dims are active (collapse)")
+
+
+def test_collapse_points_by_hand():
+    # KL_j = 0.5 log 4 at beta_0 = 2: collapses at 2 * exp(2 * 0.5 log 4) = 8
+    assert collapse_points(2.0, [0.5 * math.log(4), 0.001]) == pytest.approx([8.0])
