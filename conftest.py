@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-collect_ignore = ["vaeloss/__main__.py", "cli.py", "bench"]
+collect_ignore = ["vaeloss/__main__.py", "cli.py", "bench", "scripts", "tests/check/real", "tests/check/losses"]
 
 
 @pytest.fixture(autouse=True)

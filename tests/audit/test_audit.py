@@ -235,7 +235,7 @@ def test_bad_inputs_exit_2_without_report(tmp_path, capsys, args, pattern):
     import re
 
     np.save(tmp_path / "big.npy", np.full((300, 5), 3.0))
-    l1 = Path(__file__).parents[1] / "check" / "losses" / "l1_recon.py"
+    l1 = Path(__file__).parents[1] / "check" / "losses" / "quartic_recon.py"
     args = [a.format(tmp=tmp_path, l1=l1) for a in args]
     out = tmp_path / "report"
     assert main(["audit", "--out", str(out), *FAST, *args]) == 2

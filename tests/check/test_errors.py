@@ -18,9 +18,9 @@ def {name}(recon_x, x, mu, logvar):
 CASES = {
     "syntax": ("def loss(:\n", r"syntax error at line 1"),
     "no-function": ("x = 1\n", r"found none among its top-level functions"),
-    "several": (
-        GOOD.format(name="loss_a") + GOOD.format(name="loss_b"),
-        r"several candidates: loss_a \(line \d+\), loss_b",
+    "constant": (
+        "def loss(recon_x, x, mu, logvar):\n    return 0\n",
+        r"does not change with the reconstruction or the latents \(it returned 0 for every input\)",
     ),
     "raises": (
         "def loss(recon_x, x, mu, logvar):\n    raise RuntimeError('boom')\n",
@@ -36,11 +36,12 @@ CASES = {
     ),
     "never-returns": (
         "def loss(recon_x, x, mu, logvar):\n    while True:\n        pass\n",
-        r"within timeout=4 s but it did not",
+        r"Expected a call of loss to return within timeout=4 s but the first call did not return "
+        r"\(the call phase\)",
     ),
-    "exit-at-import": (
+    "exit-at-import-with-exec-module": (
         "import sys\nsys.exit(0)\ndef loss(recon_x, x, mu, logvar):\n    return 0\n",
-        r"called sys.exit\(0\)",
+        r"importing user_loss.py called sys.exit\(0\)",
     ),
     "exit-in-call": (
         "import sys\ndef loss(recon_x, x, mu, logvar):\n    sys.exit(0)\n",
@@ -50,14 +51,17 @@ CASES = {
         "import os\ndef loss(recon_x, x, mu, logvar):\n    os._exit(0)\n",
         r"exited with status 0 before reporting",
     ),
-    "import-error": (
-        "import not_a_module_xyz\ndef loss(recon_x, x, mu, logvar):\n    return 0\n",
-        r"ModuleNotFoundError",
+    "missing-module": (
+        "import not_a_module_xyz\ndef loss(recon_x, x, mu, logvar):\n    return not_a_module_xyz.f(mu)\n",
+        r"NameError: name 'not_a_module_xyz' is not defined\n'not_a_module_xyz' would have been made by "
+        r"line 1 \(`import not_a_module_xyz`\), which was not run: it raised ModuleNotFoundError: No module "
+        r"named 'not_a_module_xyz'\. The module 'not_a_module_xyz' is not installed where vaeloss runs: "
+        r"install vaeloss into your project's environment",
     ),
     "method-uses-self": (
         "import torch\nclass VAE:\n    def loss(self, recon_x, x, mu, logvar):\n"
         "        return self.beta * mu.sum()\n",
-        r"VAE.loss is a method that uses self",
+        r"AttributeError: 'VAE' object has no attribute 'beta'",
     ),
     "kwargs-key": (
         "import torch\ndef loss(*args, **kwargs):\n    return args[0].sum() * kwargs['M_N']\n",
@@ -76,7 +80,8 @@ def test_uncheckable_files_exit_2(tmp_path, capsys, case):
     path = tmp_path / "user_loss.py"
     path.write_text(textwrap.dedent(source))
     timeout = "4" if case == "never-returns" else "60"
-    code = main(["check", str(path), "--timeout", timeout])
+    exec_module = ["--exec-module"] if "exec-module" in case else []
+    code = main(["check", str(path), "--timeout", timeout, *exec_module])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ")
@@ -94,7 +99,10 @@ def test_named_function_missing(tmp_path, capsys):
     path = tmp_path / "l.py"
     path.write_text(GOOD.format(name="my_loss"))
     assert main(["check", f"{path}:other"]) == 2
-    assert "Expected a function named 'other'" in capsys.readouterr().err
+    assert (
+        "Expected a function, class or object named 'other' in l.py but found none; it defines: my_loss. "
+        "Try 'vaeloss check l.py:NAME' with one of those." in capsys.readouterr().err
+    )
 
 
 def test_hard_coded_784_at_other_D(capsys):

@@ -53,7 +53,9 @@ def test_mnist_from_idx_files(tmp_path, spec, folder):
 
 
 def test_mnist_missing_files_say_where(tmp_path):
-    with pytest.raises(DataError, match=r"IDX files .* in .*MNIST/raw but they are not all there .* --download"):
+    with pytest.raises(
+        DataError, match=r"IDX files .* in .*MNIST/raw but they are not all there .* --download"
+    ):
         load_dataset("mnist", data_dir=str(tmp_path))
 
 

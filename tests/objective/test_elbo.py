@@ -90,7 +90,10 @@ def test_elbo_errors_pin_messages():
         negative_elbo(p * 3, x, mu, lv)
     with pytest.raises(
         InvalidArgumentError,
-        match=r"'bernoulli', 'gaussian', 'continuous_bernoulli' but got likelihood='poisson'",
+        match=(
+            r"'bernoulli', 'gaussian', 'continuous_bernoulli', 'laplace', 'multinomial' "
+            r"but got likelihood='poisson'"
+        ),
     ):
         negative_elbo(p, x, mu, lv, likelihood="poisson")
     with pytest.raises(ValueError):  # every argument error is a ValueError too

@@ -256,7 +256,7 @@ def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[
 
     def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
         zz = z.to(device).reshape(1, -1, k).expand(S, -1, -1).contiguous()
-        return decoder_mean(model.decode(zz)[i], kind).clamp(0, 1)
+        return decoder_mean(model.decode(zz)[i], kind, res.setup.likelihood).clamp(0, 1)
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return decode_s(z, s)

@@ -32,6 +32,7 @@ from vaeloss.engine.evaluate import ModelMetrics, evaluate_models
 from vaeloss.engine.models import BatchedVAE, build_model
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
 from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError
+from vaeloss.objective.likelihoods import default_decoder_output
 from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
@@ -249,7 +250,7 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         data=opts.data,
         model=opts.model,
         likelihood=likelihood,
-        decoder_output="mean" if likelihood == "gaussian" else "logits",
+        decoder_output=default_decoder_output(likelihood),
         latent_dim=k,
         batch_size=B,
         data_dim=ds.dim,

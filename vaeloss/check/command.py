@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from typing import Any
 
-from vaeloss.errors import LossCheckError
+from vaeloss.errors import LossCheckError, VaelossError
+from vaeloss.exit_codes import EXIT_ERROR
 
 __all__ = ["add_check_parser", "run_check"]
 
@@ -22,15 +22,11 @@ def _shape(text: str) -> tuple[int, ...]:
     return parts
 
 
-def _arg(text: str) -> tuple[str, Any]:
+def _arg(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"Expected NAME=VALUE (e.g. epoch=10) but got {text!r}")
-    try:
-        parsed: Any = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value
-    return name, parsed
+    return name, value
 
 
 def add_check_parser(sub: Any) -> None:
@@ -43,7 +39,12 @@ def add_check_parser(sub: Any) -> None:
             "separate process, as pytest does: only check code you trust."
         ),
     )
-    p.add_argument("target", metavar="PATH[:FUNCTION]", help="file with the loss function")
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        help="PATH[:NAME] or pkg.module[:NAME]: a .py file or .ipynb notebook; NAME a function, "
+        "Class, Class.method, object or factory (default: the loss-like one)",
+    )
     p.add_argument("--batch-size", "-B", type=int, default=128, help="batch size B (128)")
     p.add_argument("--data-dim", "-D", type=int, default=None, help="data dim D (784)")
     p.add_argument("--latent-dim", "-k", type=int, default=20, help="latent dim k (20)")
@@ -54,11 +55,31 @@ def add_check_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="value for an extra argument of the function (repeatable)",
+        help="value for an argument of the loss (repeatable): a literal, else an expression in the "
+        "module, else text",
+    )
+    p.add_argument(
+        "--init",
+        type=_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="constructor argument of the loss's class or factory (repeatable), read as --arg is",
+    )
+    p.add_argument(
+        "--exec-module",
+        action="store_true",
+        help="run the whole file when loading it (by default loops, with blocks, bare calls and "
+        "the main guard are not run)",
     )
     p.add_argument("--expect-beta", type=float, default=None, help="fail unless beta equals X")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed (60)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds allowed for loading the file and probing the loss, from when its code starts (60)",
+    )
     p.set_defaults(handler=run_check)
 
 
@@ -66,20 +87,27 @@ def run_check(args: argparse.Namespace) -> int:
     from vaeloss.check.report import format_report
     from vaeloss.check.runner import check_loss
 
-    if args.expect_beta is not None and not args.expect_beta == args.expect_beta:
-        raise LossCheckError("Expected a number but got expect_beta=nan. Try --expect-beta 1.")
-    report = check_loss(
-        args.target,
-        batch_size=args.batch_size,
-        data_dim=args.data_dim,
-        latent_dim=args.latent_dim,
-        input_shape=args.input_shape,
-        args=dict(args.arg),
-        expect_beta=args.expect_beta,
-        timeout=args.timeout,
-    )
+    try:
+        if args.expect_beta is not None and not args.expect_beta == args.expect_beta:
+            raise LossCheckError("Expected a number but got expect_beta=nan. Try --expect-beta 1.")
+        report = check_loss(
+            args.target,
+            batch_size=args.batch_size,
+            data_dim=args.data_dim,
+            latent_dim=args.latent_dim,
+            input_shape=args.input_shape,
+            args=dict(args.arg),
+            init=dict(args.init),
+            expect_beta=args.expect_beta,
+            timeout=args.timeout,
+            exec_module=args.exec_module,
+        )
+    except VaelossError as exc:
+        if args.json:  # one JSON object on stdout whatever happens
+            print(json.dumps({"target": args.target, "error": str(exc), "exit_code": EXIT_ERROR}, indent=2))
+        raise
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps(report.to_json(), indent=2, allow_nan=False))
     else:
         print(format_report(report))
     return report.exit_code

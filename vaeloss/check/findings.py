@@ -23,11 +23,12 @@ _RULES: dict[str, tuple[Severity, Rule]] = {}
 
 @dataclass(frozen=True)
 class Context:
-    """What rules need beside the report: line numbers of constructs by kind, and the
-    ``--expect-beta`` value."""
+    """What rules need beside the report: line numbers of constructs (inside the loss and what
+    it calls) by kind, the ``--expect-beta`` value, and how to show a line."""
 
     lines: dict[str, list[int]]
     expect_beta: float | None = None
+    where: Callable[[int | None], str | None] = lambda line: None if line is None else f"line {line}"
 
     def first(self, *keys: str) -> int | None:
         """The first line of the first kind in ``keys`` that the source has."""
@@ -81,19 +82,30 @@ def _depends_on_latent_dim(r: CheckReport, ctx: Context) -> Found:
     return _depends(r, ctx, "k")
 
 
+_REDUCTIONS = {
+    "size_average=True": "averages over the batch *and* every data element, as reduction='mean' does",
+    "size_average=False": "sums over the batch and every data element, as reduction='sum' does",
+    "reduce=False": "returns one value per element, as reduction='none' does",
+    "reduce=True": "reduces as size_average says (it is the default)",
+}
+
+
 @rule("deprecated-reduction-argument", "warning")
 def _deprecated_reduction(r: CheckReport, ctx: Context) -> Found:
-    for line in ctx.lines.get("deprecated_reduction", []):
-        yield (
-            "size_average/reduce are deprecated; size_average=True averages over the batch *and* "
-            "every data element. Use reduction='sum' (or 'none' and sum over data dims).",
-            line,
-        )
+    for key, lines in ctx.lines.items():
+        if not key.startswith("deprecated:"):
+            continue
+        usage = key.partition(":")[2]
+        meaning = _REDUCTIONS.get(usage, "is read by old PyTorch rules")
+        replacement = {"size_average=True": "'mean'", "size_average=False": "'sum'", "reduce=False": "'none'"}
+        fix = f" Use reduction={replacement[usage]} instead." if usage in replacement else " Use reduction=."
+        for line in lines:
+            yield f"size_average/reduce are deprecated; {usage} {meaning}.{fix}", line
 
 
 @rule("kl-wrong-sign", "error")
 def _kl_wrong_sign(r: CheckReport, ctx: Context) -> Found:
-    if r.kl_factor is not None and r.kl_factor.coef < 0:
+    if r.kl_factor is not None and r.kl_factor.coef < 0 and not _is_elbo(r):
         yield (
             "the KL term enters with a negative sign: the loss rewards moving away from the prior. "
             "Use KL = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)).",
@@ -101,16 +113,43 @@ def _kl_wrong_sign(r: CheckReport, ctx: Context) -> Found:
         )
 
 
+def _is_elbo(r: CheckReport) -> bool:
+    """Both terms negative: the value is the ELBO itself (to maximise), not a loss."""
+    return (
+        r.recon_factor is not None
+        and r.kl_factor is not None
+        and r.recon_factor.coef < 0
+        and r.kl_factor.coef < 0
+    )
+
+
+@rule("returns-the-elbo", "warning")
+def _returns_the_elbo(r: CheckReport, ctx: Context) -> Found:
+    if _is_elbo(r):
+        yield (
+            "the value is the ELBO itself (both terms enter with a negative sign): maximise it, or "
+            "train on its negative; the effective beta below is the same either way.",
+            ctx.first("return"),
+        )
+
+
 def _fits(r: CheckReport) -> bool:
-    return r.fit["kl_residual"] < TOLERANCE and r.fit["recon_residual"] < TOLERANCE
+    return r.probe.recon_fit.recon_ok and r.probe.kl_fit.kl_ok
 
 
 @rule("kl-constant-offset", "warning")
 def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
+    fit = r.probe.kl_fit
     bernoulli = r.likelihood in ("bernoulli", "continuous_bernoulli")
-    if _fits(r) and bernoulli and r.fit["c_relative"] > TOLERANCE and abs(r.constant) > 1e-9:
+    if (
+        _fits(r)
+        and bernoulli
+        and r.probe.total is not None
+        and fit.c_relative > fit.tolerance
+        and abs(fit.c) > 1e-9
+    ):
         yield (
-            f"the loss has a constant offset of {r.constant:.6g} (it is not zero for a perfect "
+            f"the loss has a constant offset of {fit.c:.6g} (it is not zero for a perfect "
             "reconstruction at the prior): a KL missing its '1 +'? Harmless for gradients, but "
             "reported values are off.",
             ctx.first("kl"),
@@ -119,36 +158,37 @@ def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
 
 @rule("kl-not-gaussian", "warning")
 def _kl_not_gaussian(r: CheckReport, ctx: Context) -> Found:
-    fit = r.fit
-    if fit["kl_residual"] >= TOLERANCE:
+    fit = r.probe.kl_fit
+    if not fit.kl_ok:
         yield (
             "the latent part is not a multiple of the Gaussian KL to N(0, I) in any "
-            f"parameterisation (best: {fit['kl']}, relative misfit {fit['kl_residual']:.2g}): "
-            "free bits, annealing, a different prior or a KL on samples? No effective beta can be "
-            "given for it.",
+            f"parameterisation (best: {fit.parameterisation}, relative misfit {fit.kl_residual:.2g}): "
+            "free bits, annealing, a different prior or a KL on samples of a non-Gaussian "
+            "posterior? No effective beta can be given for it.",
             ctx.first("free_bits", "kl"),
         )
 
 
 @rule("recon-not-a-likelihood", "warning")
 def _recon_not_a_likelihood(r: CheckReport, ctx: Context) -> Found:
-    fit = r.fit
-    if fit["recon_residual"] >= TOLERANCE:
+    fit = r.probe.recon_fit
+    if not fit.recon_ok:
         yield (
-            "the reconstruction part is not a multiple of a Bernoulli, Gaussian or "
-            f"continuous-Bernoulli NLL (best: {fit['recon']}, relative misfit "
-            f"{fit['recon_residual']:.2g}): L1, a perceptual term or a learned scale? No effective "
-            "beta can be given for it.",
+            "the reconstruction part is not a multiple of a Bernoulli, Gaussian, Laplace (L1), "
+            f"multinomial or continuous-Bernoulli NLL (best: {fit.recon}, relative misfit "
+            f"{fit.recon_residual:.2g}): a perceptual term, a learned scale, a mixture? No "
+            "effective beta can be given for it.",
             ctx.first("recon"),
         )
 
 
 @rule("not-a-fixed-objective", "warning")
 def _not_a_fixed_objective(r: CheckReport, ctx: Context) -> Found:
-    if _fits(r) and r.fit["verify_residual"] >= TOLERANCE:
+    fit = r.probe.fits[r.probe.total] if r.probe.total is not None else None
+    if fit is not None and _fits(r) and fit.verify_residual >= fit.tolerance:
         yield (
             "each term fits on its own but not the two together on fresh inputs (misfit "
-            f"{r.fit['verify_residual']:.2g}): a weight that depends on the values, or state kept "
+            f"{fit.verify_residual:.2g}): a weight that depends on the values, or state kept "
             "between calls?",
             ctx.first("return"),
         )
@@ -156,7 +196,7 @@ def _not_a_fixed_objective(r: CheckReport, ctx: Context) -> Found:
 
 @rule("non-finite-at-edges", "error")
 def _non_finite_at_edges(r: CheckReport, ctx: Context) -> Found:
-    for e in r.edges:
+    for e in r.probe.edges:
         yield (
             f"non-finite or failing at valid edge inputs: {e}. Clamp probabilities or use logits "
             "with binary_cross_entropy_with_logits.",
@@ -169,7 +209,7 @@ _ROLE_WORDS = (("recon", "reconstruction"), ("mu", "posterior mean"), ("scale", 
 
 @rule("no-gradient", "error")
 def _no_gradient(r: CheckReport, ctx: Context) -> Found:
-    g = r.gradients
+    g = r.probe.gradients
     line = ctx.first("gradient_cut", "return")
     if not g.get("graph", True):
         yield (
@@ -185,7 +225,7 @@ def _no_gradient(r: CheckReport, ctx: Context) -> Found:
 
 @rule("gradient-cut-in-source", "info")
 def _gradient_cut_in_source(r: CheckReport, ctx: Context) -> Found:
-    g = r.gradients
+    g = r.probe.gradients
     if g.get("graph", True) and all(g.get(role, True) for role, _ in _ROLE_WORDS):
         for line in ctx.lines.get("gradient_cut", []):
             yield (
@@ -202,6 +242,72 @@ def _per_sample_output(r: CheckReport, ctx: Context) -> Found:
             "the function returns one value per sample; treated as averaged over the batch by the "
             "framework (as Keras does). If you sum it, multiply the effective beta's batch factor "
             "accordingly.",
+            ctx.first("return"),
+        )
+
+
+@rule("returns-components", "info")
+def _returns_components(r: CheckReport, ctx: Context) -> Found:
+    p = r.probe
+    if p.components is None:
+        return
+    rec, kl = (p.positions[i] for i in p.components)
+    text = (
+        f"the function returns the loss's terms apart: value {rec} is the reconstruction term and "
+        f"value {kl} the KL term (each factor below is of its own value); the effective beta is the "
+        "one of their sum, if your training loop adds them."
+    )
+    for position, value in p.constants:
+        beta = r.effective_beta
+        if beta is not None and value:
+            text += (
+                f" Value {position} is the number {value:.6g}, the same for every input: if your loop "
+                f"multiplies the KL term by it, the effective beta is {beta * value:.6g} instead."
+            )
+    yield text, ctx.first("return")
+
+
+@rule("state-changes-per-call", "warning")
+def _state_changes(r: CheckReport, ctx: Context) -> Found:
+    changed = r.probe.state_changes
+    if changed:
+        names = ", ".join(f"self.{n}" for n in changed)
+        yield (
+            f"each call changes {names}: if the loss depends on it (a schedule, a capacity that "
+            "grows), the objective changes during training. It was measured with the state as it "
+            "is at the first call (restored before every probe call).",
+            ctx.first("return"),
+        )
+
+
+@rule("monte-carlo-kl", "info")
+def _monte_carlo_kl(r: CheckReport, ctx: Context) -> Found:
+    if r.probe.monte_carlo:
+        yield (
+            "the KL term is a Monte-Carlo estimate (log q(z|x) - log p(z) at sampled z): its beta is "
+            "given in expectation (fitted on averages over many draws per input, to about 5%); the "
+            "expectation of the estimate is the analytic KL.",
+            ctx.first("kl"),
+        )
+
+
+@rule("formula-at-these-sizes", "info")
+def _formula_at_these_sizes(r: CheckReport, ctx: Context) -> Found:
+    s = r.sizes
+    at = f"B={s['B']}, D={s['D']}, k={s['k']}"
+    if r.effective_beta is not None and r.objective is None:
+        yield (
+            f"the factors do not scale as a power of B, D or k at three sizes each, so no formula is "
+            f"given: the effective beta {r.effective_beta:.6g} holds at these sizes ({at}) only "
+            "(a size-dependent weight, or a constant such as a fixed BATCH_SIZE?).",
+            ctx.first("return"),
+        )
+    for dim in r.fixed_dims:
+        if dim == "D":
+            continue  # hard-coded-data-dim says it
+        yield (
+            f"the loss fails at other values of {dim} ({_DIM_WORDS[dim]}), so the formulas hold at "
+            f"{dim}={s[dim]} only.",
             ctx.first("return"),
         )
 
@@ -262,8 +368,8 @@ def _kl_factor_two(r: CheckReport, ctx: Context) -> Found:
 def _hard_coded_data_dim(r: CheckReport, ctx: Context) -> Found:
     if r.data_dim_fixed:
         yield (
-            f"the function fails at other data dimensions (a hard-coded {r.sizes['D']}?); its "
-            "D-dependence was inferred from the coefficient.",
+            f"the function fails at other data dimensions (a hard-coded {r.sizes['D']}?), so the "
+            f"formulas hold at D={r.sizes['D']} only; how they scale with D is unknown.",
             ctx.first("hard_coded_784", "recon"),
         )
 
@@ -274,7 +380,7 @@ CODES: dict[str, Severity] = {code: severity for code, (severity, _) in _RULES.i
 def build_findings(r: CheckReport, ctx: Context) -> list[Finding]:
     """Every finding of the report, in the order the rules are registered."""
     return [
-        Finding(code, severity, message, line)
+        Finding(code, severity, message, line, ctx.where(line))
         for code, (severity, check) in _RULES.items()
         for message, line in check(r, ctx)
     ]
@@ -283,6 +389,12 @@ def build_findings(r: CheckReport, ctx: Context) -> list[Finding]:
 def build_fix(r: CheckReport) -> str:
     """One concrete fix, in the user's own terms."""
     obj, value = r.objective, r.effective_beta
+    if value is not None and obj is None:
+        return (
+            f"This loss has an effective beta of {value:.6g} at these sizes. For the ELBO (beta = 1) "
+            f"multiply the KL term by {1 / value:.6g} here; to make it hold at every size, sum the "
+            "reconstruction over data dims and the KL over latent dims and average over the batch."
+        )
     if obj is None or value is None:
         return (
             "Write the loss as (reconstruction NLL summed over data dims + beta * KL summed "

@@ -11,8 +11,12 @@ _LIK: dict[tuple[str | None, str | None], str] = {
     ("bernoulli", "probabilities"): "Bernoulli NLL (binary cross-entropy on probabilities)",
     ("bernoulli", "logits"): "Bernoulli NLL (binary cross-entropy on logits)",
     ("gaussian", "mean"): "Gaussian NLL (squared error; factor relative to sigma = 1)",
+    ("gaussian", "logits"): "Gaussian NLL of sigmoid(output) (squared error after a sigmoid; sigma = 1)",
     ("continuous_bernoulli", "probabilities"): "continuous-Bernoulli NLL (probabilities)",
     ("continuous_bernoulli", "logits"): "continuous-Bernoulli NLL (logits)",
+    ("laplace", "mean"): "Laplace NLL (absolute error, L1; factor relative to scale 1)",
+    ("multinomial", "logits"): "multinomial NLL over the data dims (log-softmax of the output)",
+    ("multinomial", "probabilities"): "multinomial NLL over the data dims (log of probabilities)",
 }
 
 
@@ -42,58 +46,130 @@ def _reductions(m: Monomial, inner: str) -> str:
     return ", ".join(parts)
 
 
+def _returns(r: CheckReport) -> str:
+    p = r.probe
+    read = f" (read from {p.read_as})" if p.read_as and p.read_as not in ("a tuple", "") else ""
+    if p.components is not None:
+        rec, kl = (p.positions[i] for i in p.components)
+        return f"its terms apart: value {rec} the reconstruction, value {kl} the KL{read}"
+    if len(p.fits) > 1 and p.total is not None:
+        return f"several values; value {p.positions[p.total]} is the loss{read}"
+    return f"{'one value per sample' if r.output == 'per_sample' else 'a scalar'}{read}"
+
+
+_NOT_RUN = {
+    "a top-level loop is not run": "loop",
+    "a top-level `with` block is not run": "`with` block",
+    "the `if __name__ == '__main__':` block is not run": "main guard",
+    "a top-level call or expression is not run": "call",
+}
+
+
+def _skipped(r: CheckReport) -> list[str]:
+    """What of the file was not run when it was loaded: a summary of the statements left out
+    by rule, and each statement that failed or ran too long."""
+    if not r.skipped:
+        return []
+    by_kind: dict[str, list[str]] = {}
+    failed = []
+    for s in r.skipped:
+        where = r.where(s["line"]) or f"line {s['line']}"
+        kind = _NOT_RUN.get(s["reason"])
+        if kind is None:
+            failed.append(f"{where} `{s['code']}`: {s['reason']}")
+        else:
+            by_kind.setdefault(kind, []).append(where)
+    lines = []
+    if by_kind:
+        parts = [
+            ("the" if kind == "main guard" else str(len(w)))
+            + f" {kind}{'s' if len(w) > 1 and kind != 'main guard' else ''} ({', '.join(w[:4])}"
+            + f"{', ...' if len(w) > 4 else ''})"
+            for kind, w in by_kind.items()
+        ]
+        lines.append("  loaded without running: " + "; ".join(parts))
+    for text in failed[:4]:
+        lines.append(f"  skipped when loading: {text}")
+    if len(failed) > 4:
+        lines.append(f"  ... and {len(failed) - 4} more skipped statements (see --json)")
+    return lines
+
+
 def format_report(r: CheckReport) -> str:
     """The report as text: terms, effective beta, findings with lines, and the fix."""
     s = r.sizes
     at = f"B={s['B']}, D={s['D']}, k={s['k']}"
-    roles = ", ".join(f"{'args[' + v[1:] + ']' if v.startswith('*') else v}={k}" for k, v in r.roles.items())
+    roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
     lines = [
         f"{r.path}:{r.function}  ({r.selected_because})",
-        f"  arguments: {roles}; inputs [B, {shape}]; output: {r.output}",
+        f"  checked: {r.described}",
+        f"  arguments: {roles}; inputs [B, {shape}]; returns {_returns(r)}",
     ]
     if r.defaults:
         used = ", ".join(f"{k}={v!r}" for k, v in r.defaults.items())
         lines.append(f"  parameters used: {used}")
+    lines += _skipped(r)
+    for other in r.others:
+        lines.append(
+            f"  also a candidate: {other['name']} ({other['summary']}); check it with "
+            f"'vaeloss check {r.path}:{other['name']}'"
+        )
     lines.append("")
-    if r.recon_factor is not None:
+    fixed = f" (at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)} only)" if r.fixed_dims else ""
+    if r.probe.recon_fit.recon_ok and not r.probe.recon_fit.a:
+        lines.append("reconstruction: none (the value does not change with the reconstruction)")
+    elif r.recon_factor is not None:
         key = (r.likelihood, r.decoder_output)
         lines.append(f"reconstruction: {_LIK.get(key, f'{r.likelihood} ({r.decoder_output})')}")
-        lines.append(f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}")
+        lines.append(
+            f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}{fixed}"
+        )
+    elif r.probe.recon_fit.recon_ok and r.probe.recon_fit.a:
+        key = (r.probe.recon_fit.likelihood, r.probe.recon_fit.decoder_output)
+        lines.append(f"reconstruction: {_LIK.get(key, str(key))}; factor {_g(r.probe.recon_fit.a)} at {at}")
     else:
         lines.append("reconstruction: not a multiple of any supported NLL (see findings)")
-    if r.kl_factor is not None:
-        lines.append(f"KL:             Gaussian KL to N(0, I) from {r.latent_parameterisation}")
-        lines.append(f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}")
+    kl_kind = "Monte-Carlo estimate of the " if r.probe.monte_carlo else ""
+    if r.probe.kl_fit.kl_ok and not r.probe.kl_fit.b:
+        lines.append("KL:             none (the value does not change with mu or the posterior scale)")
+    elif r.kl_factor is not None:
+        lines.append(f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.latent_parameterisation}")
+        lines.append(
+            f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}{fixed}"
+        )
+    elif r.probe.kl_fit.kl_ok and r.probe.kl_fit.b:
+        lines.append(
+            f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.probe.kl_fit.parameterisation}; "
+            f"factor {_g(r.probe.kl_fit.b)} at {at}"
+        )
     else:
         lines.append("KL:             not a multiple of the Gaussian KL (see findings)")
     obj = r.objective
-    if obj is not None:
-        beta = obj.effective_beta(**s)
-        lines.append(
-            f"effective beta: {_both(obj.beta_monomial, beta)} at {at}"
-            "  (relative to the per-sample negative ELBO)"
-        )
-        variance = obj.implied_decoder_variance(**s)
-        if variance is not None:
-            lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(variance)}")
-        grad = obj.gradient_scale(**s)
-        lines.append(
-            f"gradient scale: {_both(obj.gradient_scale_monomial, grad)}  "
-            "(loss = scale * per-sample ELBO_beta + const)"
-        )
+    beta = r.effective_beta
+    if beta is not None:
+        shown = _both(obj.beta_monomial, beta) if obj is not None else f"{_g(beta)} (at these sizes only)"
+        lines.append(f"effective beta: {shown} at {at}{fixed}  (relative to the per-sample negative ELBO)")
+        if r.likelihood == "gaussian":
+            lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(beta)}")
+        grad = r.gradient_scale
+        if grad is not None:
+            shown_g = _both(obj.gradient_scale_monomial, grad) if obj is not None else _g(grad)
+            lines.append(f"gradient scale: {shown_g}  (loss = scale * per-sample ELBO_beta + const)")
         if r.kl_weight_for_elbo is not None:
-            lines.append(
-                "KL multiplier for the true ELBO (beta = 1): "
-                f"{_both(obj.kl_weight_for_elbo_monomial, r.kl_weight_for_elbo)}"
+            shown_w = (
+                _both(obj.kl_weight_for_elbo_monomial, r.kl_weight_for_elbo)
+                if obj is not None
+                else _g(r.kl_weight_for_elbo)
             )
+            lines.append(f"KL multiplier for the true ELBO (beta = 1): {shown_w}")
     else:
         lines.append("effective beta: none (the loss is not a*NLL + b*KL + const)")
     lines.append("")
     if r.findings:
         lines.append("findings:")
         for f in r.findings:
-            where = f" (line {f.line})" if f.line else ""
+            where = f" ({f.where})" if f.where else ""
             lines.append(f"  {f.severity:<7} {f.code}{where}: {f.message}")
     else:
         lines.append("findings: none")

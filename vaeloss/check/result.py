@@ -4,7 +4,8 @@ to probed factors."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,12 +16,24 @@ if TYPE_CHECKING:  # the types only: the CLI process of check does not import to
     from vaeloss.objective.kl import LatentParameterisation
     from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
 
-__all__ = ["TOLERANCE", "CheckReport", "Finding", "Severity", "fit_monomial"]
+__all__ = [
+    "MC_TOLERANCE",
+    "TOLERANCE",
+    "CheckReport",
+    "ElementFit",
+    "Finding",
+    "ProbeResult",
+    "Severity",
+    "SizeFit",
+    "fit_monomial",
+]
 
 Severity = Literal["error", "warning", "info"]
 
 TOLERANCE = 1e-6
 """Relative misfit below which a term is a multiple of a reference (a likelihood, the KL)."""
+MC_TOLERANCE = 0.05
+"""The same for a loss whose KL is a Monte-Carlo estimate, fitted on an average over seeds."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +45,16 @@ class Finding:
     severity: Severity
     message: str
     line: int | None = None
+    where: str | None = None  # "line 12", or "cell 3, line 4" in a notebook
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "severity": self.severity, "message": self.message, "line": self.line}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "line": self.line,
+            "where": self.where,
+        }
 
 
 @dataclass
@@ -43,29 +63,56 @@ class CheckReport:
 
     The factors found for each term are kept as fitted; every quantity derived from them
     (effective beta, gradient scale, KL weight for the ELBO) comes from :attr:`objective`.
+    ``fixed_dims`` are the sizes the loss could not be called at other values of (a
+    hard-coded 784): the formulas hold at their value only.
     """
 
     function: str
     path: str
     selected_because: str
+    described: str
     sizes: dict[str, int]
-    roles: dict[str, str]
-    input_shape: list[int]
-    output: Output
-    likelihood: Likelihood | None
-    decoder_output: DecoderOutput | None
-    latent_parameterisation: LatentParameterisation | None
+    probe: ProbeResult
     recon_factor: Monomial | None
     kl_factor: Monomial | None
-    constant: float
+    fixed_dims: tuple[str, ...]
     defaults: dict[str, Any]
     kl_weight_parameter: str | None
-    data_dim_fixed: bool
-    gradients: dict[str, bool]
-    edges: list[str]
+    others: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    where: Callable[[int | None], str | None] = field(
+        default=lambda line: None if line is None else f"line {line}"
+    )
     findings: list[Finding] = field(default_factory=list)
     fix: str = ""
-    fit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def likelihood(self) -> Likelihood | None:
+        return self.probe.recon_fit.likelihood if self.recon_factor is not None else None
+
+    @property
+    def decoder_output(self) -> DecoderOutput | None:
+        return self.probe.recon_fit.decoder_output if self.recon_factor is not None else None
+
+    @property
+    def latent_parameterisation(self) -> LatentParameterisation | None:
+        return self.probe.kl_fit.parameterisation if self.kl_factor is not None else None
+
+    @property
+    def output(self) -> Output:
+        return "per_sample" if self.probe.output == "per_sample" else "scalar"
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return self.probe.roles
+
+    @property
+    def input_shape(self) -> list[int]:
+        return self.probe.input_shape
+
+    @property
+    def data_dim_fixed(self) -> bool:
+        return "D" in self.fixed_dims
 
     @property
     def objective(self) -> Convention | None:
@@ -92,20 +139,26 @@ class CheckReport:
 
     @property
     def effective_beta(self) -> float | None:
-        obj = self.objective
-        return None if obj is None else obj.effective_beta(**self.sizes)
+        """The effective beta at the check's sizes (also when no formula holds)."""
+        rfit, kfit = self.probe.recon_fit, self.probe.kl_fit
+        if not (rfit.recon_ok and kfit.kl_ok and rfit.a and rfit.likelihood and kfit.parameterisation):
+            return None
+        return kfit.b / rfit.a
+
+    @property
+    def formula_holds(self) -> bool:
+        """Whether the factors are monomials in B, D, k at three sizes of each."""
+        return self.objective is not None
 
     @property
     def gradient_scale(self) -> float | None:
-        obj = self.objective
-        return None if obj is None else obj.gradient_scale(**self.sizes)
+        rfit = self.probe.recon_fit
+        return rfit.a * self.sizes["B"] if rfit.recon_ok and rfit.a else None
 
     @property
     def kl_weight_for_elbo(self) -> float | None:
-        obj = self.objective
-        if obj is None or obj.kl_base.coef == 0:
-            return None
-        return obj.kl_weight_for(1.0, **self.sizes)
+        beta = self.effective_beta
+        return None if beta is None or beta == 0 else 1.0 / beta
 
     @property
     def exit_code(self) -> int:
@@ -114,14 +167,17 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         obj = self.objective
         no_kl = obj is None or obj.kl_base.coef == 0
+        p = self.probe
         return {
             "function": self.function,
             "path": self.path,
             "selected_because": self.selected_because,
+            "described": self.described,
             "likelihood": self.likelihood,
             "decoder_output": self.decoder_output,
             "latent_parameterisation": self.latent_parameterisation,
             "output": self.output,
+            "returns": self.returns_json(),
             "roles": self.roles,
             "input_shape": self.input_shape,
             "sizes": self.sizes,
@@ -129,53 +185,222 @@ class CheckReport:
             "kl_factor_formula": None if self.kl_factor is None else self.kl_factor.formula(),
             "effective_beta": self.effective_beta,
             "effective_beta_formula": None if obj is None else obj.effective_beta_formula,
-            "implied_decoder_variance": None if obj is None else obj.implied_decoder_variance(**self.sizes),
+            "formula_fixed_dims": list(self.fixed_dims),
+            "implied_decoder_variance": self.effective_beta if self.likelihood == "gaussian" else None,
             "gradient_scale": self.gradient_scale,
             "gradient_scale_formula": None if obj is None else obj.gradient_scale_formula,
             "kl_weight_for_elbo": self.kl_weight_for_elbo,
             "kl_weight_for_elbo_formula": None if no_kl or obj is None else obj.kl_weight_formula_for_elbo(),
             "kl_weight_parameter": self.kl_weight_parameter,
+            "monte_carlo_kl": p.monte_carlo,
             "defaults": self.defaults,
             "data_dim_fixed": self.data_dim_fixed,
+            "other_candidates": self.others,
+            "statements_not_run": self.skipped,
+            "seconds_per_call": p.seconds_per_call,
             "findings": [f.to_json() for f in self.findings],
             "fix": self.fix,
         }
 
+    def returns_json(self) -> dict[str, Any]:
+        """How the loss returns its value: one value, the loss among several, or its terms."""
+        p = self.probe
+        if p.components is not None:
+            r, k = p.components
+            return {"form": "components", "recon": p.positions[r], "kl": p.positions[k], "read_as": p.read_as}
+        if len(p.fits) > 1 and p.total is not None:
+            return {"form": "loss among values", "loss": p.positions[p.total], "read_as": p.read_as}
+        return {"form": "value", "read_as": p.read_as}
 
-def _exponent(a1: float, a2: float) -> int | None:
-    if a1 == 0 or a2 == 0 or (a1 > 0) != (a2 > 0):
+
+@dataclass
+class ElementFit:
+    """The fit of one value the loss returns: ``a`` times a reference NLL plus ``b`` times the
+    Gaussian KL plus ``c``; ``a``/``b`` are 0 when that term is absent."""
+
+    likelihood: Likelihood | None
+    decoder_output: DecoderOutput | None
+    a: float
+    recon_residual: float
+    parameterisation: LatentParameterisation | None
+    b: float
+    kl_residual: float
+    c: float
+    c_relative: float
+    verify_residual: float = 0.0
+    recon_alternatives: dict[str, float] = field(default_factory=dict)
+    monte_carlo: bool = False
+
+    @property
+    def tolerance(self) -> float:
+        return MC_TOLERANCE if self.monte_carlo else TOLERANCE
+
+    @property
+    def recon(self) -> str:
+        return "none" if self.likelihood is None else f"{self.likelihood}/{self.decoder_output}"
+
+    @property
+    def recon_ok(self) -> bool:
+        return self.recon_residual < self.tolerance
+
+    @property
+    def kl_ok(self) -> bool:
+        return self.kl_residual < self.tolerance
+
+    @property
+    def exact(self) -> bool:
+        return self.recon_ok and self.kl_ok and self.verify_residual < self.tolerance
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ElementFit:
+        return cls(**data)
+
+
+@dataclass
+class SizeFit:
+    """The factors of the loss's terms at three values of one size (the others at base).
+
+    ``error`` says why the loss could not be called at another value (a hard-coded size)."""
+
+    dim: Literal["B", "D", "k"]
+    values: list[int]
+    a: list[float]
+    b: list[float]
+    error: str | None = None
+
+
+@dataclass
+class ProbeResult:
+    """Everything the probe found, as sent back by the worker.
+
+    Attributes:
+        roles: role -> where the probe put it (``recon_x``, ``out[0]``, ``q.loc``).
+        input_shape: the shape of one sample the loss took.
+        binary_data: the loss needed binary data.
+        output: "scalar" or "per_sample" (a [B] vector the framework averages).
+        read_as: how the value was read ("the dict key 'loss'", "a tuple", "").
+        positions: positions in the returned tuple of the values fitted.
+        fits: the fit of each value.
+        total: the value that is the loss (index into ``fits``), or None.
+        components: (reconstruction value, KL value) when the loss returns its terms apart.
+        constants: (position, value) of returned numbers that do not depend on the inputs.
+        sizes: the three-size fits of the chosen terms, per dimension.
+        weight_effects: per numeric parameter, the factors with the parameter doubled.
+        gradients: which inputs get a gradient ("recon", "mu", "scale", "graph").
+        edges: failures at valid edge inputs.
+        state_changes: attributes of the loss object a call changes.
+        monte_carlo: the KL term is a Monte-Carlo estimate (fitted in expectation).
+        seconds_per_call: median time of one call of the loss; calls: how many were made.
+    """
+
+    roles: dict[str, str]
+    input_shape: list[int]
+    binary_data: bool
+    output: str
+    read_as: str
+    positions: list[int]
+    fits: list[ElementFit]
+    total: int | None
+    components: tuple[int, int] | None
+    constants: list[tuple[int, float]]
+    sizes: dict[str, SizeFit]
+    weight_effects: dict[str, dict[str, float]]
+    gradients: dict[str, bool]
+    edges: list[str]
+    state_changes: list[str]
+    monte_carlo: bool
+    seconds_per_call: float
+    calls: int
+
+    @property
+    def recon_fit(self) -> ElementFit:
+        """The fit of the value holding the reconstruction term."""
+        return self.fits[self.components[0] if self.components else (self.total or 0)]
+
+    @property
+    def kl_fit(self) -> ElementFit:
+        """The fit of the value holding the KL term."""
+        return self.fits[self.components[1] if self.components else (self.total or 0)]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeResult:
+        data = dict(data)
+        data["fits"] = [ElementFit.from_json(f) for f in data["fits"]]
+        data["sizes"] = {k: SizeFit(**v) for k, v in data["sizes"].items()}
+        data["components"] = None if data["components"] is None else tuple(data["components"])
+        data["constants"] = [tuple(c) for c in data["constants"]]
+        return cls(**data)
+
+
+def _simple(value: float, rtol: float) -> Fraction:
+    """The simplest fraction within ``rtol`` of ``value`` (exact rationals up to 10^7)."""
+    if value == 0:
+        return Fraction(0)
+    best = Fraction(value)
+    for limit in (1, 2, 3, 4, 5, 8, 10, 16, 20, 100, 1000, 10**4, 10**5, 10**6, 10**7):
+        frac = Fraction(value).limit_denominator(limit)
+        if frac != 0 and abs(float(frac) - value) <= rtol * abs(value):
+            best = frac
+            break
+    if abs(float(best) - value) > rtol * abs(value):
+        return Fraction(value)
+    return best
+
+
+def _exponent(values: list[float], sizes: list[int], rtol: float) -> int | None:
+    """The integer exponent e with ``values[i] = values[0] (sizes[i]/sizes[0])^e`` at every
+    size, or None."""
+    v0 = values[0]
+    if v0 == 0 or any(v == 0 or (v > 0) != (v0 > 0) for v in values):
+        return 0 if all(v == 0 for v in values) else None
+    e = math.log(values[1] / v0) / math.log(sizes[1] / sizes[0])
+    exp = round(e)
+    if abs(e - exp) > max(1e-6, 3 * rtol):
         return None
-    e = math.log2(a2 / a1)
-    return round(e) if abs(e - round(e)) < 1e-6 else None
-
-
-def _simple(value: float) -> Fraction:
-    frac = Fraction(value).limit_denominator(10**7)
-    if frac != 0 and abs(float(frac) - value) <= 1e-9 * abs(value):
-        return frac
-    return Fraction(value)
-
-
-def _complexity(f: Fraction) -> int:
-    return len(str(abs(f.numerator))) + len(str(f.denominator))
+    for v, n in zip(values[2:], sizes[2:]):
+        if abs(v - v0 * (n / sizes[0]) ** exp) > max(1e-9, 3 * rtol) * abs(v):
+            return None
+    return exp
 
 
 def fit_monomial(
-    value: float, fits: dict[str, Any], key: str, sizes: dict[str, int], infer_d: bool
-) -> Monomial | None:
+    value: float, sizes: dict[str, SizeFit], key: Literal["a", "b"], base: dict[str, int], rtol: float
+) -> tuple[Monomial | None, tuple[str, ...]]:
+    """The monomial in B, D, k through the factor ``key`` at the three sizes of each dim.
+
+    A dim the loss cannot be called at other values of (a hard-coded 784) has an unknown
+    exponent: it is taken as the one power of the dim in -1, 0, 1 that leaves a coefficient of
+    1, 2 or 1/2 (what a sum, a mean, and the Gaussian's 1/2 give), and 0 when there is none
+    or several; the formula then holds at that dim's base value only.
+
+    Returns:
+        (the monomial, or None when the factor is not a monomial at these sizes; the dims that
+        could not be varied).
+    """
     exps: dict[str, int] = {}
+    fixed: list[str] = []
     for name in ("B", "D", "k"):
-        fit = fits.get(name, {})
-        if "error" in fit:
+        fit = sizes.get(name)
+        if fit is None or fit.error is not None:
             exps[name] = 0
+            fixed.append(name)
             continue
-        e = _exponent(value, fit[key])
+        e = _exponent(getattr(fit, key), fit.values, rtol)
         if e is None:
-            return None
+            return None, tuple(fixed)
         exps[name] = e
-    coef = value / (sizes["B"] ** exps["B"] * sizes["D"] ** exps["D"] * sizes["k"] ** exps["k"])
-    if infer_d:
-        best = min(range(-2, 3), key=lambda p: (_complexity(_simple(coef / sizes["D"] ** p)), abs(p)))
-        exps["D"] = best
-        coef = coef / sizes["D"] ** best
-    return Monomial(_simple(coef), exps["B"], exps["D"], exps["k"])
+    coef = value / (base["B"] ** exps["B"] * base["D"] ** exps["D"] * base["k"] ** exps["k"])
+    for name in fixed:
+        plain = [p for p in (0, -1, 1) if _plain(coef / base[name] ** p, rtol)]
+        if len(plain) == 1 and plain[0] != 0:
+            exps[name] = plain[0]
+            coef /= base[name] ** plain[0]
+    return Monomial(_simple(coef, max(rtol, 1e-9)), exps["B"], exps["D"], exps["k"]), tuple(fixed)
+
+
+def _plain(coef: float, rtol: float) -> bool:
+    """Whether ``coef`` is +-1, +-2 or +-1/2 (to ``rtol``)."""
+    return any(abs(abs(coef) - c) <= max(rtol, 1e-9) * c for c in (1.0, 2.0, 0.5))

@@ -1,92 +1,193 @@
-"""Run a check: read the file, probe the function in a separate process, build the report."""
+"""Run a check: read the file, probe the loss in a separate process, build the report.
+
+The worker process (:mod:`vaeloss.check.worker`) reports its phases on a pipe of its own;
+``--timeout`` counts from when the user's code starts (after Python and torch have started),
+and a time-out says which phase ran out (loading the file, or calling the loss) with the time
+each call of the loss took.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
+import selectors
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
-from vaeloss.check.result import TOLERANCE, CheckReport, fit_monomial
-from vaeloss.check.source import assign_roles, read_source, select_function
+from vaeloss.check.result import CheckReport, ProbeResult, fit_monomial
+from vaeloss.check.source import read_static, select
+from vaeloss.check.sourcefile import read_source_file
+from vaeloss.check.target import resolve_target
 from vaeloss.errors import LossCheckError
 from vaeloss.validation import check_positive, check_positive_int
 
-__all__ = ["CheckReport", "check_loss", "parse_target"]
+__all__ = ["CheckReport", "check_loss"]
+
+STARTUP_LIMIT = 180.0
+"""Seconds the worker may take to start Python and torch, before ``--timeout`` starts."""
+_MISSING_FRAMEWORKS = ("lightning", "pytorch_lightning")
 
 
-def parse_target(target: str) -> tuple[Path, str | None]:
-    """Split ``PATH[:FUNCTION]``."""
-    if ":" in target:
-        path, _, fn = target.rpartition(":")
-        if path and all(part.isidentifier() for part in fn.split(".")):
-            return Path(path), fn
-    return Path(target), None
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+class _Worker:
+    """The worker process and what it has said so far."""
+
+    def __init__(self, request: dict[str, Any], timeout: float) -> None:
+        self.request, self.timeout = request, timeout
+        self.phase = "start"
+        self.calls: list[float] = []
+        self.answer: dict[str, Any] | None = None
+
+    def run(self) -> dict[str, Any]:
+        tmp = Path(tempfile.mkdtemp(prefix="vaeloss-check-"))
+        try:
+            return self._run(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _run(self, tmp: Path) -> dict[str, Any]:
+        self.request["writable"] = [str(tmp)]
+        read_fd, write_fd = os.pipe()
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=root + os.pathsep + env.get("PYTHONPATH", ""),
+            TMPDIR=str(tmp),
+            MPLCONFIGDIR=str(tmp),
+            PYTHONDONTWRITEBYTECODE="1",
+            MPLBACKEND="Agg",
+        )
+        out_path, err_path = tmp / "stdout", tmp / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vaeloss.check.worker", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                pass_fds=(write_fd,),
+                env=env,
+            )
+        os.close(write_fd)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(self.request).encode())
+        proc.stdin.close()
+        try:
+            self._listen(read_fd, proc)
+        finally:
+            os.close(read_fd)
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if self.answer is None:
+            tail = (err_path.read_text(errors="replace") or out_path.read_text(errors="replace")).strip()
+            lines = tail.splitlines()[-5:]
+            raise LossCheckError(
+                f"Expected the check of {self.request['path']} to finish but its process exited with "
+                f"status {proc.returncode} before reporting (os._exit or a crash?). "
+                + ("Its last output: " + " | ".join(lines) if lines else "It printed nothing.")
+            )
+        return self.answer
+
+    def _listen(self, fd: int, proc: subprocess.Popen[bytes]) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        buffer = b""
+        deadline = time.monotonic() + STARTUP_LIMIT
+        while self.answer is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LossCheckError(self._timeout_message())
+            if not sel.select(timeout=min(left, 1.0)):
+                if proc.poll() is not None:
+                    return
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                message = json.loads(line)
+                if "ok" in message:
+                    self.answer = message
+                elif "phase" in message:
+                    if message["phase"] == "import":
+                        deadline = time.monotonic() + self.timeout
+                    self.phase = message["phase"]
+                elif "call" in message:
+                    self.calls.append(float(message["call"]))
+
+    def _timeout_message(self) -> str:
+        name = self.request["names"][0] if len(self.request["names"]) == 1 else "the loss"
+        path = Path(self.request["path"]).name
+        t = self.timeout
+        if self.phase == "start":
+            return (
+                f"Expected the check's worker process to start Python and torch within "
+                f"{STARTUP_LIMIT:g} s but it did not (a very busy machine?). Try again."
+            )
+        if self.phase == "import":
+            return (
+                f"Expected {path} to load within timeout={t:g} s but loading its top-level "
+                f"statements did not finish (the import phase). Loops, `with` blocks, bare calls and "
+                f"the main guard are not run, and any other statement that runs past 3 s is "
+                f"skipped, but one busy in C code (a download, a large tensor operation) cannot be "
+                f"stopped early. Try --timeout {2 * t:g}, or move that statement under "
+                f"`if __name__ == '__main__':`."
+            )
+        if not self.calls:
+            return (
+                f"Expected a call of {name} to return within timeout={t:g} s but the first call did "
+                f"not return (the call phase): an infinite loop, or a loss far slower than a "
+                f"training step? Try --timeout with a larger value."
+            )
+        calls = sorted(self.calls)
+        median = calls[len(calls) // 2]
+        return (
+            f"Expected the probe of {name} to finish within timeout={t:g} s but it did not (the call "
+            f"phase): {len(calls)} calls of the loss were made, each took {median:.3g} s (median; "
+            f"{calls[0]:.3g} to {calls[-1]:.3g} s), and a probe needs 40 to 80 of them (fewer for a "
+            f"slow loss). Try --timeout {max(2 * t, math.ceil(90 * median)):g}."
+        )
 
 
 def _run_worker(request: dict[str, Any], timeout: float, isolate: bool) -> dict[str, Any]:
-    if not isolate:
-        from vaeloss.check.worker import run
+    if isolate:
+        return _Worker(request, timeout).run()
+    from vaeloss.check.worker import _Channel, run
 
-        return _unwrap(run(request), request)
-    with tempfile.TemporaryDirectory(prefix="vaeloss-check-") as tmp:
-        req = Path(tmp) / "request.json"
-        res = Path(tmp) / "result.json"
-        req.write_text(json.dumps(request))
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "vaeloss.check.worker", str(req), str(res)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise LossCheckError(
-                f"Expected {request['function']} to return within timeout={timeout:g} s but it "
-                f"did not (an infinite loop, or training at import?). Try --timeout with a larger "
-                f"value, or move slow code under `if __name__ == '__main__':`."
-            ) from None
-        if not res.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise LossCheckError(
-                f"Expected the check of {request['path']} to finish but its process exited with "
-                f"status {proc.returncode} before reporting (os._exit or a crash?). "
-                + ("Its last output: " + " | ".join(tail) if tail else "It printed nothing.")
-            )
-        answer: dict[str, Any] = json.loads(res.read_text())
-    return _unwrap(answer, request)
+    request["writable"] = [tempfile.gettempdir()]
+    return run(request, _Channel(None))
 
 
-def _unwrap(answer: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    if not answer["ok"] and "." in request["function"] and "'NoneType'" in answer["error"]:
-        answer["error"] += (
-            f"\n{request['function']} is a method that uses self; it is called with self=None. "
-            f"Try moving the loss into a plain function that takes what it needs as arguments."
-        )
-    if not answer["ok"]:
-        missing = re.search(r"KeyError: '(\w+)'", answer["error"])
-        if missing:
-            answer["error"] += (
-                f"\nThe function reads a keyword argument {missing.group(1)!r} it was not given. "
-                f"Try --arg {missing.group(1)}=VALUE."
-            )
-        raise LossCheckError(
-            f"Expected a loss that can be probed but {request['path']}:{request['function']} "
-            f"could not be checked: {answer['error']}"
-        )
-    result: dict[str, Any] = answer["result"]
-    return result
+def _failure(answer: dict[str, Any], target: str, static: Any) -> LossCheckError:
+    error = answer["error"]
+    if "No module named" in error:
+        for framework in _MISSING_FRAMEWORKS:
+            if f"'{framework}" in error and static.imports(framework):
+                error += (
+                    f"\nThe file imports {framework}, which is not installed where vaeloss runs; the "
+                    f"loss needs it. Install it (pip install {framework.replace('_', '-')}), or install "
+                    f"vaeloss into the project's environment."
+                )
+                break
+    if answer.get("phase") == "resolve":
+        return LossCheckError(error)
+    what = {"import": "loading the file", "call": "calling the loss"}
+    during = what.get(answer.get("phase", ""), "the check")
+    return LossCheckError(
+        f"Expected a loss that can be probed but {target} could not be checked ({during}): {error}"
+    )
 
 
 def check_loss(
@@ -97,19 +198,23 @@ def check_loss(
     latent_dim: int = 20,
     input_shape: tuple[int, ...] | None = None,
     args: dict[str, Any] | None = None,
+    init: dict[str, Any] | None = None,
     expect_beta: float | None = None,
     timeout: float = 60.0,
+    exec_module: bool = False,
     isolate: bool = True,
 ) -> CheckReport:
-    """Check the loss function ``PATH[:FUNCTION]`` and return a :class:`CheckReport`.
+    """Check the loss ``TARGET`` (``PATH[:NAME]`` or ``pkg.module[:NAME]``) and report.
 
-    The file is executed (imported) in a separate Python process, as pytest does, with a
-    time limit of ``timeout`` seconds; ``isolate=False`` runs it in this process instead
-    (no time limit; for tests and trusted code).
+    The file is loaded in a separate Python process without being run as a script (see
+    :mod:`vaeloss.check.loader`), with ``timeout`` seconds from when its code starts;
+    ``isolate=False`` runs it in this process instead (no time limit; for tests).
+    ``args`` are values for the loss's own arguments, ``init`` for its class's or factory's
+    constructor; each a value, or text read as a literal, else an expression in the module.
 
     Raises:
-        LossCheckError: the file cannot be checked (missing, syntax error, no or several
-            candidate functions, crashes, never returns, returns a non-tensor or NaN).
+        LossCheckError: the file cannot be checked (missing, syntax error, no candidate,
+            crashes, never returns, returns a non-tensor or NaN).
     """
     B = check_positive_int("batch_size", batch_size, example=128)
     k = check_positive_int("latent_dim", latent_dim, example=20)
@@ -126,115 +231,103 @@ def check_loss(
             )
     else:
         D = check_positive_int("data_dim", data_dim if data_dim is not None else 784, example=784)
-    path, name = parse_target(target)
-    source = read_source(path)
-    fn, why = select_function(source, name)
-    extra = dict(args or {})
-    tensor_params = [p for p in fn.required if p not in extra]
-    if fn.varargs and len(tensor_params) < 4:
-        # def loss(self, *args, **kwargs): recons, input, mu, log_var = args[:4]
-        tensor_params = tensor_params + [f"*{i}" for i in range(4 - len(tensor_params))]
-    roles = assign_roles(tensor_params)
-    unknown_required = [
-        p for p in tensor_params[4:] if p.lower() not in ("z", "z_sample", "sample", "z_sampled")
-    ]
-    if len(tensor_params) < 4:
-        raise LossCheckError(
-            f"Expected {fn.name} to take at least 4 tensors (reconstruction, data, mu, logvar) "
-            f"but it takes {fn.required}. Try a function with that signature, or pass fixed "
-            f"arguments with --arg NAME=VALUE."
-        )
-    if unknown_required:
-        hint = " ".join(f"--arg {p}=VALUE" for p in unknown_required)
-        raise LossCheckError(
-            f"Expected values for the required argument(s) {', '.join(unknown_required)} of "
-            f"{fn.name} but got none. Try {hint}."
-        )
-    defaults = {k_: v for k_, v in fn.defaults.items() if k_ not in extra}
-    weights = {
-        n: float(v)
-        for n, v in {**defaults, **extra}.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    resolved = resolve_target(target)
+    static = read_static(read_source_file(resolved.path))
+    names, why, explicit = select(static, resolved.name)
     request = {
-        "path": str(path),
-        "function": fn.name,
-        "roles": roles,
-        "extra": extra,
-        "weights": weights,
+        "path": str(resolved.path),
+        "module": resolved.module,
+        "search_path": list(resolved.search_path),
+        "names": names,
+        "explicit": explicit,
+        "args": {n: _text(v) for n, v in (args or {}).items()},
+        "init": {n: _text(v) for n, v in (init or {}).items()},
         "B": B,
         "D": D,
         "k": k,
         "input_shape": list(input_shape) if input_shape else None,
+        "timeout": timeout,
+        "exec_module": exec_module,
     }
-    try:
-        result = _run_worker(request, timeout, isolate)
-    except LossCheckError as exc:
-        fixed = source.lines.get("hard_coded_784")
+    answer = _run_worker(request, timeout, isolate)
+    shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
+    if not answer["ok"]:
+        error = _failure(answer, shown, static)
+        fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
         if fixed and D != 784:
             raise LossCheckError(
-                f"{exc}\nThe file hard-codes 784 (line {fixed[0]}): try --data-dim 784, or use "
-                f"x.view(x.shape[0], -1) instead of a fixed size."
+                f"{error}\nThe file hard-codes 784 ({static.source.where(fixed[0])}): try --data-dim 784, "
+                f"or use x.view(x.shape[0], -1) instead of a fixed size."
             ) from None
-        raise
-    return _build(
-        result,
-        source.lines,
-        fn.name,
-        str(path),
-        why,
-        {"B": B, "D": D, "k": k},
-        {**defaults, **extra},
-        expect_beta,
+        raise error
+    name = answer["name"]
+    if not why:
+        why = f"{name!r}: " + (
+            "the one candidate that probes as a whole VAE loss"
+            if all(not o["summary"].startswith(("a full", "the loss's")) for o in answer["others"])
+            else "the first candidate that probes as a whole VAE loss"
+        )
+    probe = ProbeResult.from_json(answer["probe"])
+    return build_report(
+        probe,
+        static.lines_for(name),
+        name=name,
+        path=str(resolved.path),
+        why=why,
+        described=answer["described"],
+        sizes={"B": B, "D": D, "k": k},
+        defaults=answer["defaults"],
+        expect_beta=expect_beta,
+        others=answer["others"],
+        skipped=answer["skipped"],
+        where=static.source.where,
     )
 
 
-def _build(
-    result: dict[str, Any],
+def build_report(
+    probe: ProbeResult,
     lines: dict[str, list[int]],
-    function: str,
+    *,
+    name: str,
     path: str,
     why: str,
+    described: str,
     sizes: dict[str, int],
     defaults: dict[str, Any],
     expect_beta: float | None,
+    others: list[dict[str, str]],
+    skipped: list[dict[str, Any]],
+    where: Any,
 ) -> CheckReport:
-    fit = result["fit"]
-    recon_ok = fit["recon_residual"] < TOLERANCE
-    kl_ok = fit["kl_residual"] < TOLERANCE
-    d_fixed = "error" in result["size_fits"].get("D", {})
-    likelihood, decoder_output = (fit["likelihood"], fit["decoder_output"]) if recon_ok else (None, None)
-    recon_factor = fit_monomial(fit["a"], result["size_fits"], "a", sizes, d_fixed) if recon_ok else None
-    kl_factor = fit_monomial(fit["b"], result["size_fits"], "b", sizes, d_fixed) if kl_ok else None
+    """The report of a probe: factors as monomials, the KL-weight parameter, findings, fix."""
+    rfit, kfit = probe.recon_fit, probe.kl_fit
+    rtol = max(rfit.tolerance, kfit.tolerance)
+    recon_ok, kl_ok = rfit.recon_ok, kfit.kl_ok
+    recon_factor, fixed_r = fit_monomial(rfit.a, probe.sizes, "a", sizes, rtol) if recon_ok else (None, ())
+    kl_factor, fixed_k = fit_monomial(kfit.b, probe.sizes, "b", sizes, rtol) if kl_ok else (None, ())
     weight_param = None
-    for pname, eff in result["weight_effects"].items():
-        if "error" in eff or not kl_ok or fit["b"] == 0:
-            continue
-        ratio = eff["b"] / fit["b"]
+    for pname, eff in probe.weight_effects.items():
+        if not kl_ok or kfit.b == 0 or not rfit.a:
+            break
         target = 2.0 if eff["value"] else math.nan
-        if abs(ratio - target) < 1e-6 and abs(eff["a"] / fit["a"] - 1) < 1e-6:
+        if abs(eff["b"] / kfit.b - target) < 1e-6 and abs(eff["a"] / rfit.a - 1) < 1e-6:
             weight_param = pname
     report = CheckReport(
-        function=function,
+        function=name,
         path=path,
         selected_because=why,
+        described=described,
         sizes=sizes,
-        roles=result["roles"],
-        input_shape=result["input_shape"],
-        output=result["output"],
-        likelihood=likelihood,
-        decoder_output=decoder_output,
-        latent_parameterisation=fit["kl"] if kl_ok else None,
+        probe=probe,
         recon_factor=recon_factor,
         kl_factor=kl_factor,
-        constant=fit["c"],
+        fixed_dims=tuple(sorted(set(fixed_r) | set(fixed_k))),
         defaults=defaults,
         kl_weight_parameter=weight_param,
-        data_dim_fixed=d_fixed,
-        gradients=result["gradients"],
-        edges=result["edges"],
-        fit=fit,
+        others=others,
+        skipped=skipped,
+        where=where,
     )
-    report.findings = build_findings(report, Context(lines, expect_beta))
+    report.findings = build_findings(report, Context(lines, expect_beta, where))
     report.fix = build_fix(report)
     return report

@@ -1,339 +1,260 @@
-"""Static reading of a user's loss file: candidate functions, argument roles, and
-line numbers of the constructs that findings point at. Nothing here executes the file.
+"""Static reading of a user's file: the loss candidates it defines, and the lines of the
+constructs that findings point at, inside the loss and what it calls. Nothing here executes
+the file.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Literal
 
+from vaeloss.check.sourcefile import SourceFile
 from vaeloss.errors import LossCheckError
 
-__all__ = ["FunctionInfo", "SourceInfo", "assign_roles", "read_source", "select_function"]
+__all__ = ["Candidate", "StaticSource", "read_static"]
 
-RECON_NAMES = (
-    "recon_x",
-    "recon",
-    "x_recon",
-    "x_hat",
-    "xhat",
-    "x_rec",
-    "recons",
-    "reconstruction",
-    "outputs",
-    "output",
-    "x_decoded_mean",
-    "x_decoded",
-    "decoded",
-    "x_tilde",
-    "pred",
-    "y_pred",
-    "preds",
-    "logits",
-    "x_logits",
-    "recon_logits",
-    "probs",
-    "x_mean",
-    "x_prob",
-    "x_probs",
-    "recon_batch",
-    "out",
-    "x_out",
-    "reconstructed",
-    "generated",
-    "x_pred",
+CandidateKind = Literal["function", "method", "class", "instance", "factory"]
+_LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
+_RECON_CALLS = (
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "BCELoss",
+    "MSELoss",
+    "BCEWithLogitsLoss",
+    "L1Loss",
+    "log_prob",
+    "binary_crossentropy",
+    "gaussian_nll_loss",
+    "smooth_l1_loss",
+    "log_softmax",
+    "cross_entropy",
 )
-DATA_NAMES = (
-    "x",
-    "inputs",
-    "input",
-    "target",
-    "targets",
-    "data",
-    "images",
-    "image",
-    "x_true",
-    "y_true",
-    "orig",
-    "original",
-    "batch",
-    "y",
-    "x_in",
-    "img",
-    "imgs",
-    "real",
-    "x_input",
-    "obs",
-)
-MU_NAMES = (
-    "mu",
-    "mean",
-    "z_mean",
-    "mu_z",
-    "z_mu",
-    "means",
-    "mus",
-    "loc",
-    "q_mu",
-    "posterior_mean",
-    "m",
-    "mu_q",
-    "latent_mean",
-    "z_loc",
-)
-SCALE_NAMES = (
-    "logvar",
-    "log_var",
-    "z_log_var",
-    "z_logvar",
-    "lv",
-    "log_sigma2",
-    "logvar_z",
-    "z_log_sigma",
-    "log_sigma",
-    "logsigma",
-    "log_std",
-    "logstd",
-    "z_log_std",
-    "std",
-    "sigma",
-    "z_std",
-    "scale",
-    "var",
-    "variance",
-    "z_var",
-    "sd",
-    "s",
-    "log_variance",
-    "logv",
-)
-SAMPLE_NAMES = ("z", "z_sample", "sample", "z_sampled")
-_SCALE_HINT = {
-    "log_std": ("log_std", "logstd", "z_log_std", "log_sigma", "logsigma"),
-    "std": ("std", "sigma", "z_std", "sd", "scale"),
-    "var": ("var", "variance", "z_var"),
-}
 
 
-@dataclass
-class FunctionInfo:
-    """A top-level function of the file and its parameters."""
+@dataclass(frozen=True)
+class Candidate:
+    """Something in the file that may be the loss: its name as ``check`` takes it, its line,
+    what it is, and how many tensor arguments it takes (methods: without ``self``)."""
 
     name: str
     line: int
-    required: list[str]
-    defaults: dict[str, object]
-    first_line: int
-    last_line: int
-    varargs: bool = False
+    kind: CandidateKind
+    n_args: int
 
     @property
-    def n_required(self) -> int:
-        """Required tensor parameters; ``*args`` counts as the four positional tensors."""
-        return max(len(self.required), 4) if self.varargs else len(self.required)
+    def loss_named(self) -> bool:
+        return any(w in self.name.lower() for w in _LOSS_WORDS)
+
+
+def _required(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int:
+    args = node.args
+    pos = [a.arg for a in args.posonlyargs + args.args]
+    n = len(pos) - len(args.defaults)
+    if method and pos and pos[0] in ("self", "cls"):
+        n -= 1
+    n += sum(d is None for d in args.kw_defaults)
+    return max(n, 4) if args.vararg is not None else n
+
+
+def _returns_inner_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    inner = {
+        n.name
+        for n in ast.walk(node)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not node
+    }
+    for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None):
+        if isinstance(ret.value, ast.Lambda) or (isinstance(ret.value, ast.Name) and ret.value.id in inner):
+            return True
+    return False
+
+
+def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 @dataclass
-class SourceInfo:
+class StaticSource:
     """What the file says, statically."""
 
-    path: Path
-    functions: list[FunctionInfo]
-    lines: dict[str, list[int]] = field(default_factory=dict)
+    source: SourceFile
+    tree: ast.Module
+    candidates: list[Candidate]
+
+    def node_of(self, name: str) -> list[ast.AST]:
+        """The definitions behind ``name`` (a function, a class, a method, or the class of a
+        module-level instance), for finding lines inside the loss."""
+        head, _, method = name.partition(".")
+        defs = {
+            n.name: n
+            for n in self.tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+        node = defs.get(head)
+        if node is None:  # a module-level instance: the class it is made from
+            for stmt in self.tree.body:
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == head for t in stmt.targets
+                ):
+                    if isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name):
+                        node = defs.get(stmt.value.func.id)
+        if node is None:
+            return []
+        if method and isinstance(node, ast.ClassDef):
+            found = _methods(node).get(method)
+            return [found] if found is not None else []
+        return [node]
+
+    def region(self, name: str) -> list[ast.AST]:
+        """The loss's definitions and the functions of this file they call (two levels deep),
+        and for a method, the other methods of its class that it calls on ``self``."""
+        defs = {n.name: n for n in self.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        head = name.partition(".")[0]
+        classes = {n.name: n for n in self.tree.body if isinstance(n, ast.ClassDef)}
+        methods = _methods(classes[head]) if head in classes else {}
+        nodes = self.node_of(name)
+        seen = {id(n) for n in nodes}
+        frontier = list(nodes)
+        for _ in range(2):
+            nxt: list[ast.AST] = []
+            for node in frontier:
+                for call in (c for c in ast.walk(node) if isinstance(c, ast.Call)):
+                    target: ast.AST | None = None
+                    if isinstance(call.func, ast.Name):
+                        target = defs.get(call.func.id)
+                    elif isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
+                        if call.func.value.id == "self":
+                            target = methods.get(call.func.attr)
+                    if target is not None and id(target) not in seen:
+                        seen.add(id(target))
+                        nxt.append(target)
+            nodes += nxt
+            frontier = nxt
+        return nodes
+
+    def lines_for(self, name: str) -> dict[str, list[int]]:
+        """Lines of the constructs findings point at, inside the loss's region only."""
+        found: dict[str, list[int]] = {}
+
+        def add(key: str, line: int) -> None:
+            found.setdefault(key, [])
+            if line not in found[key]:
+                found[key].append(line)
+
+        for root in self.region(name):
+            for node in ast.walk(root):
+                line = getattr(node, "lineno", 0)
+                if isinstance(node, ast.Call):
+                    fn = node.func
+                    called = (
+                        fn.attr
+                        if isinstance(fn, ast.Attribute)
+                        else (fn.id if isinstance(fn, ast.Name) else "")
+                    )
+                    for kw in node.keywords:
+                        if kw.arg in ("size_average", "reduce"):
+                            value = ast.unparse(kw.value)
+                            add(f"deprecated:{kw.arg}={value}", line)
+                            add("deprecated_reduction", line)
+                    if called in _RECON_CALLS:
+                        add("recon", line)
+                    if called in ("item", "detach", "numpy", "tolist"):
+                        add("gradient_cut", line)
+                    text = ast.unparse(node)
+                    if called in ("kl_divergence", "exp") or (
+                        called == "sum" and "logvar" in text.replace("_", "")
+                    ):
+                        add("kl", line)
+                    if called in ("clamp", "clamp_min", "max", "maximum") and "kl" in text.lower():
+                        add("free_bits", line)
+                elif isinstance(node, ast.Attribute) and node.attr == "data":
+                    add("gradient_cut", line)
+                elif isinstance(node, ast.Constant) and node.value == 784:
+                    add("hard_coded_784", line)
+                elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+                    if (
+                        isinstance(node.right, ast.Constant)
+                        and node.right.value == 2
+                        and "-" in ast.unparse(node.left)
+                    ):
+                        add("recon", line)
+                if isinstance(node, ast.Return):
+                    add("return", line)
+        for lines in found.values():
+            lines.sort()
+        return found
+
+    def imports(self, module: str) -> bool:
+        """Whether the file imports ``module`` (or a submodule of it) anywhere."""
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == module for a in node.names):
+                return True
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == module:
+                return True
+        return False
 
 
-def _literal(node: ast.expr) -> object:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return ast.unparse(node)
-
-
-def _function_info(node: ast.FunctionDef, prefix: str) -> FunctionInfo:
-    """Required parameters and literal defaults of a function (``self`` dropped for methods)."""
-    args = node.args
-    pos = [a.arg for a in args.posonlyargs + args.args]
-    n_def = len(args.defaults)
-    required = pos[: len(pos) - n_def] if n_def else pos
-    defaults = {a: _literal(d) for a, d in zip(pos[len(pos) - n_def :], args.defaults)}
-    for a, d in zip(args.kwonlyargs, args.kw_defaults):
-        if d is None:
-            required.append(a.arg)
-        else:
-            defaults[a.arg] = _literal(d)
-    if prefix and required and required[0] in ("self", "cls"):
-        required = required[1:]
-    end = node.end_lineno or node.lineno
-    info = FunctionInfo(prefix + node.name, node.lineno, required, defaults, node.lineno, end)
-    info.varargs = args.vararg is not None
-    return info
-
-
-def read_source(path: Path) -> SourceInfo:
-    """Parse ``path``; raise :class:`LossCheckError` if it is missing or not Python."""
-    if not path.exists():
-        raise LossCheckError(
-            f"Expected a Python file but got path={str(path)!r}, which does not exist. "
-            f"Try 'vaeloss check path/to/loss.py'."
-        )
-    if path.is_dir():
-        raise LossCheckError(
-            f"Expected a Python file but got path={str(path)!r}, a directory. "
-            f"Try the file that defines your loss."
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise LossCheckError(
-            f"Expected valid Python but {path} has a syntax error at line {exc.lineno}: "
-            f"{exc.msg}. Try 'python -m py_compile {path}' to see it."
-        ) from None
-    except UnicodeDecodeError:
-        raise LossCheckError(f"Expected a UTF-8 Python file but got path={str(path)!r}.") from None
-    functions = [_function_info(node, "") for node in tree.body if isinstance(node, ast.FunctionDef)]
-    for cls in tree.body:
-        if isinstance(cls, ast.ClassDef):
-            functions += [
-                _function_info(node, f"{cls.name}.")
-                for node in cls.body
-                if isinstance(node, ast.FunctionDef) and not node.name.startswith("__")
-            ]
-    return SourceInfo(path, functions, _construct_lines(tree))
-
-
-def _construct_lines(tree: ast.Module) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-
-    def add(key: str, line: int) -> None:
-        found.setdefault(key, [])
-        if line not in found[key]:
-            found[key].append(line)
-
-    recon_calls = (
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-        "mse_loss",
-        "l1_loss",
-        "BCELoss",
-        "MSELoss",
-        "BCEWithLogitsLoss",
-        "log_prob",
-        "binary_crossentropy",
-        "gaussian_nll_loss",
-        "smooth_l1_loss",
-    )
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
-        if isinstance(node, ast.Call):
-            name = (
-                node.func.attr
-                if isinstance(node.func, ast.Attribute)
-                else (node.func.id if isinstance(node.func, ast.Name) else "")
-            )
-            for kw in node.keywords:
-                if kw.arg in ("size_average", "reduce"):
-                    add("deprecated_reduction", line)
-            if name in recon_calls:
-                add("recon", line)
-            if name in ("item", "detach", "numpy", "tolist"):
-                add("gradient_cut", line)
-            if name in ("kl_divergence", "exp") or (name == "sum" and "logvar" in ast.unparse(node)):
-                add("kl", line)
-            if name in ("clamp", "clamp_min", "max", "maximum") and "kl" in ast.unparse(node).lower():
-                add("free_bits", line)
-        elif isinstance(node, ast.Attribute) and node.attr == "data":
-            add("gradient_cut", line)
-        elif isinstance(node, ast.Constant) and node.value == 784:
-            add("hard_coded_784", line)
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            if isinstance(node.right, ast.Constant) and node.right.value == 2:
-                text = ast.unparse(node.left)
-                if "-" in text:
-                    add("recon", line)
-        if isinstance(node, ast.Return):
-            add("return", line)
-    return found
-
-
-def select_function(info: SourceInfo, name: str | None) -> tuple[FunctionInfo, str]:
-    """The loss function to check, and how it was chosen."""
-    if name is not None:
-        for f in info.functions:
-            if f.name == name:
-                return f, f"function {name!r} as named"
-        listed = ", ".join(f.name for f in info.functions) or "none"
-        raise LossCheckError(
-            f"Expected a function named {name!r} in {info.path} but found: {listed}. "
-            f"Try 'vaeloss check {info.path}:FUNCTION' with one of those."
-        )
-    candidates = [
-        f
-        for f in info.functions
-        if f.n_required >= 4 or (f.n_required >= 2 and any(w in f.name.lower() for w in ("loss", "elbo")))
-    ]
-    if not candidates:
-        raise LossCheckError(
-            f"Expected a loss function taking (reconstruction, data, mu, logvar) in {info.path} "
-            f"but found none among its top-level functions "
-            f"({', '.join(f.name for f in info.functions) or 'none'}). "
-            f"Try 'vaeloss check {info.path}:FUNCTION'."
-        )
-    if len(candidates) == 1:
-        return candidates[0], f"the only loss-like function, {candidates[0].name!r}"
-    named = [f for f in candidates if "loss" in f.name.lower() or "elbo" in f.name.lower()]
-    four = [f for f in named if f.n_required == 4] or [f for f in candidates if f.n_required == 4]
-    if len(four) == 1:
-        return four[0], f"{four[0].name!r}: the one loss-named function with 4 tensor arguments"
-    listed = ", ".join(f"{f.name} (line {f.line})" for f in candidates)
-    raise LossCheckError(
-        f"Expected one loss function in {info.path} but found several candidates: {listed}. "
-        f"Try 'vaeloss check {info.path}:FUNCTION' with one of them."
-    )
-
-
-def _score(name: str, names: tuple[str, ...]) -> int:
-    low = name.lower()
-    if low in names:
-        return 100 - names.index(low)
-    return 0
-
-
-def assign_roles(params: list[str]) -> list[dict[str, str]]:
-    """Candidate role assignments for a function's tensor parameters, best first.
-
-    Each assignment maps a role ("recon", "data", "mu", "scale", "z") to a parameter name.
-    Positions decide when names do not: the first two are data-side, then the latents.
-    """
-    if len(params) < 4:
-        return []
-    extra = [p for p in params[4:] if p.lower() in SAMPLE_NAMES]
-    base = params[:4]
-    first, second = base[0], base[1]
-    recon_first = _score(first, RECON_NAMES) + _score(second, DATA_NAMES)
-    data_first = _score(first, DATA_NAMES) + _score(second, RECON_NAMES)
-    pairs = [(first, second), (second, first)]
-    if data_first > recon_first:
-        pairs.reverse()
-    lat = [(base[2], base[3])]
-    if _score(base[2], SCALE_NAMES) > _score(base[2], MU_NAMES) and _score(base[3], MU_NAMES):
-        lat = [(base[3], base[2])]
-    lat.append((lat[0][1], lat[0][0]))
-    out = []
-    for recon, data in pairs:
-        for mu, scale in lat:
-            roles = {"recon": recon, "data": data, "mu": mu, "scale": scale}
-            if extra:
-                roles["z"] = extra[0]
-            out.append(roles)
+def _candidates(tree: ast.Module) -> list[Candidate]:
+    out: list[Candidate] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = _required(node, method=False)
+            kind: CandidateKind = "factory" if _returns_inner_function(node) else "function"
+            out.append(Candidate(node.name, node.lineno, kind, n))
+        elif isinstance(node, ast.ClassDef):
+            methods = _methods(node)
+            callable_ = methods.get("forward") or methods.get("__call__")
+            if callable_ is not None and any(w in node.name.lower() for w in _LOSS_WORDS):
+                out.append(Candidate(node.name, node.lineno, "class", _required(callable_, method=True)))
+            for mname, m in methods.items():
+                if mname.startswith("__"):
+                    continue
+                out.append(Candidate(f"{node.name}.{mname}", m.lineno, "method", _required(m, method=True)))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for t in node.targets:
+                if isinstance(t, ast.Name) and any(w in t.id.lower() for w in _LOSS_WORDS):
+                    out.append(Candidate(t.id, node.lineno, "instance", 4))
     return out
 
 
-def scale_hint(name: str) -> str:
-    """The parameterisation a scale argument's name suggests (a tie-breaker only)."""
-    low = name.lower()
-    for kind, names in _SCALE_HINT.items():
-        if low in names:
-            return kind
-    return "logvar"
+def _rank(c: Candidate) -> tuple[int, int]:
+    if c.loss_named and c.n_args >= 4:
+        return 0, c.line
+    if c.loss_named and (c.n_args >= 2 or c.kind in ("class", "instance", "factory")):
+        return 1, c.line
+    if c.n_args >= 4 and c.kind == "function":
+        return 2, c.line
+    return 9, c.line
+
+
+def read_static(source: SourceFile) -> StaticSource:
+    """Parse the file; raise :class:`LossCheckError` on a syntax error."""
+    try:
+        tree = ast.parse(source.text, filename=str(source.path))
+    except SyntaxError as exc:
+        where = source.where(exc.lineno) or "an unknown line"
+        raise LossCheckError(
+            f"Expected valid Python but {source.path} has a syntax error at {where}: "
+            f"{exc.msg}. Try 'python -m py_compile {source.path}' to see it."
+        ) from None
+    ranked = sorted((c for c in _candidates(tree) if _rank(c)[0] < 9), key=_rank)
+    return StaticSource(source, tree, ranked)
+
+
+def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[list[str], str, bool]:
+    """The names to try (the loss, or candidates best first), why, and whether it was named."""
+    if name is not None:
+        return [name], f"{name!r} as named", True
+    candidates = static.candidates[:limit]
+    if not candidates:
+        listed = ", ".join(n.name for n in static.tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+        raise LossCheckError(
+            f"Expected a loss taking (reconstruction, data, mu, logvar) in {static.source.path} but "
+            f"found none among its top-level functions and classes ({listed or 'none'}). "
+            f"Try 'vaeloss check {static.source.path}:NAME' (a function, Class, Class.method or object)."
+        )
+    if len(candidates) == 1:
+        return [candidates[0].name], f"the only loss-like candidate, {candidates[0].name!r}", False
+    return [c.name for c in candidates], "", False

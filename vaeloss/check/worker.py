@@ -1,76 +1,231 @@
-"""Worker process of ``vaeloss check``: imports the user's file and probes one function.
+"""Worker process of ``vaeloss check``: loads the user's file and probes one loss.
 
-Run as ``python -m vaeloss.check.worker REQUEST.json RESULT.json``. The user's code runs
-here, never in the CLI process; the CLI enforces the time limit and reads RESULT.json.
+Run as ``python -m vaeloss.check.worker FD`` with the request (JSON) on stdin. Messages go to
+the file descriptor FD, one JSON object per line, so that the user's own prints cannot mix
+with them: ``{"phase": "import"}`` when the user's code starts, ``{"phase": "call"}`` when the
+probing starts, ``{"call": seconds}`` after each call of the loss, and at the end
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ..., "phase": ...}``.
+The CLI process enforces ``--timeout`` from the first of those phases (:mod:`runner`).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import inspect
 import json
+import os
+import re
 import sys
-import traceback
+import time
 from pathlib import Path
 from typing import Any
 
-
-def _fail(message: str) -> dict[str, Any]:
-    return {"ok": False, "error": message}
+__all__ = ["run"]
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
-    """Import the file, probe the function, and return ``{"ok": ..., "result"|"error": ...}``."""
-    from vaeloss.check.probe import ProbeFailure, probe_function
+class _Channel:
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.messages: list[dict[str, Any]] = []
 
-    path = Path(request["path"]).resolve()
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("vaeloss_user_loss", path)
-    if spec is None or spec.loader is None:
-        return _fail(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit as exc:
-        return _fail(
-            f"importing {path.name} called sys.exit({exc.code!r}); "
-            "guard script code with `if __name__ == '__main__':`"
+    def send(self, message: dict[str, Any]) -> None:
+        if self.fd is None:
+            self.messages.append(message)
+            return
+        os.write(self.fd, (json.dumps(message) + "\n").encode())
+
+
+def _hint(error: str, request: dict[str, Any]) -> str:
+    missing = re.search(r"KeyError: '(\w+)'", error)
+    if missing:
+        error += (
+            f"\nThe function reads a keyword argument {missing.group(1)!r} it was not given. "
+            f"Try --arg {missing.group(1)}=VALUE."
         )
-    except BaseException as exc:  # noqa: BLE001 - report any import failure
-        tb = traceback.format_exc(limit=-2)
-        return _fail(f"importing {path.name} raised {type(exc).__name__}: {exc}\n{tb}")
-    fn: Any = module
-    for part in request["function"].split("."):
-        fn = getattr(fn, part)
-    if "." in request["function"] and not isinstance(
-        inspect.getattr_static(
-            getattr(module, request["function"].split(".")[0]), request["function"].split(".")[1]
-        ),
-        (staticmethod, classmethod),
-    ):
-        fn = functools.partial(fn, None)  # a method that does not use self: called with self=None
+    return error
+
+
+def _values(texts: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
+    from vaeloss.check.objects import evaluate_value
+
+    return {name: evaluate_value(text, namespace) for name, text in texts.items()}
+
+
+def _summary(reading: Any) -> str:
+    fits = reading.fits
+    if reading.total is not None and fits[reading.total].a and fits[reading.total].b:
+        return "a full loss (reconstruction and KL)"
+    if reading.components is not None:
+        return "the loss's terms, returned apart"
+    if any(f.a for f in fits) and not any(f.b for f in fits):
+        return "a reconstruction term only"
+    if any(f.b for f in fits) and not any(f.a for f in fits):
+        return "a KL term only"
+    return "neither term of a VAE loss"
+
+
+def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
+    """Load the file, resolve and probe the loss; the answer as JSON-able data."""
+    from vaeloss.check import sandbox
+    from vaeloss.check.forms import OutputError, call_forms, missing_arguments, params_of
+    from vaeloss.check.loader import load_module
+    from vaeloss.check.objects import ObjectError, resolve_object
+    from vaeloss.check.probe import Plan, ProbeFailure, probe, search
+
+    def fail(message: str, phase: str, skipped: list[Any] | None = None) -> dict[str, Any]:
+        return {"ok": False, "error": message, "phase": phase, "skipped": skipped or []}
+
+    sandbox.install([Path(p) for p in request["writable"]])
+    path = Path(request["path"])
+    started = time.time()
+    channel.send({"phase": "import", "time": started})
     try:
-        result = probe_function(
-            fn,
-            request["roles"],
-            request["extra"],
-            request["weights"],
-            B=request["B"],
-            D=request["D"],
-            k=request["k"],
-            input_shape=tuple(request["input_shape"]) if request["input_shape"] else None,
+        loaded = load_module(
+            path, request["module"], tuple(request["search_path"]), exec_module=request["exec_module"]
         )
-    except ProbeFailure as exc:
-        return _fail(str(exc))
     except SystemExit as exc:
-        return _fail(f"calling {request['function']} called sys.exit({exc.code!r})")
-    except BaseException as exc:  # noqa: BLE001
-        return _fail(f"calling {request['function']} raised {type(exc).__name__}: {exc}")
-    return {"ok": True, "result": result}
+        return fail(f"importing {path.name} called sys.exit({exc.code!r})", "import")
+    except BaseException as exc:  # noqa: BLE001 - with --exec-module, any import failure
+        return fail(f"importing {path.name} raised {type(exc).__name__}: {exc}", "import")
+    skipped = [s.to_json() for s in loaded.skipped]
+    namespace = vars(loaded.module)
+    init = _values(request["init"], namespace)
+    extra = _values(request["args"], namespace)
+    B, D, k = request["B"], request["D"], request["k"]
+    shape = tuple(request["input_shape"]) if request["input_shape"] else None
+    channel.send({"phase": "call", "time": time.time()})
+    on_call = lambda seconds: channel.send({"call": seconds})  # noqa: E731
+    plan = Plan()
+    candidates: list[tuple[str, Any, list[Any], str]] = []
+    problems: list[str] = []
+    with sandbox.enforced():
+        for name in request["names"]:
+            try:
+                obj = resolve_object(loaded, name, init)
+            except ObjectError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            params = params_of(obj.function or obj.call, obj.call, set(extra))
+            missing = missing_arguments(params)
+            if missing:
+                hint = " ".join(f"--arg {m}=VALUE" for m in missing)
+                problems.append(
+                    f"Expected values for the required argument(s) {', '.join(missing)} of {name} but got "
+                    f"none. Try {hint}."
+                )
+                continue
+            candidates.append((name, obj, call_forms(params), obj.described))
+        if not candidates:
+            return fail("; ".join(problems) or "nothing to check", "resolve", skipped)
+        chosen = candidates[0]
+        others: list[dict[str, str]] = []
+        if not request["explicit"] and len(candidates) > 1:
+            for name, obj, forms, _ in candidates:
+                try:
+                    _, reading = search(
+                        obj, forms, extra, B=B, D=D, k=k, input_shape=shape, plan=Plan.reduced()
+                    )
+                    summary = _summary(reading)
+                except Exception as exc:  # noqa: BLE001 - a candidate that cannot be probed
+                    summary = f"cannot be probed ({type(exc).__name__})"
+                others.append({"name": name, "summary": summary})
+            full = [
+                i
+                for i, o in enumerate(others)
+                if o["summary"].startswith(("a full loss", "the loss's terms"))
+            ]
+            pick = full[0] if full else 0
+            chosen = candidates[pick]
+            others = [o for i, o in enumerate(others) if i != pick]
+        name, obj, forms, described = chosen
+        defaults = _numeric_defaults(obj.call, set(extra))
+        weights = {
+            n: float(v)
+            for n, v in {**defaults, **extra}.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        try:
+            first = time.perf_counter()
+            budget = request["timeout"] - (time.time() - started)
+            result = probe(
+                obj,
+                forms,
+                extra,
+                weights,
+                B=B,
+                D=D,
+                k=k,
+                input_shape=shape,
+                plan=plan,
+                on_call=on_call,
+                budget=budget,
+            )
+        except (ProbeFailure, OutputError) as exc:
+            return fail(_explain(str(exc), loaded), "call", skipped)
+        except SystemExit as exc:
+            return fail(f"calling {name} called sys.exit({exc.code!r})", "call", skipped)
+        except Exception as exc:  # noqa: BLE001 - the user's code
+            return fail(
+                _explain(f"calling {name} raised {type(exc).__name__}: {exc}", loaded), "call", skipped
+            )
+    return {
+        "ok": True,
+        "name": name,
+        "described": described,
+        "others": others,
+        "probe": result.to_json(),
+        "skipped": skipped,
+        "init": {k_: _plain(v) for k_, v in init.items()},
+        "defaults": {**defaults, **{k_: _plain(v) for k_, v in extra.items()}},
+        "seconds": time.perf_counter() - first,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it: numbers, text and booleans as they are, else its repr."""
+    return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
+
+
+def _numeric_defaults(call: Any, given: set[str]) -> dict[str, float | int]:
+    """The loss's own arguments with numeric defaults (candidates for its KL weight)."""
+    import inspect
+
+    try:
+        params = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in params
+        if p.name not in given and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)
+    }
+
+
+def _explain(message: str, loaded: Any) -> str:
+    """Add why a name the loss needs is missing (a skipped statement) to an error."""
+    missing = re.search(r"NameError: name '(\w+)' is not defined", message)
+    if missing:
+        why = loaded.explain_name(missing.group(1))
+        if why:
+            message += f"\n{why}."
+    return message
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    request = json.loads(sys.stdin.read())
+    channel = _Channel(fd)
+    channel.send({"phase": "start", "time": time.time()})
+    import torch  # noqa: F401 - start-up, before the clock of --timeout starts
+
+    try:
+        answer = run(request, channel)
+    except BaseException as exc:  # noqa: BLE001 - an internal error, reported as such
+        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "phase": "internal", "skipped": []}
+    if not answer["ok"]:
+        answer["error"] = _hint(answer["error"], request)
+    channel.send(answer)
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter shutdown: the user's objects may not finalise cleanly
 
 
 if __name__ == "__main__":
-    answer = run(json.loads(Path(sys.argv[1]).read_text()))
-    Path(sys.argv[2]).write_text(json.dumps(answer))
+    main()

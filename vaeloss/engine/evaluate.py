@@ -21,7 +21,13 @@ from vaeloss.metrics import (
     output_diversity,
 )
 from vaeloss.objective.kl import reparameterise
-from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, decoder_mean, element_nll
+from vaeloss.objective.likelihoods import (
+    DecoderOutput,
+    Likelihood,
+    decoder_mean,
+    default_decoder_output,
+    element_nll,
+)
 
 __all__ = ["ModelMetrics", "aggregate_kl", "evaluate_models"]
 
@@ -113,7 +119,7 @@ def evaluate_models(
     Returns:
         One :class:`ModelMetrics` per model.
     """
-    kind: DecoderOutput = decoder_output or ("mean" if likelihood == "gaussian" else "logits")
+    kind = decoder_output or default_decoder_output(likelihood)
     quick = should_stop is not None and should_stop()
 
     def stop() -> bool:
@@ -149,9 +155,9 @@ def evaluate_models(
             eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
             recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
         recon = (recon_sum / (n_rec * N)).tolist()
-        means = decoder_mean(model.decode(mu_all), kind)  # [S, N, D]
+        means = decoder_mean(model.decode(mu_all), kind, likelihood)  # [S, N, D]
         prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
-        prior_means = decoder_mean(model.decode(prior), kind)
+        prior_means = decoder_mean(model.decode(prior), kind, likelihood)
         for s in range(S):
             gen = torch.Generator().manual_seed(seed)
             diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)

@@ -31,9 +31,11 @@ from vaeloss.errors import DeviceError, InvalidArgumentError
 from vaeloss.metrics import ACTIVE_THRESHOLD
 from vaeloss.objective.kl import kl_normal, reparameterise
 from vaeloss.objective.likelihoods import (
+    ALLOWED_OUTPUTS,
     LIKELIHOODS,
     DecoderOutput,
     Likelihood,
+    default_decoder_output,
     element_nll,
     gaussian_nll_from_sq,
     ml_variance,
@@ -84,9 +86,7 @@ class TrainConfig:
     @property
     def output_kind(self) -> DecoderOutput:
         """What the decoder emits (``decoder_output``, or the default for the likelihood)."""
-        if self.decoder_output is not None:
-            return self.decoder_output
-        return "mean" if self.likelihood == "gaussian" else "logits"
+        return self.decoder_output or default_decoder_output(self.likelihood)
 
     def validate(self) -> None:
         if not self.betas:
@@ -94,8 +94,7 @@ class TrainConfig:
         for b in self.betas:
             check_nonnegative("beta", b)
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
-        allowed = ("mean",) if self.likelihood == "gaussian" else ("logits", "probabilities")
-        check_choice("decoder_output", self.output_kind, allowed)
+        check_choice("decoder_output", self.output_kind, ALLOWED_OUTPUTS[self.likelihood])
         check_choice("schedule", self.schedule, ("constant", "linear", "cyclical"))
         check_positive("sigma", self.sigma)
         check_positive("loss_scale", self.loss_scale)

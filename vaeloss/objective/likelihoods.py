@@ -8,6 +8,10 @@ Maths:
 
 * Bernoulli: :math:`-[x \log p + (1-x) \log(1-p)]` (the BCE of PyTorch).
 * Gaussian: :math:`\tfrac12 ((x-\mu)/\sigma)^2 + \log\sigma + \tfrac12\log 2\pi`.
+* Laplace with scale 1: :math:`|x - \mu| + \log 2` (an L1 reconstruction loss).
+* Multinomial over the data dims (Mult-VAE, Liang et al. 2018): :math:`-\sum_i x_i \log
+  \operatorname{softmax}(o)_i`, up to the multinomial coefficient, which does not depend on
+  the decoder; per element, :math:`-x_i \log \operatorname{softmax}(o)_i`.
 * Continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): BCE minus
   :math:`\log C(\lambda)` with :math:`C(\lambda) = \eta / \tanh(\eta/2)` where
   :math:`\eta = \operatorname{logit}\lambda` (equal to
@@ -45,6 +49,10 @@ __all__ = [
     "continuous_bernoulli_nll",
     "continuous_bernoulli_nll_logits",
     "decoder_mean",
+    "default_decoder_output",
+    "laplace_nll",
+    "multinomial_nll",
+    "multinomial_nll_logits",
     "element_nll",
     "gaussian_nll",
     "gaussian_nll_from_sq",
@@ -52,13 +60,33 @@ __all__ = [
     "optimal_sigma",
 ]
 
-Likelihood = Literal["bernoulli", "gaussian", "continuous_bernoulli"]
+Likelihood = Literal["bernoulli", "gaussian", "continuous_bernoulli", "laplace", "multinomial"]
 DecoderOutput = Literal["probabilities", "logits", "mean"]
 LIKELIHOODS: tuple[Likelihood, ...] = get_args(Likelihood)
 DECODER_OUTPUTS: tuple[DecoderOutput, ...] = get_args(DecoderOutput)
+ALLOWED_OUTPUTS: dict[Likelihood, tuple[DecoderOutput, ...]] = {
+    "bernoulli": ("probabilities", "logits"),
+    "continuous_bernoulli": ("probabilities", "logits"),
+    "gaussian": ("mean", "logits"),  # logits: a Gaussian whose mean is sigmoid(output)
+    "laplace": ("mean",),
+    "multinomial": ("logits", "probabilities"),  # over the data dims
+}
+"""What a decoder may emit for each likelihood."""
+
+
+def default_decoder_output(likelihood: Likelihood) -> DecoderOutput:
+    """What the built-in models' decoders emit: a mean for Gaussian and Laplace, else logits.
+
+    >>> default_decoder_output("gaussian"), default_decoder_output("bernoulli")
+    ('mean', 'logits')
+    """
+    return "mean" if likelihood in ("gaussian", "laplace") else "logits"
+
+
 SigmaSpec = float | Tensor | Literal["optimal"]
 
 LOG_2PI = math.log(2 * math.pi)
+LOG_2 = math.log(2.0)
 
 
 def _pair(recon: Tensor, target: Tensor, recon_name: str) -> None:
@@ -274,6 +302,66 @@ def continuous_bernoulli_nll(probs: Tensor, target: Tensor) -> Tensor:
     return continuous_bernoulli_nll_logits(_probs_to_logits(probs), target)
 
 
+def laplace_nll(mean: Tensor, target: Tensor) -> Tensor:
+    """Laplace NLL with scale 1: ``|target - mean| + log 2`` (an L1 loss is a multiple of it).
+
+    Args:
+        mean: decoder location, shape [B, *D]; target: data, shape [B, *D].
+
+    Returns:
+        NLL per element, shape [B, *D], nats.
+
+    >>> laplace_nll(torch.tensor([[0.0]]), torch.tensor([[1.0]]))
+    tensor([[1.6931]])
+    """
+    _pair(mean, target, "mean")
+    return _laplace(mean, target)
+
+
+def _laplace(mean: Tensor, target: Tensor) -> Tensor:
+    return (target - mean).abs() + LOG_2
+
+
+def multinomial_nll_logits(logits: Tensor, target: Tensor) -> Tensor:
+    """Multinomial NLL over the data dims from logits (Mult-VAE): ``-x_i log softmax(o)_i``.
+
+    Args:
+        logits: decoder output, shape [B, *D]; the softmax is over all data dims of a sample.
+        target: counts (or any non-negative weights), shape [B, *D].
+
+    Returns:
+        NLL per element, shape [B, *D], nats; summed over the data dims it is the multinomial
+        NLL up to the multinomial coefficient (which does not depend on the decoder).
+
+    >>> multinomial_nll_logits(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]))
+    tensor([[0.6931, 0.0000]])
+    """
+    _pair(logits, target, "logits")
+    return _multinomial_logits(logits, target)
+
+
+def _multinomial_logits(logits: Tensor, target: Tensor) -> Tensor:
+    flat = logits.reshape(*logits.shape[:-1], -1) if logits.dim() < 2 else logits.flatten(1)
+    log_p = torch.log_softmax(flat, dim=-1).reshape(logits.shape)
+    return -target * log_p
+
+
+def multinomial_nll(probs: Tensor, target: Tensor) -> Tensor:
+    """Multinomial NLL over the data dims from probabilities: ``-x_i log p_i`` (log clamped at
+    -100, as binary cross-entropy does).
+
+    >>> multinomial_nll(torch.tensor([[0.5, 0.5]]), torch.tensor([[2.0, 0.0]]))
+    tensor([[1.3863, 0.0000]])
+    """
+    _pair(probs, target, "probs")
+    check_probabilities("probs", probs)
+    return _multinomial_probs(probs, target)
+
+
+def _multinomial_probs(probs: Tensor, target: Tensor) -> Tensor:
+    return -target * torch.log(probs).clamp_min(-100)
+
+
 def _log_var(recon: Tensor, sigma: float | Tensor, log_sigma: Tensor | None) -> Tensor | float:
     if log_sigma is not None:
         return 2 * log_sigma
@@ -289,12 +377,18 @@ _KERNELS = {
     ("bernoulli", "logits"): bernoulli_logits_nll,
     ("continuous_bernoulli", "probabilities"): lambda r, x: _continuous_bernoulli(_probs_to_logits(r), x),
     ("continuous_bernoulli", "logits"): _continuous_bernoulli,
+    ("laplace", "mean"): _laplace,
+    ("multinomial", "logits"): _multinomial_logits,
+    ("multinomial", "probabilities"): _multinomial_probs,
 }
 _CHECKED = {
     ("bernoulli", "probabilities"): bernoulli_nll,
     ("bernoulli", "logits"): bernoulli_nll_logits,
     ("continuous_bernoulli", "probabilities"): continuous_bernoulli_nll,
     ("continuous_bernoulli", "logits"): continuous_bernoulli_nll_logits,
+    ("laplace", "mean"): laplace_nll,
+    ("multinomial", "logits"): multinomial_nll_logits,
+    ("multinomial", "probabilities"): multinomial_nll,
 }
 
 
@@ -313,8 +407,10 @@ def element_nll(
     Args:
         recon: decoder output, shape [B, *D]: probabilities, logits or Gaussian mean.
         target: data, shape [B, *D] (broadcastable to ``recon`` with ``validate=False``).
-        likelihood: "bernoulli" | "gaussian" | "continuous_bernoulli".
-        decoder_output: "probabilities" | "logits" (Bernoulli kinds) or "mean" (Gaussian).
+        likelihood: "bernoulli" | "gaussian" | "continuous_bernoulli" | "laplace" | "multinomial".
+        decoder_output: one of :data:`ALLOWED_OUTPUTS` for the likelihood: "probabilities" or
+            "logits" (Bernoulli kinds, multinomial), "mean" (Gaussian, Laplace), "logits" for a
+            Gaussian whose mean is the sigmoid of the output.
         sigma: Gaussian decoder std (float, tensor, or "optimal" for the ML shared sigma).
         log_sigma: learned Gaussian log-std; overrides ``sigma``.
         validate: check shapes, ranges and options (``False`` in the trainer's hot path).
@@ -328,9 +424,10 @@ def element_nll(
     """
     if validate:
         check_choice("likelihood", likelihood, LIKELIHOODS)
-        allowed = ("mean",) if likelihood == "gaussian" else ("probabilities", "logits")
-        check_choice("decoder_output", decoder_output, allowed)
+        check_choice("decoder_output", decoder_output, ALLOWED_OUTPUTS[likelihood])
     if likelihood == "gaussian":
+        if decoder_output == "logits":
+            recon = torch.sigmoid(recon)
         if isinstance(sigma, str):
             check_choice("sigma", sigma, ("optimal",))
             sigma = optimal_sigma(recon, target)
@@ -341,8 +438,9 @@ def element_nll(
     return table[(likelihood, decoder_output)](recon, target)
 
 
-def decoder_mean(out: Tensor, decoder_output: DecoderOutput) -> Tensor:
-    """The decoder's output as a mean in data space: sigmoid of logits, else unchanged.
+def decoder_mean(out: Tensor, decoder_output: DecoderOutput, likelihood: Likelihood = "bernoulli") -> Tensor:
+    """The decoder's output in data space: the sigmoid of logits (the softmax over the last
+    dim for a multinomial), else unchanged.
 
     For the continuous Bernoulli the mean of the distribution differs from lambda; lambda is
     returned, as is usual for pictures.
@@ -350,4 +448,6 @@ def decoder_mean(out: Tensor, decoder_output: DecoderOutput) -> Tensor:
     >>> decoder_mean(torch.tensor([0.0]), "logits")
     tensor([0.5000])
     """
-    return torch.sigmoid(out) if decoder_output == "logits" else out
+    if decoder_output != "logits":
+        return out
+    return torch.softmax(out, dim=-1) if likelihood == "multinomial" else torch.sigmoid(out)

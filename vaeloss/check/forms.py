@@ -1,0 +1,417 @@
+"""How a loss takes its inputs and gives its value (runs in the worker process).
+
+Argument forms: each parameter gets a :class:`Slot`: one tensor with a role (``recon``,
+``data``, ``mu``, ``scale``, ``z``), several packed in one tuple (``out = (x_hat, mu, logvar)``),
+or a ``torch.distributions`` object (the posterior ``Normal(mu, std)``, the prior, the
+decoder's distribution). The parameters' names and how the body uses them (``out[0]``,
+``a, b, c = out``, ``q.rsample()``) give a ranked list of :class:`CallForm` candidates; the
+probe keeps the first one under which the loss fits exactly.
+
+Return forms: a scalar or a one-element tensor, one value per sample, a dict or an object with
+a loss under a key such as ``loss``/``total_loss``/``elbo`` (case-insensitive), or a tuple of
+values; :func:`read_output` turns each into a vector of numbers, one per returned value.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import itertools
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "CallForm",
+    "OutputError",
+    "Param",
+    "Slot",
+    "call_forms",
+    "missing_arguments",
+    "params_of",
+    "read_output",
+]
+
+Role = Literal["recon", "data", "mu", "scale", "z"]
+SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder"]
+
+RECON_NAMES = (
+    "recon_x", "recon", "x_recon", "x_hat", "xhat", "x_rec", "recons", "reconstruction", "outputs",
+    "output", "x_decoded_mean", "x_decoded", "decoded", "x_tilde", "pred", "y_pred", "preds", "logits",
+    "x_logits", "recon_logits", "probs", "x_mean", "x_prob", "x_probs", "recon_batch", "out", "x_out",
+    "reconstructed", "generated", "x_pred", "rec", "x_reconst", "x_reconstructed", "decoder_output",
+)  # fmt: skip
+DATA_NAMES = (
+    "x", "inputs", "input", "target", "targets", "data", "images", "image", "x_true", "y_true", "orig",
+    "original", "batch", "y", "x_in", "img", "imgs", "real", "x_input", "obs", "x_orig", "ground_truth",
+)  # fmt: skip
+MU_NAMES = (
+    "mu", "mean", "z_mean", "mu_z", "z_mu", "means", "mus", "loc", "q_mu", "posterior_mean", "m", "mu_q",
+    "latent_mean", "z_loc", "mu_e", "qz_mean",
+)  # fmt: skip
+SCALE_NAMES = (
+    "logvar", "log_var", "z_log_var", "z_logvar", "lv", "log_sigma2", "logvar_z", "z_log_sigma",
+    "log_sigma", "logsigma", "log_std", "logstd", "z_log_std", "std", "sigma", "z_std", "scale", "var",
+    "variance", "z_var", "sd", "s", "log_variance", "logv", "log_var_z", "z_scale",
+)  # fmt: skip
+SAMPLE_NAMES = ("z", "z_sample", "sample", "z_sampled", "latent", "z_samples", "samples")
+POSTERIOR_NAMES = ("q", "qz", "q_z", "q_z_x", "qzx", "posterior", "q_dist", "z_dist", "latent_dist", "q_zx")
+PRIOR_NAMES = ("p", "pz", "p_z", "prior", "prior_dist")
+DECODER_NAMES = (
+    "px", "p_x", "p_x_z", "px_z", "pxz", "likelihood", "recon_dist", "x_dist", "decoder_dist", "p_xz",
+)  # fmt: skip
+_DIST_USES = {
+    "log_prob",
+    "rsample",
+    "sample",
+    "entropy",
+    "mean",
+    "loc",
+    "scale",
+    "stddev",
+    "variance",
+    "probs",
+}
+# orders of packed outputs seen in the wild, when the body does not name the elements
+_PACK_ORDERS: dict[int, list[tuple[Role, ...]]] = {
+    2: [("mu", "scale")],
+    3: [("recon", "mu", "scale"), ("mu", "scale", "recon")],
+    4: [("recon", "data", "mu", "scale"), ("recon", "mu", "scale", "z"), ("recon", "z", "mu", "scale")],
+    5: [("recon", "data", "mu", "scale", "z"), ("recon", "mu", "scale", "z", "data")],
+}
+
+
+class OutputError(Exception):
+    """The loss returned something that is not a loss value; the message says what."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of the loss as its body uses it.
+
+    ``kind``: "tensor"; "pack" (subscripted or unpacked; ``size`` elements, ``names`` when
+    unpacked to names); "dist" (methods of a distribution are called on it); "varargs"
+    (``*args``, read as ``args[i]``).
+    """
+
+    name: str
+    kind: Literal["tensor", "pack", "dist", "varargs"]
+    size: int = 0
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What is passed for one parameter: ``roles`` in order (one for a tensor)."""
+
+    param: str
+    kind: SlotKind
+    roles: tuple[Role, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallForm:
+    """A way to call the loss: one slot per parameter that takes the probe's tensors."""
+
+    slots: tuple[Slot, ...]
+
+    def describe(self) -> dict[str, str]:
+        """Role -> where it goes (``out[1]``, ``args[2]``, ``q (a Normal)``), for the report."""
+        out: dict[str, str] = {}
+        for slot in self.slots:
+            label = f"args[{slot.param[1:]}]" if slot.param.startswith("*") else slot.param
+            if slot.kind == "tensor":
+                out[slot.roles[0]] = label
+            elif slot.kind == "pack" and slot.param.startswith("*"):
+                for i, role in enumerate(slot.roles):
+                    out[role] = f"args[{int(slot.param[1:]) + i}]"
+            elif slot.kind == "pack":
+                for i, role in enumerate(slot.roles):
+                    out[role] = f"{label}[{i}]"
+            elif slot.kind == "posterior":
+                out["mu"], out["scale"] = f"{label}.loc", f"{label}.scale"
+            elif slot.kind == "decoder":
+                out["recon"] = f"{label} (decoder distribution)"
+            else:
+                out["prior"] = label
+        return out
+
+
+def _score(name: str, names: tuple[str, ...]) -> int:
+    low = name.lower()
+    if low in names:
+        return 100 - names.index(low)
+    return 0
+
+
+def _fn_tree(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _uses(tree: ast.AST, name: str) -> tuple[int, tuple[str, ...], bool]:
+    """(pack size from subscripts/unpacking, unpacked names, used as a distribution)."""
+    size, dist = 0, False
+    names: tuple[str, ...] = ()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name:
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+                size = max(size, node.slice.value + 1)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id == name:
+            target = node.targets[0]
+            if isinstance(target, (ast.Tuple, ast.List)):
+                names = tuple(t.id if isinstance(t, ast.Name) else "_" for t in target.elts)
+                size = max(size, len(names))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
+            if node.attr in _DIST_USES:
+                dist = True
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "kl_divergence"
+        ):
+            if any(isinstance(a, ast.Name) and a.id == name for a in node.args):
+                dist = True
+    return size, names, dist
+
+
+def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str]) -> list[Param]:
+    """The parameters of ``call`` that take tensors (not those given by ``--arg``), read from
+    its signature and the body of ``fn`` (the function behind it)."""
+    try:
+        sig = inspect.signature(call)
+    except (TypeError, ValueError):
+        return []
+    tree = _fn_tree(fn)
+    out: list[Param] = []
+    for p in sig.parameters.values():
+        if p.name in exclude or p.kind == p.VAR_KEYWORD:
+            continue
+        if p.kind == p.VAR_POSITIONAL:
+            size = _uses(tree, p.name)[0] if tree is not None else 0
+            out.append(Param(p.name, "varargs", max(size, 4)))
+            continue
+        if p.default is not inspect.Parameter.empty:
+            continue
+        size, names, dist = _uses(tree, p.name) if tree is not None else (0, (), False)
+        if dist:
+            out.append(Param(p.name, "dist"))
+        elif size >= 2:
+            out.append(Param(p.name, "pack", size, names))
+        else:
+            out.append(Param(p.name, "tensor"))
+    return out
+
+
+_ROLE_NAMES: tuple[tuple[Role, tuple[str, ...]], ...] = (
+    ("recon", RECON_NAMES),
+    ("data", DATA_NAMES),
+    ("mu", MU_NAMES),
+    ("scale", SCALE_NAMES),
+    ("z", SAMPLE_NAMES),
+)
+
+
+def _role_of(name: str) -> Role | None:
+    """The role a parameter's name suggests (None: no role's name)."""
+    score, role = max((_score(name, names), role) for role, names in _ROLE_NAMES)
+    return role if score else None
+
+
+def _dist_kind(name: str) -> SlotKind:
+    low = name.lower()
+    if low in DECODER_NAMES or "x" in low.replace("q_", "").split("_")[0]:
+        return "decoder"
+    if low in PRIOR_NAMES or "prior" in low:
+        return "prior"
+    return "posterior"
+
+
+_SWAP_RD: dict[Role, Role] = {"recon": "data", "data": "recon"}
+_SWAP_MS: dict[Role, Role] = {"mu": "scale", "scale": "mu"}
+
+
+def _swaps(slots: list[Slot]) -> list[tuple[Slot, ...]]:
+    """The slots as named, and with recon/data and mu/scale swapped (each, and both)."""
+    variants = []
+    for swap_rd, swap_ms in itertools.product((False, True), repeat=2):
+        table: dict[Role, Role] = {**(_SWAP_RD if swap_rd else {}), **(_SWAP_MS if swap_ms else {})}
+        variants.append(tuple(Slot(s.param, s.kind, tuple(table.get(r, r) for r in s.roles)) for s in slots))
+    return variants
+
+
+_ALL: tuple[Role, ...] = ("recon", "data", "mu", "scale")
+_VARARGS_ORDER: tuple[Role, ...] = ("recon", "data", "mu", "scale", "z")
+_COVERS: dict[SlotKind, set[Role]] = {"posterior": {"mu", "scale"}, "decoder": {"recon"}}
+
+
+def call_forms(params: list[Param]) -> list[CallForm]:
+    """Candidate call forms, most likely first (empty: no way to pass the four tensors)."""
+    forms: list[CallForm] = []
+    # first: every tensor-taking parameter by its name, positions breaking ties
+    fixed: list[Slot] = []
+    open_tensors: list[Param] = []
+    packs: list[Param] = []
+    for p in params:
+        if p.kind == "dist":
+            fixed.append(Slot(p.name, _dist_kind(p.name)))
+        elif p.kind == "tensor":
+            open_tensors.append(p)
+        else:
+            packs.append(p)
+    covered: set[Role] = set()
+    for s in fixed:
+        covered |= _COVERS.get(s.kind, set())
+    if not packs:
+        needed = [r for r in _ALL if r not in covered]
+        named = [_role_of(p.name) for p in open_tensors]
+        for order in _orders(needed, named, len(open_tensors)):
+            slots = fixed + [Slot(p.name, "tensor", (r,)) for p, r in zip(open_tensors, order)]
+            if set(order) | covered >= set(_ALL):
+                forms += [CallForm(v) for v in _swaps(slots)]
+        return _unique(forms)
+    for pack in packs:
+        orders: list[tuple[Role, ...]]
+        if pack.kind == "varargs":
+            orders = [_VARARGS_ORDER[: max(4, min(pack.size, 5))]]
+        elif pack.names and any(_role_of(n) for n in pack.names):
+            orders = [tuple(_role_of(n) or "z" for n in pack.names)]
+        else:
+            orders = _PACK_ORDERS.get(pack.size, [])
+        for order in orders:
+            rest = [r for r in _ALL if r not in order and r not in covered]
+            named = [_role_of(p.name) for p in open_tensors]
+            for tensor_order in _orders(rest, named, len(open_tensors)):
+                name = "*0" if pack.kind == "varargs" else pack.name
+                slots = [*fixed, Slot(name, "pack", order)] + [
+                    Slot(p.name, "tensor", (r,)) for p, r in zip(open_tensors, tensor_order)
+                ]
+                forms += [CallForm(v) for v in _swaps(slots)]
+    return _unique(forms)
+
+
+def missing_arguments(params: list[Param]) -> list[str]:
+    """Required parameters that cannot be tensors of the probe: past the four roles, with a
+    name that is no role (``epoch``, ``step``); they need ``--arg NAME=VALUE``."""
+    if any(p.kind != "tensor" for p in params):
+        return []
+    tensors = [p for p in params if p.kind == "tensor"]
+    return [p.name for p in tensors[4:] if _role_of(p.name) is None]
+
+
+def _orders(needed: list[Role], named: list[Role | None], n: int) -> list[tuple[Role, ...]]:
+    """Ways to give ``n`` tensor parameters the roles ``needed`` (+ ``z`` for extras), the
+    names' roles first, then by position."""
+    if n < len(needed):
+        return []
+    extra: list[Role] = ["z"] * (n - len(needed))
+    pool = [*needed, *extra]
+    by_name = [r for r in named if r is not None and r in pool]
+    out: list[tuple[Role, ...]] = []
+    if len(by_name) == n and sorted(by_name) == sorted(pool):
+        out.append(tuple(by_name))
+    out.append(tuple(pool))
+    return out
+
+
+def _unique(forms: list[CallForm]) -> list[CallForm]:
+    return list(dict.fromkeys(forms))
+
+
+_LOSS_KEYS = (
+    "loss",
+    "total_loss",
+    "totalloss",
+    "total",
+    "loss_total",
+    "objective",
+    "neg_elbo",
+    "nelbo",
+    "elbo",
+)
+
+
+def _number(value: Any, B: int) -> float | None:
+    if isinstance(value, Tensor):
+        if value.dim() == 0 or value.numel() == 1:
+            return float(value.reshape(()).detach())
+        if value.dim() == 1 and value.shape[0] == B:
+            return float(value.detach().mean())
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def loss_value(out: Any, B: int) -> tuple[Any, str]:
+    """The part of a loss's return value that holds the loss, and how it was found."""
+    if isinstance(out, Mapping) or hasattr(out, "keys") and callable(out.keys):
+        keys = {str(k).lower(): k for k in out.keys()}
+        for key in _LOSS_KEYS:
+            if key in keys:
+                return out[keys[key]], f"the dict key {keys[key]!r}"
+        losses = [k for k in keys if "loss" in k]
+        if len(losses) == 1:
+            return out[keys[losses[0]]], f"the dict key {keys[losses[0]]!r}"
+        raise OutputError(
+            f"the function returned a dict without a loss key (keys: {sorted(map(str, out.keys()))}); "
+            f"return the total under 'loss'"
+        )
+    if not isinstance(out, (Tensor, tuple, list)) and hasattr(out, "loss"):
+        return out.loss, "its attribute .loss"
+    return out, ""
+
+
+def read_output(out: Any, B: int) -> tuple[list[float], str, list[int]]:
+    """The numbers a loss returned: a vector with one value per returned value (a tuple gives
+    several), how the output was read, and the positions in the tuple of those values.
+
+    A tensor of shape [B] counts as one value per sample, averaged over the batch as
+    frameworks do; a one-element tensor is a scalar.
+    """
+    value, how = loss_value(out, B)
+    if isinstance(value, (tuple, list)):
+        numbers: list[float] = []
+        where: list[int] = []
+        for i, element in enumerate(value):
+            n = _number(element, B)
+            if n is not None:
+                numbers.append(n)
+                where.append(i)
+        if not numbers:
+            raise OutputError(
+                f"the function returned a {type(value).__name__} of "
+                f"{', '.join(type(v).__name__ for v in value)}, with no tensor or number in it; "
+                "return the loss"
+            )
+        return numbers, how or "a tuple", where
+    n = _number(value, B)
+    if n is None:
+        if isinstance(value, Tensor):
+            raise OutputError(
+                f"the function returned a tensor of shape {tuple(value.shape)}; expected a scalar or "
+                f"one value per sample (shape [{B}])"
+            )
+        raise OutputError(
+            f"the function returned {type(value).__name__}, not a tensor; return the loss tensor "
+            "(a scalar, or one value per sample)"
+        )
+    return [n], how, [0]
+
+
+def output_tensor(out: Any, B: int, index: int) -> Tensor:
+    """Element ``index`` of the loss's output as a tensor (for gradients), averaged over the
+    batch when it is one value per sample."""
+    value, _ = loss_value(out, B)
+    if isinstance(value, (tuple, list)):
+        value = value[index]
+    if not isinstance(value, Tensor):
+        return torch.tensor(float(value))
+    return value.mean() if value.dim() == 1 and value.shape[0] == B else value.reshape(())

@@ -1,0 +1,273 @@
+"""From a name in the user's module to something to call (runs in the worker process).
+
+``NAME`` may be a function, a class (its ``__call__``, or ``forward`` for an ``nn.Module``),
+``Class.method``, a module-level instance, or a factory that returns a loss. Classes and
+factories are built with their own defaults plus ``--init NAME=VALUE``; a method that does not
+read ``self`` is called without building its class (whose constructor may need arguments the
+loss does not). Values of ``--init`` and ``--arg`` are Python literals, else expressions in the
+module's namespace (``--init config="VAEConfig(latent_dim=16)"``), else plain strings.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from vaeloss.check.loader import Loaded
+
+__all__ = ["LossObject", "ObjectError", "StateGuard", "evaluate_value", "resolve_object"]
+
+
+class ObjectError(Exception):
+    """The name cannot be turned into something to call; the message says why and what to do."""
+
+
+@dataclass
+class LossObject:
+    """What will be probed.
+
+    Attributes:
+        call: the callable (a function, a bound method, an instance).
+        name: the name it was asked as.
+        described: how it was obtained, for the report.
+        function: the Python function behind ``call`` (for its signature and source).
+        instance: the object whose state a call may change (None for plain functions).
+        init: the constructor or factory arguments used.
+    """
+
+    call: Callable[..., Any]
+    name: str
+    described: str
+    function: Callable[..., Any] | None
+    instance: object | None = None
+    init: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate_value(text: str, namespace: dict[str, Any]) -> Any:
+    """``--init``/``--arg`` value: a literal, else an expression in ``namespace``, else the text.
+
+    >>> evaluate_value("0.5", {}), evaluate_value("H", {}), evaluate_value("n + 1", {"n": 1})
+    (0.5, 'H', 2)
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return eval(text, dict(namespace))  # noqa: S307 - the user's own command-line value
+    except Exception:  # noqa: BLE001 - not an expression there: the plain text
+        return text
+
+
+def _uses_self(fn: Callable[..., Any]) -> bool:
+    """Whether a method's body reads its first parameter (True when the source is unknown)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return True
+    node = tree.body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.args.args:
+        return True
+    first = node.args.args[0].arg
+    return any(
+        isinstance(n, ast.Name) and n.id == first for n in ast.walk(node) if n is not node.args.args[0]
+    )
+
+
+def _required(fn: Callable[..., Any], given: dict[str, Any]) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in given
+    ]
+
+
+def _build(what: Callable[..., Any], label: str, init: dict[str, Any]) -> Any:
+    """Call a class or factory with ``init``; missing required arguments are named."""
+    missing = _required(what, init)
+    if missing:
+        flags = " ".join(f"--init {m}=VALUE" for m in missing)
+        raise ObjectError(
+            f"Expected values for the required argument(s) {', '.join(missing)} of {label} but got "
+            f"none. Try {flags} (a literal, or an expression in the module such as --init "
+            f'config="Config(latent_dim=16)").'
+        )
+    try:
+        return what(**init)
+    except Exception as exc:  # noqa: BLE001 - the user's constructor
+        raise ObjectError(
+            f"building {label} with {init or 'its defaults'} raised {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _looks_like_factory(fn: Callable[..., Any]) -> bool:
+    """A function whose body defines a function (or lambda) and returns it."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    node = tree.body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    inner = {
+        n.name
+        for n in ast.walk(node)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not node
+    }
+    for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None):
+        if isinstance(ret.value, ast.Lambda) or (isinstance(ret.value, ast.Name) and ret.value.id in inner):
+            return True
+        if (
+            isinstance(ret.value, ast.Call)
+            and isinstance(ret.value.func, ast.Name)
+            and ret.value.func.id == "partial"
+        ):
+            return True
+    return False
+
+
+def _of_instance(obj: Any, name: str, described: str, init: dict[str, Any]) -> LossObject:
+    if isinstance(obj, nn.Module):
+        return LossObject(obj, name, f"{described}, its forward", type(obj).forward, obj, init)
+    call = type(obj).__call__
+    return LossObject(obj, name, f"{described}, its __call__", call, obj, init)
+
+
+def resolve_object(loaded: Loaded, name: str, init: dict[str, Any]) -> LossObject:
+    """The callable that ``name`` denotes in the loaded module (see the module docstring).
+
+    Raises:
+        ObjectError: the name is missing, or its class or factory cannot be built.
+    """
+    module = loaded.module
+    head, _, method = name.partition(".")
+    if not hasattr(module, head):
+        why = loaded.explain_name(head)
+        path = loaded.source.path.name
+        if why:
+            raise ObjectError(
+                f"Expected {head!r} in {path} but it is not defined after loading the file: {why}."
+            )
+        own = [
+            n
+            for n, v in vars(module).items()
+            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+        ]
+        raise ObjectError(
+            f"Expected a function, class or object named {head!r} in {path} but found none; it defines: "
+            f"{', '.join(sorted(own)[:12]) or 'nothing callable'}. Try 'vaeloss check {path}:NAME' with one "
+            f"of those."
+        )
+    obj = getattr(module, head)
+    if method:
+        if not isinstance(obj, type):
+            target = getattr(obj, method, None)
+            if target is None:
+                raise ObjectError(f"{head} has no attribute {method!r}")
+            return LossObject(
+                target, name, f"{name} of the module-level object", getattr(target, "__func__", target), obj
+            )
+        raw = inspect.getattr_static(obj, method, None)
+        if raw is None:
+            raise ObjectError(f"class {head} has no method {method!r}")
+        if isinstance(raw, staticmethod):
+            return LossObject(raw.__func__, name, f"static method {name}", raw.__func__)
+        if isinstance(raw, classmethod):
+            return LossObject(getattr(obj, method), name, f"class method {name}", raw.__func__)
+        fn = raw
+        if not _uses_self(fn):
+            stand_in: object = object.__new__(obj)
+            return LossObject(
+                types.MethodType(fn, stand_in),
+                name,
+                f"method {name} (it does not read self: no {head} is built)",
+                fn,
+            )
+        instance = _build(obj, f"{head}()", init)
+        return LossObject(
+            getattr(instance, method), name, f"method {name} of {head}({_args(init)})", fn, instance, init
+        )
+    if isinstance(obj, type):
+        instance = _build(obj, f"{head}()", init)
+        return _of_instance(instance, name, f"{head}({_args(init)})", init)
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        if init or _looks_like_factory(obj):
+            made = _build(obj, f"{head}()", init)
+            if not callable(made):
+                raise ObjectError(f"{head}({_args(init)}) returned {type(made).__name__}, not a loss to call")
+            if isinstance(made, (types.FunctionType, types.MethodType)):
+                return LossObject(made, name, f"the loss {head}({_args(init)}) returns", made, None, init)
+            return _of_instance(made, name, f"the object {head}({_args(init)}) returns", init)
+        return LossObject(obj, name, f"function {head}", obj)
+    if callable(obj):
+        return _of_instance(obj, name, f"the module-level {type(obj).__name__} {head}", {})
+    raise ObjectError(f"{head} is a {type(obj).__name__}, not a function, class or callable object")
+
+
+def _args(init: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in init.items())
+
+
+class StateGuard:
+    """Keeps an object's simple state (numbers, strings, tensors) as it was before the first
+    call, so that every probe call sees the same objective, and says what a call changed."""
+
+    def __init__(self, obj: object | None) -> None:
+        self.obj = obj
+        self.saved = self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        if self.obj is None:
+            return {}
+        out: dict[str, Any] = {}
+        names = set(getattr(self.obj, "__dict__", {}))
+        names |= {n for n, v in vars(type(self.obj)).items() if isinstance(v, (int, float, bool, str))}
+        for n in names:
+            if n.startswith("__"):
+                continue
+            try:
+                v = getattr(self.obj, n)
+            except Exception:  # noqa: BLE001 - a property that fails
+                continue
+            if isinstance(v, (int, float, bool, str)):
+                out[n] = v
+            elif isinstance(v, torch.Tensor) and not isinstance(v, nn.Parameter):
+                out[n] = v.detach().clone()
+        return out
+
+    def changed(self) -> list[str]:
+        """Names whose value differs from the saved one."""
+        now = self._snapshot()
+        out = []
+        for n, v in now.items():
+            old = self.saved.get(n, None)
+            if isinstance(v, torch.Tensor):
+                if not isinstance(old, torch.Tensor) or old.shape != v.shape or not torch.equal(old, v):
+                    out.append(n)
+            elif n not in self.saved or old != v:
+                out.append(n)
+        return sorted(out)
+
+    def restore(self) -> None:
+        """Put the saved state back (before each probe call)."""
+        if self.obj is None:
+            return
+        for n, v in self.saved.items():
+            try:
+                setattr(self.obj, n, v.clone() if isinstance(v, torch.Tensor) else v)
+            except Exception:  # noqa: BLE001 - a read-only attribute
+                continue
