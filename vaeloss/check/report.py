@@ -116,15 +116,15 @@ def format_report(r: CheckReport) -> str:
             f"'vaeloss check {r.path}:{other['name']}'"
         )
     lines.append("")
-    fixed = f" (at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)} only)" if r.fixed_dims else ""
+    fixed = (
+        f" (the loss runs only at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)})" if r.fixed_dims else ""
+    )
     if r.probe.recon_fit.recon_ok and not r.probe.recon_fit.a:
         lines.append("reconstruction: none (the value does not change with the reconstruction)")
     elif r.recon_factor is not None:
         key = (r.likelihood, r.decoder_output)
         lines.append(f"reconstruction: {_LIK.get(key, f'{r.likelihood} ({r.decoder_output})')}")
-        lines.append(
-            f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}{fixed}"
-        )
+        lines.append(f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}")
     elif r.probe.recon_fit.recon_ok and r.probe.recon_fit.a:
         key = (r.probe.recon_fit.likelihood, r.probe.recon_fit.decoder_output)
         lines.append(f"reconstruction: {_LIK.get(key, str(key))}; factor {_g(r.probe.recon_fit.a)} at {at}")
@@ -135,9 +135,7 @@ def format_report(r: CheckReport) -> str:
         lines.append("KL:             none (the value does not change with mu or the posterior scale)")
     elif r.kl_factor is not None:
         lines.append(f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.latent_parameterisation}")
-        lines.append(
-            f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}{fixed}"
-        )
+        lines.append(f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}")
     elif r.probe.kl_fit.kl_ok and r.probe.kl_fit.b:
         lines.append(
             f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.probe.kl_fit.parameterisation}; "

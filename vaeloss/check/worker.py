@@ -101,7 +101,7 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
             try:
                 obj = resolve_object(loaded, name, init)
             except ObjectError as exc:
-                problems.append(f"{name}: {exc}")
+                problems.append(str(exc) if request["explicit"] else f"{name}: {exc}")
                 continue
             params = params_of(obj.function or obj.call, obj.call, set(extra))
             missing = missing_arguments(params)
