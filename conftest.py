@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-collect_ignore = ["vaeloss/__main__.py", "cli.py", "bench", "scripts", "tests/check/real", "tests/check/losses"]
+collect_ignore = [
+    "vaeloss/__main__.py",
+    "cli.py",
+    "bench",
+    "scripts",
+    "tests/check/real",
+    "tests/check/losses",
+    "tests/check/models",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -66,6 +66,13 @@ def add_check_parser(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="constructor argument of the loss's class or factory (repeatable), read as --arg is",
     )
+    for role, what in (("mu", "posterior mean"), ("scale", "posterior scale"), ("recon", "decoder output")):
+        p.add_argument(
+            f"--{role}",
+            default=None,
+            metavar="NAME",
+            help=f"for a loss computed inside a model: the submodule whose output is the {what}",
+        )
     p.add_argument(
         "--exec-module",
         action="store_true",
@@ -101,6 +108,7 @@ def run_check(args: argparse.Namespace) -> int:
             expect_beta=args.expect_beta,
             timeout=args.timeout,
             exec_module=args.exec_module,
+            taps={role: getattr(args, role) for role in ("mu", "scale", "recon") if getattr(args, role)},
         )
     except VaelossError as exc:
         if args.json:  # one JSON object on stdout whatever happens

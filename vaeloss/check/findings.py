@@ -160,11 +160,17 @@ def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
 def _kl_not_gaussian(r: CheckReport, ctx: Context) -> Found:
     fit = r.probe.kl_fit
     if not fit.kl_ok:
+        sampled = (
+            f"; it is sampled, and its average over many draws is {fit.kl_zscore:.1f} standard errors from "
+            "the best multiple of the Gaussian KL"
+            if fit.monte_carlo
+            else ""
+        )
         yield (
             "the latent part is not a multiple of the Gaussian KL to N(0, I) in any "
-            f"parameterisation (best: {fit.parameterisation}, relative misfit {fit.kl_residual:.2g}): "
-            "free bits, annealing, a different prior or a KL on samples of a non-Gaussian "
-            "posterior? No effective beta can be given for it.",
+            f"parameterisation (best: {fit.parameterisation}, relative misfit {fit.kl_residual:.2g}"
+            f"{sampled}): free bits, annealing, a different prior, or a KL on samples of a "
+            "non-Gaussian posterior (a flow)? No effective beta can be given for it.",
             ctx.first("free_bits", "kl"),
         )
 
@@ -282,7 +288,7 @@ def _state_changes(r: CheckReport, ctx: Context) -> Found:
 
 @rule("monte-carlo-kl", "info")
 def _monte_carlo_kl(r: CheckReport, ctx: Context) -> Found:
-    if r.probe.monte_carlo:
+    if r.probe.monte_carlo and r.probe.kl_fit.kl_ok:
         yield (
             "the KL term is a Monte-Carlo estimate (log q(z|x) - log p(z) at sampled z): its beta is "
             "given in expectation (fitted on averages over many draws per input, to about 5%); the "
@@ -303,12 +309,24 @@ def _formula_at_these_sizes(r: CheckReport, ctx: Context) -> Found:
             ctx.first("return"),
         )
     for dim in r.fixed_dims:
-        if dim == "D":
-            continue  # hard-coded-data-dim says it
+        if dim == "D" or r.through_model:
+            continue  # hard-coded-data-dim says it; a model decides its own sizes
         yield (
             f"the loss fails at other values of {dim} ({_DIM_WORDS[dim]}), so the formulas hold at "
             f"{dim}={s[dim]} only.",
             ctx.first("return"),
+        )
+
+
+@rule("learned-decoder-scale", "info")
+def _learned_decoder_scale(r: CheckReport, ctx: Context) -> Found:
+    scales = (r.through_model or {}).get("log_scales") or {}
+    for name, value in scales.items():
+        yield (
+            f"the decoder's scale is learned ({name} = {value:.4g} now): the reconstruction factor "
+            "and the beta are measured at its current value, relative to a unit-variance Gaussian; "
+            "as it is trained, the effective beta moves with it.",
+            ctx.first("recon"),
         )
 
 
@@ -366,7 +384,7 @@ def _kl_factor_two(r: CheckReport, ctx: Context) -> Found:
 
 @rule("hard-coded-data-dim", "info")
 def _hard_coded_data_dim(r: CheckReport, ctx: Context) -> Found:
-    if r.data_dim_fixed:
+    if r.data_dim_fixed and not r.through_model:
         yield (
             f"the function fails at other data dimensions (a hard-coded {r.sizes['D']}?), so the "
             f"formulas hold at D={r.sizes['D']} only; how they scale with D is unknown.",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "CallForm",
@@ -186,7 +186,7 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
     """The parameters of ``call`` that take tensors (not those given by ``--arg``), read from
     its signature and the body of ``fn`` (the function behind it)."""
     try:
-        sig = inspect.signature(call)
+        sig = inspect.signature(call.forward if isinstance(call, nn.Module) else call)
     except (TypeError, ValueError):
         return []
     tree = _fn_tree(fn)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -30,14 +30,16 @@ from torch.distributions import Bernoulli, Normal
 
 from vaeloss.check.forms import CallForm, OutputError, output_tensor, read_output
 from vaeloss.check.objects import LossObject, StateGuard
-from vaeloss.check.result import ElementFit, ProbeResult, SizeFit
+from vaeloss.check.result import MC_TOLERANCE, MC_ZSCORE, ElementFit, ProbeResult, SizeFit
 from vaeloss.objective.kl import PARAMETERISATIONS, LatentParameterisation, kl_normal
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, element_nll
 
-__all__ = ["Plan", "ProbeFailure", "probe", "search"]
+__all__ = ["Caller", "Plan", "ProbeFailure", "function_callers", "probe", "search"]
 
 DTYPE = torch.float64
 SEED = 1234
+MC_PRECISE = 0.005
+"""A Monte-Carlo fit this good needs no more draws."""
 
 Hypothesis = tuple[Likelihood, DecoderOutput]
 HYPOTHESES: tuple[Hypothesis, ...] = (
@@ -64,7 +66,7 @@ class Plan:
     recon_probes: int = 4
     latent_probes: int = 6
     verify: int = 3
-    mc_draws: int = 32000
+    mc_draws: int = 16000
     size_recon: int = 2
     size_latent: int = 3
     size_verify: int = 1
@@ -82,7 +84,7 @@ class Plan:
     def mc_samples(self, B: int, k: int) -> int:
         """Calls averaged per input for a Monte-Carlo KL: enough for ``mc_draws`` latent draws,
         between 16 and 512 (the fitted factor is then within about 5%)."""
-        return max(16, min(512, math.ceil(self.mc_draws / (B * k))))
+        return max(16, min(2048, math.ceil(self.mc_draws / (B * k))))
 
     @property
     def calls(self) -> int:
@@ -127,6 +129,10 @@ class Caller:
         self.read_as = ""
         self.positions: list[int] = []
         self.seed = SEED
+
+    def describe(self) -> dict[str, str]:
+        """Role -> where the probe puts it, for the report."""
+        return self.form.describe()
 
     def with_shape(self, shape: tuple[int, ...]) -> Caller:
         """The same caller for samples of another shape."""
@@ -212,10 +218,25 @@ def _latent_inputs(B: int, k: int, g: torch.Generator, kind: int) -> tuple[Tenso
     elif kind == 1:  # near the prior for log-parameterisations
         mu = 0.02 * torch.randn(B, k, generator=g, dtype=DTYPE)
         s = 0.01 + 0.05 * torch.rand(B, k, generator=g, dtype=DTYPE)
-    else:  # near the prior for std / var
+    elif kind == 2:  # near the prior for std / var
         mu = 0.02 * torch.randn(B, k, generator=g, dtype=DTYPE)
         s = 0.95 + 0.1 * torch.rand(B, k, generator=g, dtype=DTYPE)
+    else:  # far from the prior in mean: where non-Gaussian KLs (flows) part from the Gaussian one
+        mu = 2.5 * torch.randn(B, k, generator=g, dtype=DTYPE)
+        s = 0.3 + 0.4 * torch.rand(B, k, generator=g, dtype=DTYPE)
     return mu, s
+
+
+def _standard_errors(draws: list[list[float]]) -> list[float]:
+    """Per value, the standard error of the mean of ``draws`` (0 for a single draw)."""
+    n = len(draws)
+    if n < 2:
+        return [0.0] * len(draws[0])
+    out = []
+    for col in zip(*draws):
+        mean = sum(col) / n
+        out.append(math.sqrt(sum((v - mean) ** 2 for v in col) / (n - 1) / n))
+    return out
 
 
 def _fit(dl: list[float], dn: list[float], scale: float) -> tuple[float, float]:
@@ -232,18 +253,28 @@ def _fit(dl: list[float], dn: list[float], scale: float) -> tuple[float, float]:
     return slope, res / size
 
 
+def _draws(
+    call: Caller, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, samples: int, **kw: Any
+) -> list[list[float]]:
+    """The loss's values at these inputs under ``samples`` seeds (the same seeds for every
+    input: common random numbers), one vector per seed."""
+    out = []
+    for i in range(samples):
+        call.seed = SEED + i
+        out.append(call(r, x, mu, s, **kw))
+    call.seed = SEED
+    return out
+
+
 def _values(
     call: Caller, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, samples: int = 1, **kw: Any
 ) -> list[float]:
     """The loss's values at these inputs: one call, or the mean over ``samples`` seeds."""
-    total: list[float] | None = None
-    for i in range(samples):
-        call.seed = SEED + i
-        v = call(r, x, mu, s, **kw)
-        total = v if total is None else [a + b for a, b in zip(total, v)]
-    call.seed = SEED
-    assert total is not None
-    out = [t / samples for t in total]
+    return _mean(_draws(call, r, x, mu, s, samples, **kw))
+
+
+def _mean(draws: list[list[float]]) -> list[float]:
+    out = [sum(col) / len(draws) for col in zip(*draws)]
     bad = [v for v in out if not math.isfinite(v)]
     if bad:
         raise ProbeFailure(
@@ -279,14 +310,20 @@ def fit_at(
     n_v = plan.verify if fixed is None else plan.size_verify
     r0, x0 = _recon_inputs(B, D, g, call.binary)
     mu0, s0 = _latent_inputs(B, k, g, 0)
-    L0 = _values(call, r0, x0, mu0, s0, samples, **kw)
+    base = _draws(call, r0, x0, mu0, s0, samples, **kw)
+    L0 = _mean(base)
     m = len(L0)
     recon_probes = [_recon_inputs(B, D, g, call.binary) for _ in range(n_r)]
     dl_r = [[v - l for v, l in zip(_values(call, r, x, mu0, s0, samples, **kw), L0)] for r, x in recon_probes]
-    latent_probes = [_latent_inputs(B, k, g, i % 3) for i in range(n_k)]
-    dl_k = [
-        [v - l for v, l in zip(_values(call, r0, x0, mu, s, samples, **kw), L0)] for mu, s in latent_probes
-    ]
+    kinds = 4 if monte_carlo else 3
+    latent_probes = [_latent_inputs(B, k, g, i % kinds) for i in range(n_k)]
+    dl_k, se_k = [], []
+    for mu, s in latent_probes:
+        diffs = [
+            [v - b for v, b in zip(d, d0)] for d, d0 in zip(_draws(call, r0, x0, mu, s, samples, **kw), base)
+        ]
+        dl_k.append(_mean(diffs))
+        se_k.append(_standard_errors(diffs))
     refs_r = {}
     for h in HYPOTHESES:
         try:
@@ -313,6 +350,13 @@ def fit_at(
         a, res_a = recon_fits[best_r]
         b, res_b = kl_fits[best_k]
         c = L0[j] - a * refs_r[best_r][0] - b * refs_k[best_k][0]
+        # Monte-Carlo: the misfit of each latent probe in standard errors of its average
+        zscore = 0.0
+        if samples > 1:
+            floor = max(1e-12 * scale, 1e-300)
+            zscore = max(
+                abs(col_k[i] - b * refs_k[best_k][1][i]) / max(se_k[i][j], floor) for i in range(n_k)
+            )
         fits.append(
             ElementFit(
                 best_r[0] if a else None,
@@ -326,6 +370,7 @@ def fit_at(
                 abs(c) / max(scale, 1e-12),
                 recon_alternatives={_label(h): v[1] for h, v in recon_fits.items()},
                 monte_carlo=samples > 1,
+                kl_zscore=zscore,
             )
         )
     # verification on fresh joint inputs
@@ -500,8 +545,8 @@ def _sizes(
             values.append(sz[dim])
             fits = reading.fits
             if factor != 1.0:
-                other = call.with_shape(shape)
                 try:
+                    other = call.with_shape(shape)
                     fits = fit_at(
                         other, sz["B"], sz["D"], sz["k"], plan, seed=1, fixed=fixed, monte_carlo=monte_carlo
                     )
@@ -514,51 +559,52 @@ def _sizes(
     return out
 
 
-def search(
+def function_callers(
     obj: LossObject,
     forms: list[CallForm],
     extra: dict[str, Any],
     *,
-    B: int,
     D: int,
-    k: int,
     input_shape: tuple[int, ...] | None,
-    plan: Plan,
-    guard: StateGuard | None = None,
-    timings: list[float] | None = None,
+    guard: StateGuard,
+    timings: list[float],
     on_call: Callable[[float], None] | None = None,
-    monte_carlo: bool = False,
-) -> tuple[Caller, _Reading]:
-    """The call form, layout and data kind under which the loss fits best (the first exact
-    one), with its fit at the base sizes (averaged over seeds with ``monte_carlo``).
-
-    Raises:
-        ProbeFailure: no form could call the loss, or it returned something that is not a loss.
-    """
-    if not forms:
-        raise ProbeFailure("no way to pass (reconstruction, data, mu, logvar) to its parameters")
-    guard = guard or StateGuard(obj.instance)
-    timings = [] if timings is None else timings
-    errors: list[str] = []
-    best: tuple[tuple[int, float], Caller, _Reading] | None = None
+) -> Iterator[Caller]:
+    """Callers for a loss function: every call form, layout of the data and kind of data
+    (continuous first; binary for losses that refuse non-binary targets)."""
     for binary in (False, True):
         for shape in _layouts(D, input_shape):
             for form in forms:
-                call = Caller(obj, form, extra, shape, binary, guard, timings, on_call)
-                try:
-                    reading = _read(fit_at(call, B, D, k, plan, monte_carlo=monte_carlo))
-                except (ProbeFailure, OutputError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - try the next form or layout
-                    errors.append(_attempt_error(shape, binary, form, exc))
-                    continue
-                if best is None or reading.score < best[0]:
-                    best = (reading.score, call, reading)
-                if reading.score[0] == 0:
-                    return call, reading
-        if best is not None and best[0][0] <= 1:
+                yield Caller(obj, form, extra, shape, binary, guard, timings, on_call)
+
+
+def search(
+    callers: Iterable[Caller], *, B: int, k: int, plan: Plan, monte_carlo: bool = False
+) -> tuple[Caller, _Reading]:
+    """The caller under which the loss fits best (the first exact one), with its fit at the
+    base sizes (averaged over seeds with ``monte_carlo``).
+
+    Raises:
+        ProbeFailure: no caller could call the loss, or it returned something that is not a loss.
+    """
+    errors: list[str] = []
+    best: tuple[tuple[int, float], Caller, _Reading] | None = None
+    for call in callers:
+        D = math.prod(call.shape)
+        try:
+            reading = _read(fit_at(call, B, D, k, plan, monte_carlo=monte_carlo))
+        except (ProbeFailure, OutputError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - try the next form or layout
+            errors.append(_attempt_error(call.shape, call.binary, call.form, exc))
+            continue
+        if best is None or reading.score < best[0]:
+            best = (reading.score, call, reading)
+        if reading.score[0] <= 1:
             break
     if best is None:
+        if not errors:
+            raise ProbeFailure("no way to pass (reconstruction, data, mu, logvar) to its parameters")
         raise ProbeFailure("the function raised on every input layout tried:\n  " + "\n  ".join(errors[-4:]))
     if all(not f.a and not f.b for f in best[2].fits):
         values = ", ".join(f"{f.c:.6g}" for f in best[2].fits)
@@ -571,20 +617,18 @@ def search(
 
 def probe(
     obj: LossObject,
-    forms: list[CallForm],
-    extra: dict[str, Any],
+    make_callers: Callable[[StateGuard, list[float]], Iterable[Caller]],
     weights: dict[str, float],
     *,
     B: int,
     D: int,
     k: int,
-    input_shape: tuple[int, ...] | None,
     plan: Plan,
-    on_call: Callable[[float], None] | None = None,
     budget: float | None = None,
 ) -> ProbeResult:
-    """Find the call form and layout under which the loss fits, then its factors at three sizes
-    of B, D and k, its KL-weight parameter, its gradients and its behaviour at edge inputs.
+    """Find the caller (form, layout, data kind) under which the loss fits, then its factors
+    at three sizes of B, D and k, its KL-weight parameter, its gradients and its behaviour at
+    edge inputs.
 
     ``budget`` is the time left (seconds): when the rest of the full plan would not fit in
     most of it at the loss's measured speed, the size fits use :meth:`Plan.reduced`.
@@ -595,41 +639,28 @@ def probe(
     started = time.perf_counter()
     guard = StateGuard(obj.instance)
     timings: list[float] = []
-    call, reading = search(
-        obj,
-        forms,
-        extra,
-        B=B,
-        D=D,
-        k=k,
-        input_shape=input_shape,
-        plan=plan,
-        guard=guard,
-        timings=timings,
-        on_call=on_call,
-    )
+    call, reading = search(make_callers(guard, timings), B=B, k=k, plan=plan)
+    D = math.prod(call.shape)
     monte_carlo = reading.score[0] >= 2 and _stochastic(call, B, D, k)
     if monte_carlo:  # a Monte-Carlo KL: search again on averages over seeds (expectations)
-        call, reading = search(
-            obj,
-            forms,
-            extra,
-            B=B,
-            D=D,
-            k=k,
-            input_shape=input_shape,
-            plan=plan,
-            guard=guard,
-            timings=timings,
-            on_call=on_call,
-            monte_carlo=True,
-        )
-    chosen = [reading.total] if reading.total is not None else list(reading.components or (0,))
+        call, reading = search(make_callers(guard, timings), B=B, k=k, plan=plan, monte_carlo=True)
+        # more draws until the fit is clearly good (0.5%) or clearly off (a few standard errors):
+        # a KL that is no Gaussian KL (a flow's) can look like one at first
+        draws = plan.mc_draws
+        while draws < 4 * plan.mc_draws and any(
+            f.b and MC_PRECISE <= f.kl_residual < MC_TOLERANCE and f.kl_zscore < MC_ZSCORE
+            for f in reading.fits
+        ):
+            draws *= 2
+            reading = _read(fit_at(call, B, D, k, replace(plan, mc_draws=draws), monte_carlo=True))
+        # the size fits need only the factors' ratios (integer exponents): the fewest calls
+        plan = replace(Plan.reduced(), mc_draws=plan.mc_draws // 2)
     if budget is not None and timings:
         per_call = sorted(timings)[len(timings) // 2] * (plan.mc_samples(B, k) if monte_carlo else 1)
         left = budget - (time.perf_counter() - started)
         if per_call * plan.remaining_calls(len(weights)) > 0.7 * left:
             plan = Plan.reduced()
+    chosen = [reading.total] if reading.total is not None else list(reading.components or (0,))
     sizes = _sizes(call, reading, chosen, plan, monte_carlo, {"B": B, "D": D, "k": k})
     fixed = [
         ((f.likelihood, f.decoder_output) if f.likelihood and f.decoder_output else None, f.parameterisation)
@@ -649,7 +680,7 @@ def probe(
     )
     seconds = sorted(timings)[len(timings) // 2] if timings else 0.0
     return ProbeResult(
-        roles=call.form.describe(),
+        roles=call.describe(),
         input_shape=list(call.shape),
         binary_data=call.binary,
         output=call.output,

@@ -101,14 +101,20 @@ def format_report(r: CheckReport) -> str:
     at = f"B={s['B']}, D={s['D']}, k={s['k']}"
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
-    lines = [
-        f"{r.path}:{r.function}  ({r.selected_because})",
-        f"  checked: {r.described}",
-        f"  arguments: {roles}; inputs [B, {shape}]; returns {_returns(r)}",
-    ]
+    lines = [f"{r.path}:{r.function}  ({r.selected_because})", f"  checked: {r.described}"]
+    if not r.through_model:
+        lines.append(f"  arguments: {roles}; inputs [B, {shape}]; returns {_returns(r)}")
     if r.defaults:
         used = ", ".join(f"{k}={v!r}" for k, v in r.defaults.items())
         lines.append(f"  parameters used: {used}")
+    if r.through_model:
+        m = r.through_model
+        shape = "x".join(map(str, m["input_shape"]))
+        lines.append(
+            f"  probed through the model: the outputs of {m['mu']} (mu), {m['scale']} (scale) and "
+            f"{m['recon']} (decoder) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
+        )
+        lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
     lines += _skipped(r)
     for other in r.others:
         lines.append(
@@ -117,7 +123,9 @@ def format_report(r: CheckReport) -> str:
         )
     lines.append("")
     fixed = (
-        f" (the loss runs only at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)})" if r.fixed_dims else ""
+        f" (the loss runs only at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)})"
+        if r.fixed_dims and not r.through_model
+        else ""
     )
     if r.probe.recon_fit.recon_ok and not r.probe.recon_fit.a:
         lines.append("reconstruction: none (the value does not change with the reconstruction)")

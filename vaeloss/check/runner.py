@@ -202,6 +202,7 @@ def check_loss(
     expect_beta: float | None = None,
     timeout: float = 60.0,
     exec_module: bool = False,
+    taps: dict[str, str] | None = None,
     isolate: bool = True,
 ) -> CheckReport:
     """Check the loss ``TARGET`` (``PATH[:NAME]`` or ``pkg.module[:NAME]``) and report.
@@ -211,6 +212,9 @@ def check_loss(
     ``isolate=False`` runs it in this process instead (no time limit; for tests).
     ``args`` are values for the loss's own arguments, ``init`` for its class's or factory's
     constructor; each a value, or text read as a literal, else an expression in the module.
+    A loss computed inside a model (a training step, ``forward`` returning the loss) is probed
+    through the model; ``taps`` names its submodules ``{"mu": ..., "scale": ..., "recon": ...}``
+    when they cannot be told by name and shape.
 
     Raises:
         LossCheckError: the file cannot be checked (missing, syntax error, no candidate,
@@ -248,6 +252,7 @@ def check_loss(
         "input_shape": list(input_shape) if input_shape else None,
         "timeout": timeout,
         "exec_module": exec_module,
+        **{role: (taps or {}).get(role) for role in ("mu", "scale", "recon")},
     }
     answer = _run_worker(request, timeout, isolate)
     shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
@@ -275,8 +280,9 @@ def check_loss(
         path=str(resolved.path),
         why=why,
         described=answer["described"],
-        sizes={"B": B, "D": D, "k": k},
+        sizes=answer["sizes"],
         defaults=answer["defaults"],
+        through_model=answer.get("model"),
         expect_beta=expect_beta,
         others=answer["others"],
         skipped=answer["skipped"],
@@ -298,6 +304,7 @@ def build_report(
     others: list[dict[str, str]],
     skipped: list[dict[str, Any]],
     where: Any,
+    through_model: dict[str, Any] | None = None,
 ) -> CheckReport:
     """The report of a probe: factors as monomials, the KL-weight parameter, findings, fix."""
     rfit, kfit = probe.recon_fit, probe.kl_fit
@@ -327,6 +334,7 @@ def build_report(
         others=others,
         skipped=skipped,
         where=where,
+        through_model=through_model,
     )
     report.findings = build_findings(report, Context(lines, expect_beta, where))
     report.fix = build_fix(report)

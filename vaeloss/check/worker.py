@@ -11,6 +11,7 @@ The CLI process enforces ``--timeout`` from the first of those phases (:mod:`run
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -67,8 +68,9 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
     from vaeloss.check import sandbox
     from vaeloss.check.forms import OutputError, call_forms, missing_arguments, params_of
     from vaeloss.check.loader import load_module
-    from vaeloss.check.objects import ObjectError, resolve_object
-    from vaeloss.check.probe import Plan, ProbeFailure, probe, search
+    from vaeloss.check.model_probe import ModelError, model_callers, model_of
+    from vaeloss.check.objects import ObjectError, StateGuard, resolve_object
+    from vaeloss.check.probe import Plan, ProbeFailure, function_callers, probe, search
 
     def fail(message: str, phase: str, skipped: list[Any] | None = None) -> dict[str, Any]:
         return {"ok": False, "error": message, "phase": phase, "skipped": skipped or []}
@@ -94,6 +96,7 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
     channel.send({"phase": "call", "time": time.time()})
     on_call = lambda seconds: channel.send({"call": seconds})  # noqa: E731
     plan = Plan()
+    names_given = {"mu": request.get("mu"), "scale": request.get("scale"), "recon": request.get("recon")}
     candidates: list[tuple[str, Any, list[Any], str]] = []
     problems: list[str] = []
     with sandbox.enforced():
@@ -104,15 +107,16 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
                 problems.append(str(exc) if request["explicit"] else f"{name}: {exc}")
                 continue
             params = params_of(obj.function or obj.call, obj.call, set(extra))
+            forms = call_forms(params)
             missing = missing_arguments(params)
-            if missing:
+            if missing and not (not forms and model_of(obj) is not None):
                 hint = " ".join(f"--arg {m}=VALUE" for m in missing)
                 problems.append(
                     f"Expected values for the required argument(s) {', '.join(missing)} of {name} but got "
                     f"none. Try {hint}."
                 )
                 continue
-            candidates.append((name, obj, call_forms(params), obj.described))
+            candidates.append((name, obj, forms, obj.described))
         if not candidates:
             return fail("; ".join(problems) or "nothing to check", "resolve", skipped)
         chosen = candidates[0]
@@ -120,9 +124,10 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
         if not request["explicit"] and len(candidates) > 1:
             for name, obj, forms, _ in candidates:
                 try:
-                    _, reading = search(
-                        obj, forms, extra, B=B, D=D, k=k, input_shape=shape, plan=Plan.reduced()
+                    screen = function_callers(
+                        obj, forms, extra, D=D, input_shape=shape, guard=StateGuard(obj.instance), timings=[]
                     )
+                    _, reading = search(screen, B=B, k=k, plan=Plan.reduced())
                     summary = _summary(reading)
                 except Exception as exc:  # noqa: BLE001 - a candidate that cannot be probed
                     summary = f"cannot be probed ({type(exc).__name__})"
@@ -142,21 +147,52 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
             for n, v in {**defaults, **extra}.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
+        through_model: dict[str, Any] | None = None
+        model = model_of(obj) if not forms else None
         try:
             first = time.perf_counter()
+            if model is not None:
+                callers, taps, sample_shape = model_callers(
+                    obj,
+                    model,
+                    extra,
+                    B=B,
+                    input_shape=shape,
+                    names=names_given,
+                    guard=StateGuard(obj.instance),
+                    timings=[],
+                    on_call=on_call,
+                )
+                D, k = math.prod(sample_shape), taps.k
+                make = lambda guard, timings: callers  # noqa: E731 - the same callers throughout
+                through_model = {
+                    "mu": taps.mu,
+                    "scale": taps.scale,
+                    "recon": taps.recon,
+                    "input_shape": list(sample_shape),
+                    "log_scales": _log_scales(model),
+                }
+            else:
+
+                def make(guard: Any, timings: list[float]) -> Any:
+                    return function_callers(
+                        obj,
+                        forms,
+                        extra,
+                        D=D,
+                        input_shape=shape,
+                        guard=guard,
+                        timings=timings,
+                        on_call=on_call,
+                    )
+
             budget = request["timeout"] - (time.time() - started)
-            result = probe(
-                obj,
-                forms,
-                extra,
-                weights,
-                B=B,
-                D=D,
-                k=k,
-                input_shape=shape,
-                plan=plan,
-                on_call=on_call,
-                budget=budget,
+            result = probe(obj, make, weights, B=B, D=D, k=k, plan=plan, budget=budget)
+        except ModelError as exc:
+            return fail(
+                f"Expected a model whose posterior and decoder outputs can be found but {exc}",
+                "call",
+                skipped,
             )
         except (ProbeFailure, OutputError) as exc:
             return fail(_explain(str(exc), loaded), "call", skipped)
@@ -176,12 +212,41 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
         "init": {k_: _plain(v) for k_, v in init.items()},
         "defaults": {**defaults, **{k_: _plain(v) for k_, v in extra.items()}},
         "seconds": time.perf_counter() - first,
+        "sizes": {"B": B, "D": D, "k": k},
+        "model": through_model,
     }
 
 
 def _plain(value: Any) -> Any:
     """A value as JSON can carry it: numbers, text and booleans as they are, else its repr."""
     return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
+
+
+def _log_scales(model: Any) -> dict[str, float]:
+    """Learned decoder scales of a model (parameters named like log_scale, log_sigma), by name:
+    their mean value (a log standard deviation or log variance, as named)."""
+    out = {}
+    for pname, p in model.named_parameters():
+        last = pname.rsplit(".", 1)[-1].lower()
+        if (
+            last
+            in (
+                "log_scale",
+                "logscale",
+                "log_sigma",
+                "logsigma",
+                "log_std",
+                "log_var_x",
+                "logvar_x",
+                "x_logvar",
+                "x_log_var",
+                "log_var",
+                "logvar",
+            )
+            and p.numel() <= 4096
+        ):
+            out[pname] = float(p.detach().double().mean())
+    return out
 
 
 def _numeric_defaults(call: Any, given: set[str]) -> dict[str, float | int]:

@@ -1,0 +1,158 @@
+"""`vaeloss check` on losses computed inside a model (tests/check/models/): training steps,
+``loss(x, kl_weight)``, ``forward`` returning an object with ``.loss``, a ``[B, 2k]`` head,
+``torch.distributions`` posteriors, a Monte-Carlo KL with a learned decoder scale. The model
+decides D and k, so each case is built at two sizes with ``--init``; each expected beta is
+derived by hand in the comment of its case."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from vaeloss.check.runner import check_loss
+from vaeloss.cli import main
+
+MODELS = Path(__file__).parent / "models"
+
+
+class Case(NamedTuple):
+    target: str
+    likelihood: str
+    decoder_output: str
+    parameterisation: str
+    beta: Callable[[int, int, int], float]
+    formula: str
+    taps: tuple[str, str, str]  # the submodules replaced: mu, scale, recon
+    codes: set[str] = set()
+    args: dict[str, object] = {}
+    init: dict[str, object] = {}
+
+
+CASES = {
+    # (BCE sum + KLD sum) / B; the decoder tap is fc4, before the model's sigmoid: logits
+    "training-step": Case(
+        "lightning_style.py:LitVAE.training_step", "bernoulli", "logits", "logvar",
+        lambda B, D, k: 1, "1", ("fc_mu", "fc_logvar", "fc4"),
+    ),
+    # batch["image"]; BCE summed per sample, mean + beta (4) * KL mean; returns {"loss": ...}
+    "training-step-dict": Case(
+        "lightning_style.py:LitDictVAE.training_step", "bernoulli", "logits", "logvar",
+        lambda B, D, k: 4, "4", ("fc_mu", "fc_logvar", "fc4"),
+    ),
+    # squared error sum / B (a = 2/B) + kl_weight (0.5) * KL mean (b = 0.5/B): beta 1/4
+    "loss-method": Case(
+        "model_methods.py:VAE.loss", "gaussian", "mean", "logvar", lambda B, D, k: 0.25, "1/4",
+        ("mean", "log_var", "dec"), args={"kl_weight": 0.5},
+    ),
+    # forward(inputs) -> ModelOutput(loss=...): 0.5 * squared error summed (unit Gaussian NLL) + KL
+    "forward-returns-object": Case(
+        "model_methods.py:PythaeLikeVAE", "gaussian", "mean", "logvar", lambda B, D, k: 1, "1",
+        ("embedding", "log_covariance", "decoder"),
+    ),
+    # a [B, 2k] head; BCE with logits summed / numel (a = 1/(B*D)) + KL sum / B: beta D
+    "joint-head": Case(
+        "heads.py:HeadVAE.training_step", "bernoulli", "logits", "logvar", lambda B, D, k: D, "D",
+        ("encoder.2", "encoder.2", "decoder"), {"beta-depends-on-data-dim"},
+    ),
+    # Normal(fc_mu, exp(fc_std)) + kl_divergence; -Bernoulli(logits).log_prob summed + 2 KL, mean
+    "distributions": Case(
+        "heads.py:DistVAE.step", "bernoulli", "logits", "log_std", lambda B, D, k: 2, "2",
+        ("fc_mu", "fc_std", "dec"),
+    ),
+    # -Normal(x_hat, 0.5).log_prob summed: 4 x the unit NLL (a = 4/B); Monte-Carlo KL (b = 1/B)
+    "monte-carlo-and-learned-scale": Case(
+        "monte_carlo.py:MCVAE.training_step", "gaussian", "mean", "logvar", lambda B, D, k: 0.25, "1/4",
+        ("fc_mu", "fc_var", "dec"), {"monte-carlo-kl", "learned-decoder-scale"},
+    ),
+}  # fmt: skip
+
+SIZES = [
+    pytest.param((32, 784, 20), id="B32-D784-k20"),
+    pytest.param((16, 196, 5), id="B16-D196-k5"),
+]
+
+
+@pytest.mark.parametrize("sizes", SIZES)
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_loss_inside_a_model(case_id, sizes):
+    case = CASES[case_id]
+    B, D, k = sizes
+    report = check_loss(
+        str(MODELS / case.target),
+        batch_size=B,
+        init={"input_dim": D, "latent_dim": k, **case.init},
+        args=case.args,
+        isolate=False,
+    )
+    actual = report.to_json()
+    assert actual["sizes"] == {"B": B, "D": D, "k": k}  # read from the model
+    taps = actual["through_model"]
+    assert (taps["mu"], taps["scale"], taps["recon"]) == case.taps
+    assert (actual["likelihood"], actual["decoder_output"]) == (case.likelihood, case.decoder_output)
+    assert actual["latent_parameterisation"] == case.parameterisation
+    assert actual["effective_beta_formula"] == case.formula
+    rel = 0.05 if actual["monte_carlo_kl"] else 1e-9
+    assert actual["effective_beta"] == pytest.approx(case.beta(B, D, k), rel=rel)
+    found = {f["code"] for f in actual["findings"]}
+    assert case.codes <= found
+    assert report.exit_code == 0
+
+
+def test_taps_can_be_named(capsys):
+    target = f"{MODELS / 'model_methods.py'}:VAE.loss"
+    code = main(
+        [
+            "check",
+            target,
+            "--arg",
+            "kl_weight=0.5",
+            "--mu",
+            "mean",
+            "--scale",
+            "log_var",
+            "--recon",
+            "dec.2",
+            "--json",
+        ]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["through_model"]["recon"] == "dec.2"
+    assert data["effective_beta"] == pytest.approx(0.25)
+
+
+def test_a_wrong_tap_name_is_named(capsys):
+    target = f"{MODELS / 'model_methods.py'}:VAE.loss"
+    assert main(["check", target, "--arg", "kl_weight=0.5", "--mu", "nope", "--scale", "log_var"]) == 2
+    err = capsys.readouterr().err
+    assert "--mu nope: no submodule of that name ran" in err
+
+
+def test_missing_lightning_is_exit_2_saying_so(capsys):
+    assert main(["check", f"{MODELS / 'uses_lightning.py'}:LitModel.training_step"]) == 2
+    err = capsys.readouterr().err
+    assert "No module named 'lightning'" in err
+    assert "The module 'lightning' is not installed where vaeloss runs" in err
+
+
+def test_report_says_what_was_replaced(capsys):
+    assert main(["check", f"{MODELS / 'lightning_style.py'}:LitVAE.training_step", "-B", "8"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "probed through the model: the outputs of fc_mu (mu), fc_logvar (scale) and fc4 (decoder) replaced"
+        in out
+    )
+    assert "effective beta: 1 at B=8, D=784, k=20" in out
+
+
+def test_a_flow_posterior_is_refused_not_guessed(capsys):
+    """Its KL is log q(z) - log p(z) on flowed samples: close to, but not, a Gaussian KL."""
+    target = f"{MODELS / 'flow_posterior.py'}:FlowVAE.training_step"
+    assert main(["check", target, "-B", "32", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["effective_beta"] is None and data["effective_beta_formula"] is None
+    message = next(f["message"] for f in data["findings"] if f["code"] == "kl-not-gaussian")
+    assert "standard errors from the best multiple of the Gaussian KL" in message
+    assert "monte-carlo-kl" not in {f["code"] for f in data["findings"]}
