@@ -13,6 +13,7 @@ collect_ignore = [
     "tests/check/real",
     "tests/check/losses",
     "tests/check/models",
+    "tests/audit/models",
 ]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "ActiveUnits",
     "active_units",
     "collapsed_dims",
+    "iwae_log_weights",
     "iwae_nll",
     "kl_per_dim",
     "latent_usage",
@@ -136,19 +137,37 @@ def iwae_nll(
     """
     check_positive_int("samples", samples, example=1000)
     check_positive_int("chunk", chunk, example=100)
-    parts = []
-    for start in range(0, samples, chunk):
-        c = min(chunk, samples - start)
-        eps = torch.randn((c, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-        z = reparameterise(mu, logvar, eps)
-        log_w = (
-            log_likelihood(z, x)
-            + _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-            - _log_normal(z, mu, logvar)
+    parts = [
+        iwae_log_weights(
+            x, mu, logvar, log_likelihood, samples=min(chunk, samples - start), generator=generator
         )
-        parts.append(log_w)
+        for start in range(0, samples, chunk)
+    ]
     log_w = torch.cat(parts, dim=0)
     return -(torch.logsumexp(log_w, dim=0) - math.log(samples))
+
+
+def iwae_log_weights(
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    *,
+    samples: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Log importance weights :math:`\log p(x|z_k) + \log p(z_k) - \log q(z_k|x)` of
+    ``samples`` draws :math:`z_k \sim q(z|x)`, [samples, ..., N] (nats).
+
+    Shapes as :func:`iwae_nll`; ``mu``/``logvar`` may carry leading model dims [S, N, k].
+    """
+    eps = torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    z = reparameterise(mu, logvar, eps)
+    return (
+        log_likelihood(z, x)
+        + _log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+        - _log_normal(z, mu, logvar)
+    )
 
 
 def _subsample(n: int, max_points: int, generator: torch.Generator | None) -> Tensor | None:

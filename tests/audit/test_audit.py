@@ -134,12 +134,15 @@ def test_recommendation_recovers_true_noise_on_linear_gaussian(tmp_path, capsys)
         "linear",
         "--sweep",
         "none",
+        "-k",
+        "6",  # at least its 4 signal dims, so that the residual is the noise
         "--epochs",
-        "600",
+        "1000",  # the default budget: the calibration must converge
     )
     assert code == 0
+    assert "provisional" not in res["recommended_beta"]["reason"]
     noise = 0.05  # linear_gaussian's default noise variance
-    expected_own = get_convention("sse_sum").kl_weight_for(noise, B=2000, D=8, k=6)
+    expected_own = get_convention("sse_sum").kl_weight_for(noise, B=64, D=8, k=6)
     assert expected_own == pytest.approx(0.1)
     assert res["recommended_beta"]["rule"] == "sigma-calibration"
     assert res["recommended_beta"]["own_units"] == pytest.approx(expected_own, rel=0.10)

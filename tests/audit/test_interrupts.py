@@ -64,10 +64,7 @@ def test_sigint_in_training_keeps_a_partial_report(tmp_path, capsys, monkeypatch
     saved = _strict_json((out / "metrics.json").read_text())
     assert saved["partial"] is True and saved["epochs_run"] == 2
     report = (out / "report.md").read_text()
-    assert (
-        "PARTIAL REPORT: the audit was interrupted by SIGINT during training after 2 of 15 epochs run"
-        in report
-    )
+    assert "PARTIAL REPORT: the audit was interrupted by SIGINT during training after 2 epochs run" in report
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2 * 2  # header + 2 epochs x 2 models
     assert (out / "latent.png").exists()

@@ -68,7 +68,7 @@ LIMITS = [
         id="complex-data",
     ),
     pytest.param(["--data", "npy:{tmp}/text.npy"], r"numeric data but got dtype <U1", id="text-data"),
-    pytest.param(["--epochs", "0"], r"integer >= 1 but got epochs=0\. Try epochs=40\.", id="zero-epochs"),
+    pytest.param(["--epochs", "0"], r"integer >= 1 but got epochs=0\. Try epochs=200\.", id="zero-epochs"),
     pytest.param(["--iwae-samples", "-3"], r"iwae_samples=-3\. Try iwae_samples=1000\.", id="negative-iwae"),
 ]
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from vaeloss.audit.calibrate import Calibration
 from vaeloss.audit.recommend import best_iwae, by_calibration, collapse_points
 from vaeloss.audit.result import AuditObjective, Divergence, SweepRow
 from vaeloss.audit.verdict import classify, diverged
@@ -29,6 +30,7 @@ def _metrics(iwae, active, diversity=0.8):
         marginal_kl=0.1,
         aggregate_kl=0.5,
         iwae_nll=iwae,
+        iwae_se=None if iwae is None else 0.01,
         output_diversity=diversity,
         latent_usage=0.5,
     )
@@ -73,10 +75,21 @@ def test_no_iwae_no_recommendation():
 
 def test_calibration_names_a_collapsed_neighbour():
     sweep = [_row(0.1, 40.0, 3), _row(10.0, 33.0, 0)]
-    rec = by_calibration(8.0, [7.0, 8.0], sweep, OBJECTIVE, SIZES)
+    rec = by_calibration(Calibration(8.0, [7.0, 8.0], True), sweep, OBJECTIVE, SIZES)
     assert rec.index == 1 and rec.elbo_beta == 8.0
     assert rec.kl_weight == pytest.approx(8.0 / (64 * 64))
     assert rec.reason.endswith("note: at this beta 0 of 4 dims are active (collapse)")
+
+
+def test_calibration_that_did_not_converge_is_provisional():
+    sweep = [_row(0.1, 40.0, 3), _row(10.0, 33.0, 3)]
+    rec = by_calibration(Calibration(0.2, [0.3, 0.2], False), sweep, OBJECTIVE, SIZES)
+    assert "did not converge within its budget, so this is provisional" in rec.reason
+
+
+def test_best_iwae_states_k_and_the_standard_error():
+    rec = best_iwae([_row(1.0, 35.0, 3)], OBJECTIVE, SIZES, 250)
+    assert rec is not None and "(35.00 ± 0.01 nats, K=250)" in rec.reason
 
 
 def test_collapse_points_by_hand():

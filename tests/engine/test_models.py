@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from vaeloss import InvalidArgumentError
-from vaeloss.engine.models import BatchedLinearVAE, BatchedMLPVAE, ConvVAE, build_model
+from vaeloss.engine.build import build_model
+from vaeloss.engine.models import BatchedLinearVAE, BatchedMLPVAE, ConvVAE, DataScaling
 
 
 def test_batched_mlp_equals_independent_models():
@@ -46,7 +47,8 @@ def test_linear_expected_sq_error_matches_monte_carlo():
 
 
 def test_conv_vae_shapes():
-    m = build_model("conv", data_dim=784, shape=(1, 28, 28), hidden=(), latent_dim=4, n_models=2)
+    m, how = build_model("conv", data_dim=784, shape=(1, 28, 28), hidden=(), latent_dim=4, n_models=2)
+    assert how.kind == "batched"
     mu, lv = m.encode(torch.rand(3, 784))
     assert mu.shape == (2, 3, 4)
     assert m.decode(mu).shape == (2, 3, 784)
@@ -54,24 +56,49 @@ def test_conv_vae_shapes():
         ConvVAE((1, 8, 10), 2)
 
 
-def test_user_model(tmp_path):
-    f = tmp_path / "vae.py"
-    f.write_text(
-        "import torch\nfrom torch import nn\n"
-        "class VAE(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__(); self.e = nn.Linear(64, 4); self.d = nn.Linear(2, 64)\n"
-        "    def encode(self, x):\n        return self.e(x).chunk(2, -1)\n"
-        "    def decode(self, z):\n        return self.d(z)\n"
-        "    def forward(self, x):\n        mu, lv = self.encode(x); return self.decode(mu), mu, lv\n"
-        "class NoDecode(nn.Module):\n    def encode(self, x):\n        return x, x\n"
+def test_unknown_model_kind():
+    with pytest.raises(InvalidArgumentError, match=r"mlp\|conv\|linear\|FILE:Class but got model='nope'"):
+        build_model("nope", data_dim=64, shape=(64,), hidden=(), latent_dim=2, n_models=1)
+
+
+@pytest.mark.parametrize("logits", [False, True], ids=["mean", "logits"])
+def test_data_scaling_is_a_reparameterisation(logits):
+    """The same weights give outputs that differ exactly by the affine maps."""
+    x = torch.rand(50, 64)
+    sc = DataScaling.from_data(x, logits=logits)
+    plain = BatchedMLPVAE(64, (16,), 3, n_models=1)
+    scaled = BatchedMLPVAE(64, (16,), 3, n_models=1, scaling=sc)
+    scaled.load_state_dict(plain.state_dict() | {"in_shift": sc.shift, "out_shift": sc.out_shift})
+    actual_mu, _ = scaled.encode(x)
+    expected_mu, _ = plain.encode((x - sc.shift) / sc.scale)
+    torch.testing.assert_close(actual_mu, expected_mu)
+    z = torch.randn(1, 5, 3)
+    torch.testing.assert_close(scaled.decode(z), sc.out_shift + sc.out_scale * plain.decode(z))
+    expected_shift = torch.logit(x.mean(0).clamp(1e-3, 1 - 1e-3)) if logits else x.mean(0)
+    torch.testing.assert_close(sc.out_shift, expected_shift, rtol=1e-5, atol=1e-5)
+    assert sc.scale == pytest.approx(float((x - x.mean(0)).square().mean().sqrt()), rel=1e-5)
+
+
+def test_linear_expected_sq_error_with_scaling_matches_sampling():
+    x = torch.randn(4, 5) * 3 + 1
+    m = BatchedLinearVAE(
+        5, 3, n_models=1, scaling=DataScaling.from_data(torch.randn(100, 5) * 3, logits=False)
     )
-    m = build_model(f"{f}:VAE", data_dim=64, shape=(64,), hidden=(), latent_dim=2, n_models=2)
-    mu, _ = m.encode(torch.rand(5, 64))
-    assert mu.shape == (2, 5, 2)
-    with pytest.raises(InvalidArgumentError, match=r"define decode\(\)"):
-        build_model(f"{f}:NoDecode", data_dim=64, shape=(64,), hidden=(), latent_dim=2, n_models=1)
-    with pytest.raises(
-        InvalidArgumentError, match=r"mlp\|conv\|linear\|FILE:Class but got model='nope.py:X'"
-    ):
-        build_model("nope.py:X", data_dim=64, shape=(64,), hidden=(), latent_dim=2, n_models=1)
+    mu, lv = m.encode(x)
+    exact = m.expected_sq_error(x, mu, lv)
+    z = mu + torch.exp(0.5 * lv) * torch.randn(4000, *mu.shape)
+    samples = torch.stack([(x - m.decode(z[i])).square().sum(-1) for i in range(4000)])
+    torch.testing.assert_close(samples.mean(0), exact, rtol=0.05, atol=0.05)
+
+
+def test_state_of_and_load_state_of_touch_one_model():
+    m = BatchedMLPVAE(8, (4,), 2, n_models=3, seeds=[0, 1, 2])
+    saved = m.state_of(1)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)
+    m.load_state_of(1, saved)
+    fresh = BatchedMLPVAE(8, (4,), 2, n_models=3, seeds=[0, 1, 2])
+    for p, q in zip(m.parameters(), fresh.parameters()):
+        torch.testing.assert_close(p.detach()[1], q.detach()[1])
+        torch.testing.assert_close(p.detach()[0], q.detach()[0] + 1)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vaeloss import DeviceError, InvalidArgumentError
+from vaeloss.engine.convergence import ConvergenceRule
 from vaeloss.engine.data import Dataset, load_dataset
 from vaeloss.engine.models import BatchedMLPVAE
 from vaeloss.engine.trainer import TrainConfig, kl_weight_schedule, resolve_device, train
@@ -138,3 +139,55 @@ def test_readme_engine_example_runs(capsys):
     assert len(rows) == 4
     kls = [float(r.split()[1]) for r in rows]
     assert kls == sorted(kls, reverse=True)  # KL falls as beta rises
+
+
+FAST_RULE = ConvergenceRule(patience=2, min_window_steps=1, rel_tol=1e-2, reductions=1)
+
+
+def _converge(betas, seeds, **extra):
+    m = BatchedMLPVAE(64, (32,), 4, n_models=len(betas), seeds=seeds)
+    options = dict(epochs=60, batch_size=64, lr=3e-3, until="converged", rule=FAST_RULE, lr_warmup_steps=5)
+    cfg = TrainConfig(betas=betas, model_seeds=seeds, **(options | extra))
+    return m, train(m, SMALL, cfg)
+
+
+def test_converged_sweep_equals_separate_runs():
+    """Each model reduces its rate and stops on its own: the sweep still equals S runs."""
+    betas = [0.5, 5.0, 50.0]
+    batch, together = _converge(betas, [3, 3, 3])
+    assert all(st.converged for st in together.status)
+    assert len({st.epochs for st in together.status}) > 1  # they stopped at different epochs
+    for s, beta in enumerate(betas):
+        alone, res = _converge([beta], [3])
+        assert res.status[0] == together.status[s]
+        for p_batch, p_alone in zip(batch.parameters(), alone.parameters()):
+            torch.testing.assert_close(p_batch.detach()[s], p_alone.detach()[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_converged_model_ends_at_its_best_epoch():
+    m, res = _converge([1.0], [0])
+    st = res.status[0]
+    assert st.converged and st.reason == "converged" and st.lr == 0.0
+    best = res.history.val_loss.min()
+    assert res.history.val_loss.iloc[st.best_epoch - 1] == best
+    # the model as returned has the best epoch's validation loss
+    from vaeloss.engine.trainer import _epoch_rows
+
+    rows = _epoch_rows(m, SMALL.x_val, torch.zeros(1, 2), 0, 0, res.config, False, torch.zeros(1))
+    assert rows[0]["val_loss"] == pytest.approx(best, rel=1e-6)
+
+
+def test_a_run_cut_short_is_not_converged():
+    _, res = _converge([1.0], [0], epochs=3)
+    st = res.status[0]
+    assert not st.converged and st.reason == "epoch limit" and st.epochs == 3
+    assert st.last_relative is not None and st.last_relative > FAST_RULE.rel_tol
+    assert st.describe().startswith("not converged (epoch limit after 3 epochs; last relative improvement")
+    _, res = _converge([1.0], [0], max_seconds=1e-3)
+    assert res.status[0].reason == "time limit" and not res.status[0].converged
+
+
+def test_fixed_epochs_mode_never_claims_convergence():
+    m = BatchedMLPVAE(64, (16,), 3, n_models=1)
+    res = train(m, SMALL, TrainConfig(betas=[1.0], epochs=2))
+    assert res.status[0].reason == "fixed epochs" and not res.status[0].converged

@@ -9,26 +9,29 @@ beta = sigma^2_ML relative to a unit-variance decoder.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
 from vaeloss.engine.data import Dataset
-from vaeloss.engine.models import BatchedVAE, build_model
+from vaeloss.engine.models import BatchedVAE
 from vaeloss.engine.trainer import TrainConfig, train
 from vaeloss.objective.kl import reparameterise
 from vaeloss.objective.likelihoods import ml_variance
 
-__all__ = ["calibrate_sigma", "reconstruction_variance"]
+__all__ = ["Calibration", "calibrate_sigma", "reconstruction_variance"]
 
 
 @torch.no_grad()
-def reconstruction_variance(model: BatchedVAE, ds: Dataset, *, samples: int = 8) -> float:
-    """The ML shared decoder variance of model 0 on the training data (mean squared error of
-    reconstructions from ``samples`` posterior samples), in data units squared."""
+def reconstruction_variance(model: BatchedVAE, ds: Dataset, *, samples: int = 2, rows: int = 2000) -> float:
+    """The ML shared decoder variance of model 0 on (at most ``rows`` of) the training data:
+    the mean squared error of reconstructions from ``samples`` posterior samples, in data
+    units squared."""
     device = next(model.parameters()).device
-    x = ds.x_train.to(device)
+    model.eval()
+    x = ds.x_train[:rows].to(device)
     mu, logvar = model.encode(x)
     g = torch.Generator(device=device).manual_seed(0)
     sq = torch.zeros((), device=device)
@@ -38,33 +41,49 @@ def reconstruction_variance(model: BatchedVAE, ds: Dataset, *, samples: int = 8)
     return float(ml_variance(sq, samples * x.numel()))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The calibrated decoder variance (data units squared), its iterates, and whether every
+    training round converged."""
+
+    variance: float
+    trace: list[float]
+    converged: bool
+
+
 def calibrate_sigma(
     ds: Dataset,
-    model_kind: str,
-    hidden: tuple[int, ...],
-    k: int,
+    model: BatchedVAE,
     cfg: TrainConfig,
-    seed: int,
-    rounds: int = 3,
+    *,
+    rounds: int = 2,
     should_stop: Callable[[], bool] | None = None,
-) -> tuple[float, list[float]] | None:
-    """Train with the ML shared variance, then refine with that sigma fixed, ``rounds`` times.
+) -> Calibration | None:
+    """Train ``model`` (one model) with the ML shared variance, then refine it with that
+    sigma fixed (``rounds`` trainings in all, each as ``cfg`` says: to convergence within
+    its budgets; ``cfg.max_seconds`` is shared by all rounds).
 
     Returns:
-        The final ML decoder variance and the iterates; None when ``should_stop`` cut the
-        training short.
+        The calibration; None when ``should_stop`` cut the training short.
     """
-    model = build_model(
-        model_kind, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1, seeds=[seed]
+    base = replace(
+        cfg, betas=[1.0], model_seeds=cfg.model_seeds and [cfg.model_seeds[0]], loss_scale=1.0, progress=False
     )
-    base = replace(cfg, betas=[1.0], model_seeds=[seed], loss_scale=1.0, progress=False)
-    if train(model, ds, replace(base, optimal_sigma=True), should_stop=should_stop).interrupted:
+    t0 = time.perf_counter()
+
+    def left() -> float | None:
+        return None if cfg.max_seconds is None else max(1.0, cfg.max_seconds - (time.perf_counter() - t0))
+
+    first = train(model, ds, replace(base, optimal_sigma=True, max_seconds=left()), should_stop=should_stop)
+    if first.interrupted:
         return None
+    converged = all(st.converged for st in first.status)
     trace = [reconstruction_variance(model, ds)]
     for _ in range(rounds - 1):
-        epochs = max(1, cfg.epochs // 3)
-        cfg_r = replace(base, sigma=math.sqrt(trace[-1]), epochs=epochs)
-        if train(model, ds, cfg_r, should_stop=should_stop).interrupted:
+        cfg_r = replace(base, sigma=math.sqrt(trace[-1]), max_seconds=left())
+        again = train(model, ds, cfg_r, should_stop=should_stop)
+        if again.interrupted:
             return None
+        converged = converged and all(st.converged for st in again.status)
         trace.append(reconstruction_variance(model, ds))
-    return trace[-1], trace
+    return Calibration(trace[-1], trace, converged)

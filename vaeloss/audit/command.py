@@ -11,7 +11,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from vaeloss.audit import defaults
 from vaeloss.audit.stop import StopRequest
+from vaeloss.construct import assignment
 from vaeloss.errors import InvalidArgumentError
 from vaeloss.exit_codes import EXIT_FINDING, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
 
@@ -95,17 +97,58 @@ def add_audit_parser(sub: Any) -> None:
     d.add_argument("--download", action="store_true", help="let torchvision download MNIST")
     d.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none")
     d.add_argument("--rescale", action="store_true", help="map data min..max to [0, 1]")
-    d.add_argument("--model", default="mlp", help="mlp | conv | linear | FILE:Class")
-    d.add_argument("--hidden", type=_hidden, default=None, help="hidden sizes, e.g. 400 or 256,128")
-    d.add_argument("--latent-dim", "-k", type=int, default=None)
+    d.add_argument("--model", default="mlp", help="mlp | conv | linear | FILE:Class (your own VAE class)")
+    d.add_argument(
+        "--init",
+        type=assignment,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="constructor argument of your model (repeatable): a literal, else an expression in its file",
+    )
+    d.add_argument(
+        "--model-api",
+        default=None,
+        metavar="METHOD:NAMES",
+        help="how your model gives its posterior when it cannot be found by probing, "
+        "e.g. encode:mu,logvar or forward:recon,input,mu,logvar",
+    )
+    d.add_argument(
+        "--decoder-output",
+        choices=["logits", "probs", "mean"],
+        default=None,
+        help="what your model's decoder emits (default: found from its last operation)",
+    )
+    d.add_argument(
+        "--hidden", type=_hidden, default=None, help="hidden sizes of the built-in MLP, e.g. 400 or 256,128"
+    )
+    d.add_argument("--latent-dim", "-k", type=int, default=None, help="latent dim of the built-in models")
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", "-B", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument(
+        "--epochs", type=int, default=None, help=f"most epochs a model trains (default {defaults.MAX_EPOCHS})"
+    )
+    t.add_argument("--batch-size", "-B", type=int, default=None, help=f"(default {defaults.BATCH_SIZE})")
+    t.add_argument(
+        "--lr", type=float, default=None, help=f"Adam's initial learning rate ({defaults.LEARNING_RATE:g})"
+    )
+    t.add_argument(
+        "--time-budget",
+        type=float,
+        default=defaults.TIME_BUDGET,
+        metavar="SECONDS",
+        help=f"most seconds of training in all ({defaults.TIME_BUDGET:g})",
+    )
+    t.add_argument(
+        "--eval-budget",
+        type=float,
+        default=defaults.EVAL_BUDGET,
+        metavar="SECONDS",
+        help=f"seconds the IWAE evaluation aims at; K and rows chosen to fit ({defaults.EVAL_BUDGET:g})",
+    )
     t.add_argument("--sweep", default="auto", help="auto | none | X,Y,... (your units)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=_seed, default=0, help="random seed, 0 .. 2^32-1 (0)")
-    t.add_argument("--iwae-samples", type=int, default=1000)
+    t.add_argument("--iwae-samples", type=int, default=1000, help="most samples K of the IWAE bound (1000)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=None, help="report folder, new (default reports/<data>-<loss>-<time>)")
     o.add_argument(
@@ -179,11 +222,16 @@ def run_audit_command(args: argparse.Namespace) -> int:
         binarize=args.binarize,
         rescale=args.rescale,
         model=args.model,
+        init=tuple(args.init),
+        model_api=args.model_api,
+        decoder_output={"probs": "probabilities"}.get(args.decoder_output, args.decoder_output),
         hidden=args.hidden,
         latent_dim=args.latent_dim,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        time_budget=args.time_budget,
+        eval_budget=args.eval_budget,
         sweep=args.sweep,
         device=args.device,
         seed=args.seed,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
-from vaeloss.audit.defaults import defaults_for
 from vaeloss.audit.recommend import best_iwae, by_calibration, predicted_collapse
 from vaeloss.audit.result import (
     AuditObjective,
@@ -27,12 +27,15 @@ from vaeloss.audit.result import (
 )
 from vaeloss.audit.stop import StopRequest
 from vaeloss.audit.verdict import classify, diverged
+from vaeloss.engine.build import BUILT_IN, UserModel, build_model
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
-from vaeloss.engine.evaluate import ModelMetrics, evaluate_models
-from vaeloss.engine.models import BatchedVAE, build_model
+from vaeloss.engine.decoder_output import DecoderKind, decoder_output_for
+from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
+from vaeloss.engine.models import BatchedVAE, DataScaling
+from vaeloss.engine.stacks import StackChoice
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
 from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError
-from vaeloss.objective.likelihoods import default_decoder_output
+from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, default_decoder_output
 from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
@@ -55,11 +58,16 @@ class AuditOptions:
     binarize: Binarization = "none"
     rescale: bool = False
     model: str = "mlp"
+    init: tuple[tuple[str, str], ...] = ()
+    model_api: str | None = None
+    decoder_output: DecoderKind | None = None
     hidden: tuple[int, ...] | None = None
     latent_dim: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    time_budget: float = defaults.TIME_BUDGET
+    eval_budget: float | None = defaults.EVAL_BUDGET
     sweep: str = "auto"
     device: str = "auto"
     seed: int = 0
@@ -80,6 +88,25 @@ class AuditPlan:
     elbo_betas: list[float]
     current: int
     options: AuditOptions
+    model: str | UserModel = "mlp"
+    scaling: DataScaling | None = None
+    stacking: StackChoice = StackChoice("batched")
+
+    def build(self, n_models: int) -> BatchedVAE:
+        """The planned model, ``n_models`` copies of it (all from the audit's seed)."""
+        s = self.setup
+        model, _ = build_model(
+            self.model,
+            data_dim=s.data_dim,
+            shape=self.data.shape,
+            hidden=self.hidden,
+            latent_dim=s.latent_dim,
+            n_models=n_models,
+            seeds=[s.seed] * n_models,
+            scaling=self.scaling,
+            sample=self.data.x_train[:8],
+        )
+        return model
 
     @property
     def kl_weights(self) -> list[float]:
@@ -199,6 +226,62 @@ def check_latent_dim(k: int, data_dim: int, *, user_model: bool) -> None:
         )
 
 
+def _check_model_options(opts: AuditOptions) -> bool:
+    """Whether the model is the user's; raise on options that do not apply to it."""
+    user = opts.model not in BUILT_IN
+    if user and (opts.latent_dim is not None or opts.hidden is not None):
+        given = "--latent-dim" if opts.latent_dim is not None else "--hidden"
+        raise InvalidArgumentError(
+            f"Expected no {given} with your own model (--model {opts.model}): the model decides its "
+            f"latent dim and layers. Try --init NAME=VALUE to pass them to its constructor, e.g. "
+            f"--init latent_dim=16."
+        )
+    if not user and (opts.init or opts.model_api or opts.decoder_output):
+        given = "--init" if opts.init else "--model-api" if opts.model_api else "--decoder-output"
+        raise InvalidArgumentError(
+            f"Expected {given} only with your own model (--model FILE:Class) but got "
+            f"model={opts.model!r}. Try --model my_vae.py:VAE {given} ..."
+        )
+    return user
+
+
+def _decoder_output(
+    plan_model: str | UserModel, likelihood: Likelihood, ds: Dataset
+) -> tuple[DecoderOutput, str]:
+    """What the likelihood reads the model's outputs as, and why (for the report)."""
+    if not isinstance(plan_model, UserModel):
+        kind = default_decoder_output(likelihood)
+        return kind, f"the built-in decoder emits {kind}"
+    lo = min(float(ds.x_train.min()), float(ds.x_val.min()))
+    hi = max(float(ds.x_train.max()), float(ds.x_val.max()))
+    sem = plan_model.semantics
+    kind = decoder_output_for(sem, likelihood, data_range=(lo, hi))
+    what = {"probabilities": "probabilities", "logits": "logits", "mean": "a mean"}[kind]
+    rng = f" in [{sem.low:g}, {sem.high:g}]" if kind == "mean" and sem.squashed else ""
+    return kind, f"read as {what}{rng}: {sem.how}"
+
+
+def _loss_vs_model(objective: AuditObjective, kind: DecoderOutput, user: bool) -> list[str]:
+    """A note when the audited loss reads the decoder's output differently from the model."""
+    wants = objective.convention.decoder_output
+    if not user or wants is None or wants == kind or objective.convention.likelihood == "gaussian":
+        return []
+    if wants == "logits" and kind == "probabilities":
+        return [
+            "your loss reads the decoder's output as logits (e.g. binary_cross_entropy_with_logits) "
+            "but the model's decoder already ends in a sigmoid: in your training the sigmoid is "
+            "applied twice, so reconstructions cannot go below 0.27 or above 0.73. The audit reads "
+            "the output as probabilities; drop the sigmoid or use binary_cross_entropy."
+        ]
+    if wants == "probabilities" and kind == "logits":
+        return [
+            "your loss reads the decoder's output as probabilities (binary_cross_entropy) but the "
+            "decoder's output is not squashed to [0, 1]: add a sigmoid to the model or use "
+            "binary_cross_entropy_with_logits. The audit reads the output as logits."
+        ]
+    return []
+
+
 def plan_audit(opts: AuditOptions) -> AuditPlan:
     """Validate every input and decide what the audit does. Trains nothing; raises a
     :class:`~vaeloss.errors.VaelossError` on bad input."""
@@ -206,17 +289,19 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         check_nonnegative("beta", opts.kl_weight)
     _sweep_values(opts.sweep)
     device = resolve_device(opts.device)
-    d = defaults_for(opts.data)
-    hidden = tuple(opts.hidden) if opts.hidden is not None else tuple(d["hidden"])
+    user = _check_model_options(opts)
     if opts.latent_dim is not None:
-        check_positive_int("latent_dim", opts.latent_dim, example=d["latent_dim"])
+        check_positive_int("latent_dim", opts.latent_dim, example=8)
     B = check_positive_int(
-        "batch_size", d["batch_size"] if opts.batch_size is None else opts.batch_size, example=d["batch_size"]
+        "batch_size", defaults.BATCH_SIZE if opts.batch_size is None else opts.batch_size, example=64
     )
     epochs = check_positive_int(
-        "epochs", d["epochs"] if opts.epochs is None else opts.epochs, example=d["epochs"]
+        "epochs", defaults.MAX_EPOCHS if opts.epochs is None else opts.epochs, example=200
     )
-    lr = check_positive("lr", d["lr"] if opts.lr is None else opts.lr)
+    lr = check_positive("lr", defaults.LEARNING_RATE if opts.lr is None else opts.lr)
+    check_positive("time_budget", opts.time_budget)
+    if opts.eval_budget is not None:
+        check_positive("eval_budget", opts.eval_budget)
     check_positive_int("iwae_samples", opts.iwae_samples, example=1000)
     ds = load_dataset(
         opts.data,
@@ -227,41 +312,69 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         seed=opts.seed,
     )
     check_data_limits(ds, batch_size=B)
-    # the default latent dim never exceeds the data dim; one asked for is checked below
-    k = min(d["latent_dim"], ds.dim) if opts.latent_dim is None else opts.latent_dim
-    if opts.model not in ("mlp", "conv", "linear"):
-        # a user's model decides its own latent dim: build one and look
-        probe = build_model(
-            opts.model, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1
-        )
-        import torch
+    hidden = tuple(opts.hidden) if opts.hidden is not None else defaults.hidden_for(ds.dim)
+    model: str | UserModel = opts.model
+    if user:
+        from vaeloss.audit.usermodel import load_user_model
 
-        with torch.no_grad():
-            k = int(probe.encode(ds.x_train[:2])[0].shape[-1])
+        model = load_user_model(
+            opts.model,
+            init=opts.init,
+            model_api=opts.model_api,
+            decoder_output=opts.decoder_output,
+            x=ds.x_train[:8],
+            data_shape=ds.shape,
+        )
+        k = model.latent_dim
     else:
-        build_model(opts.model, data_dim=ds.dim, shape=ds.shape, hidden=hidden, latent_dim=k, n_models=1)
-    check_latent_dim(k, ds.dim, user_model=opts.model not in ("mlp", "conv", "linear"))
+        # the default latent dim never exceeds the data dim; one asked for is checked below
+        k = min(defaults.latent_dim_for(ds.dim), ds.dim) if opts.latent_dim is None else opts.latent_dim
+    check_latent_dim(k, ds.dim, user_model=user)
     sizes = {"B": B, "D": ds.dim, "k": k}
     objective = resolve_objective(opts, sizes)
     likelihood = objective.convention.likelihood
     ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)
+    decoder_output, how = _decoder_output(model, likelihood, ds)
+    scaling = (
+        None
+        if user
+        else DataScaling.from_data(
+            ds.x_train, logits=decoder_output == "logits", multinomial=likelihood == "multinomial"
+        )
+    )
+    _, stacking = build_model(
+        model,
+        data_dim=ds.dim,
+        shape=ds.shape,
+        hidden=hidden,
+        latent_dim=k,
+        n_models=1,
+        scaling=scaling,
+        sample=ds.x_train[:8],
+    )
     betas, current = plan_sweep(objective, opts.sweep, sizes)
     setup = AuditSetup(
         data=opts.data,
         model=opts.model,
         likelihood=likelihood,
-        decoder_output=default_decoder_output(likelihood),
+        decoder_output=decoder_output,
         latent_dim=k,
         batch_size=B,
         data_dim=ds.dim,
         epochs=epochs,
         seed=opts.seed,
         device=str(device),
+        lr=lr,
+        time_budget=opts.time_budget,
+        decoder_how=how,
+        model_described=model.iface.describe() if isinstance(model, UserModel) else None,
+        stacking=stacking.describe() if model != "mlp" and model != "linear" else None,
+        notes=tuple(_loss_vs_model(objective, decoder_output, user)),
     )
-    return AuditPlan(objective, setup, ds, hidden, lr, betas, current, opts)
+    return AuditPlan(objective, setup, ds, hidden, lr, betas, current, opts, model, scaling, stacking)
 
 
-def _train_config(plan: AuditPlan) -> TrainConfig:
+def _train_config(plan: AuditPlan, *, max_seconds: float) -> TrainConfig:
     s, S = plan.setup, len(plan.elbo_betas)
     return TrainConfig(
         betas=plan.elbo_betas,
@@ -271,43 +384,51 @@ def _train_config(plan: AuditPlan) -> TrainConfig:
         epochs=s.epochs,
         batch_size=s.batch_size,
         lr=plan.lr,
+        until="converged",
+        max_seconds=max_seconds,
+        lr_warmup_steps=defaults.LR_WARMUP_STEPS,
         seed=s.seed,
         model_seeds=[s.seed] * S,
         device=s.device,
         progress=plan.options.progress,
-        full_batch=s.model == "linear",
-        cosine_lr=s.model == "linear",
     )
+
+
+def _calibrates(plan: AuditPlan) -> bool:
+    return plan.setup.likelihood == "gaussian" and plan.options.calibrate
 
 
 def train_sweep(plan: AuditPlan, should_stop: Callable[[], bool]) -> TrainResult:
-    """Step 3: train every beta of the sweep at once, as one batched model."""
-    s, S = plan.setup, len(plan.elbo_betas)
-    model = build_model(
-        s.model,
-        data_dim=s.data_dim,
-        shape=plan.data.shape,
-        hidden=plan.hidden,
-        latent_dim=s.latent_dim,
-        n_models=S,
-        seeds=[s.seed] * S,
-    )
-    return train(model, plan.data, _train_config(plan), should_stop=should_stop)
+    """Step 3: train every beta of the sweep at once, as one batched model, each to
+    convergence (within the epoch budget and its share of the time budget)."""
+    share = 2 / 3 if _calibrates(plan) else 1.0
+    cfg = _train_config(plan, max_seconds=plan.setup.time_budget * share)
+    return train(plan.build(len(plan.elbo_betas)), plan.data, cfg, should_stop=should_stop)
 
 
 def evaluate_sweep(
     plan: AuditPlan, trained: TrainResult, should_stop: Callable[[], bool]
-) -> list[ModelMetrics]:
-    """Step 4: the collapse metrics of every model on held-out data."""
-    return evaluate_models(
+) -> tuple[list[ModelMetrics], EvaluationPlan]:
+    """Step 4: the collapse metrics of every model on held-out data, IWAE K and rows chosen
+    to fit the evaluation budget."""
+    how = plan_evaluation(
+        trained.model,
+        plan.data.x_val,
+        max_samples=plan.options.iwae_samples,
+        budget_seconds=plan.options.eval_budget,
+    )
+    metrics = evaluate_models(
         trained.model,
         plan.data.x_val,
         likelihood=plan.setup.likelihood,
         decoder_output=plan.setup.decoder_output,
-        iwae_samples=plan.options.iwae_samples,
+        iwae_samples=how.iwae_samples,
+        max_points=how.rows,
         seed=plan.setup.seed,
         should_stop=should_stop,
+        progress=trained.config.progress if trained.config.progress is not None else False,
     )
+    return metrics, how
 
 
 def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) -> list[SweepRow]:
@@ -324,39 +445,42 @@ def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) ->
             f"{first['epoch']}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
         )
     rows = []
-    for beta, weight, m, stopped in zip(plan.elbo_betas, plan.kl_weights, metrics, trained.stopped):
+    for beta, weight, m, stopped, status in zip(
+        plan.elbo_betas, plan.kl_weights, metrics, trained.stopped, trained.status
+    ):
         if stopped is not None:
             d = Divergence(stopped["step"], stopped["epoch"], stopped["term"])
-            rows.append(SweepRow(weight, beta, None, diverged(d), d))
+            rows.append(SweepRow(weight, beta, None, diverged(d), d, status))
         else:
-            rows.append(SweepRow(weight, beta, m, classify(m, plan.setup.latent_dim)))
+            rows.append(SweepRow(weight, beta, m, classify(m, plan.setup.latent_dim), None, status))
     return rows
 
 
 def recommend(
-    plan: AuditPlan, rows: list[SweepRow], should_stop: Callable[[], bool]
+    plan: AuditPlan,
+    rows: list[SweepRow],
+    should_stop: Callable[[], bool],
+    *,
+    iwae_samples: int,
+    seconds_used: float = 0.0,
 ) -> Recommendation | None:
     """Step 6: the recommended beta (calibrated decoder variance for squared-error losses,
     else the best held-out likelihood). None when there is nothing to recommend from: the
     calibration was cut short, or no model has a held-out likelihood."""
     sizes = plan.setup.sizes
-    if plan.setup.likelihood == "gaussian" and plan.options.calibrate:
+    if _calibrates(plan):
         if should_stop():
             return None
-        s = plan.setup
         calibrated = calibrate_sigma(
             plan.data,
-            s.model,
-            plan.hidden,
-            s.latent_dim,
-            _train_config(plan),
-            s.seed,
+            plan.build(1),
+            _train_config(plan, max_seconds=max(plan.setup.time_budget - seconds_used, 1.0)),
             should_stop=should_stop,
         )
         if calibrated is None:
             return None
-        return by_calibration(*calibrated, rows, plan.objective, sizes)
-    return best_iwae(rows, plan.objective, sizes, plan.options.iwae_samples)
+        return by_calibration(calibrated, rows, plan.objective, sizes)
+    return best_iwae(rows, plan.objective, sizes, iwae_samples)
 
 
 def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
@@ -369,11 +493,11 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
     stop = stop or StopRequest()
     trained = train_sweep(plan, stop)
     phase: Phase | None = "training" if trained.interrupted else None
-    metrics = evaluate_sweep(plan, trained, stop)
+    metrics, evaluation = evaluate_sweep(plan, trained, stop)
     if phase is None and stop():
         phase = "evaluation"
     rows = judge(plan, trained, metrics)
-    rec = recommend(plan, rows, stop)
+    rec = recommend(plan, rows, stop, iwae_samples=evaluation.iwae_samples, seconds_used=trained.seconds)
     if phase is None and stop():
         phase = "recommendation"
     result = AuditResult(
@@ -389,6 +513,7 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
         steps=trained.steps,
         epochs_run=trained.epochs_run,
         seconds_training=trained.seconds,
+        evaluation=evaluation,
         interrupted_in=phase,
         signal=stop.reason if phase is not None else None,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from vaeloss.audit.calibrate import Calibration
 from vaeloss.audit.result import AuditObjective, CollapsePoints, PredictionCheck, Recommendation, SweepRow
 
 __all__ = ["best_iwae", "by_calibration", "collapse_points", "predicted_collapse", "prediction_check"]
@@ -25,6 +26,11 @@ def _caveat(row: SweepRow, latent_dim: int) -> str:
     if m is not None and m.active_units == 0:
         return f"; note: at this beta 0 of {latent_dim} dims are active (collapse)"
     return ""
+
+
+def _se(row: SweepRow) -> str:
+    m = row.metrics
+    return "" if m is None or m.iwae_se is None else f" ± {m.iwae_se:.2g}"
 
 
 def _iwae(row: SweepRow) -> float:
@@ -54,7 +60,7 @@ def best_iwae(
                 "where the posterior collapsed"
             )
         reason = (
-            f"lowest held-out IWAE NLL ({_iwae(best):.2f} nats, K={iwae_samples}) among the "
+            f"lowest held-out IWAE NLL ({_iwae(best):.2f}{_se(best)} nats, K={iwae_samples}) among the "
             f"{len(usable)} of {len(sweep)} betas without collapse, with {m.active_units} of {k} "
             f"dims active{skipped}"
         )
@@ -75,15 +81,18 @@ def best_iwae(
 
 
 def by_calibration(
-    sigma2: float, trace: list[float], sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int]
+    calibration: Calibration, sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int]
 ) -> Recommendation:
     """The calibrated decoder variance as the recommended ELBO beta (squared-error losses)."""
+    sigma2, trace = calibration.variance, calibration.trace
     index = min(range(len(sweep)), key=lambda i: abs(math.log(max(sweep[i].elbo_beta, 1e-12) / sigma2)))
     reason = (
         "for a squared-error loss beta is the decoder variance; the maximum-likelihood decoder "
         f"variance of the trained model is sigma^2 = {sigma2:.4g} "
         f"(iterates: {', '.join(f'{v:.4g}' for v in trace)})"
     )
+    if not calibration.converged:
+        reason += "; the calibration's training did not converge within its budget, so this is provisional"
     return Recommendation(
         index,
         objective.kl_weight_for(sigma2, sizes),

@@ -44,8 +44,11 @@ SWEEP_COLUMNS = [
     "marginal_kl",
     "aggregate_kl",
     "iwae_nll",
+    "iwae_se",
     "output_diversity",
     "latent_usage",
+    "converged",
+    "epochs",
 ]
 
 
@@ -72,10 +75,57 @@ def _g(v: object) -> str:
 
 
 def _epochs(res: AuditResult) -> str:
-    planned = res.setup.epochs
-    if res.epochs_run == planned:
-        return f"{planned} epochs"
-    return f"{res.epochs_run} of {planned} epochs run"
+    return f"{res.epochs_run} epoch{'s' if res.epochs_run != 1 else ''} run"
+
+
+def _training_line(res: AuditResult) -> str:
+    """How training went: the convergence rule's outcome for the sweep."""
+    s = res.setup
+    budget = f"within {s.epochs} epochs" + (f" and {s.time_budget:g} s" if s.time_budget else "")
+    n = len(res.sweep)
+    bad = res.unconverged
+    diverged = sum(r.diverged is not None for r in res.sweep)
+    line = (
+        f"Training: each model until its validation loss stopped improving (plateau rule), {budget}, "
+        f"Adam lr {s.lr:g}; {n - len(bad) - diverged} of {n} converged"
+    )
+    if diverged:
+        line += f", {diverged} diverged"
+    if bad:
+        worst = ", ".join(f"ELBO beta {_g(r.elbo_beta)}: {r.status.describe()}" for r in bad if r.status)
+        line += f". **Not converged, numbers provisional**: {worst}"
+    return line + f" ({res.seconds_training:.0f} s)."
+
+
+def _setup_lines(res: AuditResult) -> list[str]:
+    """Model, decoder output, training and evaluation, one bullet each; then the notes."""
+    s = res.setup
+    lines = []
+    if s.model_described:
+        lines.append(f"* Model: called as {s.model_described}.")
+    if s.stacking:
+        lines.append(f"* Sweep copies run {s.stacking}.")
+    if s.decoder_how:
+        lines.append(f"* Decoder output: {s.decoder_how}.")
+    lines.append(f"* {_training_line(res)}")
+    ev = _evaluation_line(res)
+    if ev:
+        lines.append(f"* {ev}")
+    lines += [f"* **Note**: {n}" for n in s.notes]
+    return lines
+
+
+def _evaluation_line(res: AuditResult) -> str:
+    ev = res.evaluation
+    if ev is None:
+        return ""
+    line = f"Evaluation: IWAE bound with K={ev.iwae_samples} samples on {ev.rows} held-out rows"
+    if ev.budget_seconds is not None:
+        line += (
+            f", chosen to fit a {ev.budget_seconds:g} s budget (one decoder pass over the rows for "
+            f"all models: {ev.decode_seconds * 1000:.1f} ms)"
+        )
+    return line + "; ± is its Monte-Carlo standard error."
 
 
 def _partial_note(res: AuditResult) -> str:
@@ -104,7 +154,7 @@ def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
         ("mutual information I(x;z) (nats)", _g(m.mutual_information)),
         ("marginal KL = KL - MI (nats)", _g(m.marginal_kl)),
         ("aggregate posterior to prior (nats)", _g(m.aggregate_kl)),
-        ("IWAE NLL (nats/sample)", _g(m.iwae_nll)),
+        ("IWAE NLL (nats/sample)", _g(m.iwae_nll) + ("" if m.iwae_se is None else f" ± {m.iwae_se:.2g}")),
         ("output diversity", _g(m.output_diversity)),
     ]
 
@@ -168,6 +218,8 @@ def _sweep_cell(row: SweepRow, column: str) -> str:
         "beta_elbo": row.elbo_beta,
         "verdict": row.verdict.name,
         "ratio_kl_recon": row.ratio_kl_recon,
+        "converged": None if row.status is None else ("yes" if row.converged else "no"),
+        "epochs": None if row.status is None else row.status.epochs,
     }
     if column in special:
         return _g(special[column])
@@ -181,13 +233,15 @@ def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     md = [
         f"# vaeloss audit: {res.verdict.name}{' (partial)' if res.partial else ''}",
         partial,
-        f"**{res.verdict.headline}**",
+        f"**{res.headline}**",
         "",
         f"Loss: {obj.described} ({s.likelihood}); data `{s.data}` "
         f"(D={s.data_dim}), model `{s.model}`, k={s.latent_dim}, "
         f"B={s.batch_size}, {_epochs(res)}, seed {s.seed}, {s.device}.",
         f"Your KL weight {_g(obj.kl_weight)} = ELBO beta {_g(res.elbo_beta)} "
         f"(effective beta of this loss: `{res.effective_beta_formula}`).",
+        "",
+        *_setup_lines(res),
         "",
         "| metric | value |",
         "|---|---|",
@@ -248,7 +302,7 @@ def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None =
 def format_summary(res: AuditResult) -> str:
     """The terminal output: the verdict in one line, then a short table and the recommendation."""
     obj = res.objective
-    lines = [("PARTIAL (interrupted) " if res.partial else "") + res.verdict.headline, ""]
+    lines = [("PARTIAL (interrupted) " if res.partial else "") + res.headline, ""]
     if res.partial:
         lines.insert(1, f"  ({_partial_note(res)})")
     lines.append(
@@ -259,6 +313,12 @@ def format_summary(res: AuditResult) -> str:
     width = max(len(a) for a, _ in rows)
     lines += [f"  {a:<{width}}  {b}" for a, b in rows]
     lines += ["", _recommendation_line(res)]
+    lines += [f"note: {n}" for n in res.setup.notes]
+    if res.unconverged:
+        lines.append(
+            f"not converged: {len(res.unconverged)} of {len(res.sweep)} models (see the report); "
+            f"try a larger --time-budget or --epochs"
+        )
     if res.report_dir:
         lines.append(f"report: {res.report_dir}/report.md")
     return "\n".join(lines)

@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vaeloss.engine.evaluate import ModelMetrics
+from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics
+from vaeloss.engine.trainer import ModelStatus
 from vaeloss.objective.convention import Convention
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
 
@@ -76,7 +77,13 @@ class AuditObjective:
 
 @dataclass(frozen=True)
 class AuditSetup:
-    """The data, model and training settings of an audit."""
+    """The data, model and training settings of an audit.
+
+    ``epochs`` and ``time_budget`` (seconds) are the training budgets (each model trains to
+    convergence within them); ``decoder_how`` says how the decoder's output is read and why;
+    ``model_described`` how a user's model is called; ``stacking`` how the sweep's copies of a
+    module-based model run; ``notes`` what the audit noticed about the loss and the model.
+    """
 
     data: str
     model: str
@@ -88,6 +95,12 @@ class AuditSetup:
     epochs: int
     seed: int
     device: str
+    lr: float = 1e-3
+    time_budget: float = 180.0
+    decoder_how: str = ""
+    model_described: str | None = None
+    stacking: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -120,7 +133,8 @@ class Verdict:
 class SweepRow:
     """One model of the sweep: its KL weight, ELBO beta, metrics and verdict.
 
-    ``metrics`` is None for a model that diverged (its numbers would be meaningless).
+    ``metrics`` is None for a model that diverged (its numbers would be meaningless);
+    ``status`` says how its training ended (converged or not, epochs).
     """
 
     kl_weight: float
@@ -128,6 +142,11 @@ class SweepRow:
     metrics: ModelMetrics | None
     verdict: Verdict
     diverged: Divergence | None = None
+    status: ModelStatus | None = None
+
+    @property
+    def converged(self) -> bool | None:
+        return None if self.status is None else self.status.converged
 
     @property
     def ratio_kl_recon(self) -> float | None:
@@ -150,6 +169,9 @@ class SweepRow:
             "stopped": None if self.diverged is None else self.diverged.to_json(),
             "verdict": self.verdict.name,
             "collapsed": self.verdict.collapsed,
+            "converged": self.converged,
+            "epochs": None if self.status is None else self.status.epochs,
+            "training": None if self.status is None else self.status.to_json(),
         }
 
 
@@ -212,6 +234,7 @@ class AuditResult:
     steps: int = 0
     epochs_run: int = 0
     seconds_training: float = 0.0
+    evaluation: EvaluationPlan | None = None
     report_dir: str | None = None
     interrupted_in: Phase | None = None
     signal: str | None = None
@@ -231,6 +254,19 @@ class AuditResult:
         return self.sweep[self.current]
 
     @property
+    def unconverged(self) -> list[SweepRow]:
+        """The models whose training ended before they converged (diverged ones excepted)."""
+        return [r for r in self.sweep if r.diverged is None and r.converged is False]
+
+    @property
+    def headline(self) -> str:
+        """The verdict's headline, marked provisional when the model audited did not converge."""
+        row = self.current_row
+        if row.diverged is None and row.converged is False and row.status is not None:
+            return f"{self.verdict.headline} (not converged: numbers are provisional; {row.status.why_not()})"
+        return self.verdict.headline
+
+    @property
     def elbo_beta(self) -> float:
         """The ELBO beta of the user's KL weight."""
         return self.current_row.elbo_beta
@@ -246,7 +282,9 @@ class AuditResult:
         out = {
             "verdict": self.verdict.name,
             "collapsed": self.verdict.collapsed,
-            "headline": self.verdict.headline,
+            "headline": self.headline,
+            "converged": self.current_row.converged,
+            "unconverged_models": len(self.unconverged),
             "partial": self.partial,
             "convention": self.objective.convention.name,
             "described": self.objective.described,
@@ -258,6 +296,12 @@ class AuditResult:
             "batch_size": s.batch_size,
             "data_dim": s.data_dim,
             "epochs": s.epochs,
+            "lr": s.lr,
+            "time_budget": s.time_budget,
+            "decoder_how": s.decoder_how,
+            "model_interface": s.model_described,
+            "stacking": s.stacking,
+            "notes": list(s.notes),
             "steps": self.steps,
             "epochs_run": self.epochs_run,
             "interrupted": None
@@ -278,6 +322,7 @@ class AuditResult:
                     "ratio_kl_recon",
                     "mutual_information",
                     "iwae_nll",
+                    "iwae_se",
                     "marginal_kl",
                     "aggregate_kl",
                     "output_diversity",
@@ -289,6 +334,7 @@ class AuditResult:
             "sweep": [row.to_json() for row in self.sweep],
             "stopped": [None if r.diverged is None else r.diverged.to_json() for r in self.sweep],
             "seconds_training": self.seconds_training,
+            "evaluation": None if self.evaluation is None else self.evaluation.to_json(),
             "report_dir": self.report_dir,
         }
         cleaned: dict[str, Any] = finite_or_none(out)

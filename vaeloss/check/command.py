@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from vaeloss.construct import assignment
 from vaeloss.errors import LossCheckError, VaelossError
 from vaeloss.exit_codes import EXIT_ERROR
 
@@ -20,13 +21,6 @@ def _shape(text: str) -> tuple[int, ...]:
     if not parts or any(p < 1 for p in parts):
         raise argparse.ArgumentTypeError(f"Expected C,H,W (e.g. 1,28,28) but got {text!r}")
     return parts
-
-
-def _arg(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"Expected NAME=VALUE (e.g. epoch=10) but got {text!r}")
-    return name, value
 
 
 def add_check_parser(sub: Any) -> None:
@@ -51,7 +45,7 @@ def add_check_parser(sub: Any) -> None:
     p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W of image inputs")
     p.add_argument(
         "--arg",
-        type=_arg,
+        type=assignment,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -60,7 +54,7 @@ def add_check_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--init",
-        type=_arg,
+        type=assignment,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from vaeloss.check.loader import Loaded
+from vaeloss.construct import BuildError, build
 
-__all__ = ["LossObject", "ObjectError", "StateGuard", "evaluate_value", "resolve_object"]
+__all__ = ["LossObject", "ObjectError", "StateGuard", "resolve_object"]
 
 
 class ObjectError(Exception):
@@ -51,22 +52,6 @@ class LossObject:
     init: dict[str, Any] = field(default_factory=dict)
 
 
-def evaluate_value(text: str, namespace: dict[str, Any]) -> Any:
-    """``--init``/``--arg`` value: a literal, else an expression in ``namespace``, else the text.
-
-    >>> evaluate_value("0.5", {}), evaluate_value("H", {}), evaluate_value("n + 1", {"n": 1})
-    (0.5, 'H', 2)
-    """
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    try:
-        return eval(text, dict(namespace))  # noqa: S307 - the user's own command-line value
-    except Exception:  # noqa: BLE001 - not an expression there: the plain text
-        return text
-
-
 def _uses_self(fn: Callable[..., Any]) -> bool:
     """Whether a method's body reads its first parameter (True when the source is unknown)."""
     try:
@@ -82,36 +67,11 @@ def _uses_self(fn: Callable[..., Any]) -> bool:
     )
 
 
-def _required(fn: Callable[..., Any], given: dict[str, Any]) -> list[str]:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [
-        p.name
-        for p in params
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in given
-    ]
-
-
 def _build(what: Callable[..., Any], label: str, init: dict[str, Any]) -> Any:
-    """Call a class or factory with ``init``; missing required arguments are named."""
-    missing = _required(what, init)
-    if missing:
-        flags = " ".join(f"--init {m}=VALUE" for m in missing)
-        raise ObjectError(
-            f"Expected values for the required argument(s) {', '.join(missing)} of {label} but got "
-            f"none. Try {flags} (a literal, or an expression in the module such as --init "
-            f'config="Config(latent_dim=16)").'
-        )
     try:
-        return what(**init)
-    except Exception as exc:  # noqa: BLE001 - the user's constructor
-        raise ObjectError(
-            f"building {label} with {init or 'its defaults'} raised {type(exc).__name__}: {exc}"
-        ) from None
+        return build(what, label, init)
+    except BuildError as exc:
+        raise ObjectError(str(exc)) from None
 
 
 def _looks_like_factory(fn: Callable[..., Any]) -> bool:

@@ -45,7 +45,7 @@ def _hint(error: str, request: dict[str, Any]) -> str:
 
 
 def _values(texts: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
-    from vaeloss.check.objects import evaluate_value
+    from vaeloss.construct import evaluate_value
 
     return {name: evaluate_value(text, namespace) for name, text in texts.items()}
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from vaeloss.engine.models import BatchedVAE
 from vaeloss.metrics import (
     active_units,
     collapsed_dims,
-    iwae_nll,
+    iwae_log_weights,
     kl_per_dim,
     latent_usage_from,
     mutual_information,
@@ -29,7 +32,7 @@ from vaeloss.objective.likelihoods import (
     element_nll,
 )
 
-__all__ = ["ModelMetrics", "aggregate_kl", "evaluate_models"]
+__all__ = ["EvaluationPlan", "ModelMetrics", "aggregate_kl", "evaluate_models", "plan_evaluation"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class ModelMetrics:
         mutual_information: I(x; z) (He et al. 2019 estimator, at most log N).
         marginal_kl: ``kl - mutual_information`` (Hoffman & Johnson 2016).
         aggregate_kl: KL of the aggregate posterior's moment-matched Gaussian to N(0, I).
-        iwae_nll: importance-weighted bound on -log p(x).
+        iwae_nll: importance-weighted bound on -log p(x); iwae_se: its Monte-Carlo standard
+            error (delta method, see :func:`_iwae_chunked`).
         output_diversity: pairwise distance of reconstructions relative to the inputs' (ratio).
         latent_usage: change of the output when z is replaced by a prior sample (ratio).
 
@@ -63,6 +67,7 @@ class ModelMetrics:
     marginal_kl: float
     aggregate_kl: float
     iwae_nll: float | None
+    iwae_se: float | None
     output_diversity: float | None
     latent_usage: float | None
 
@@ -86,6 +91,72 @@ def aggregate_kl(mu: Tensor, logvar: Tensor) -> float:
     return float(0.5 * (torch.trace(c) + m @ m - k - torch.logdet(c)))
 
 
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """How much the evaluation measures, chosen to fit its time budget.
+
+    Attributes:
+        iwae_samples: K of the IWAE bound; rows: held-out rows used.
+        decode_seconds: measured seconds of one decoder pass over ``rows`` rows for all models
+            (one posterior sample per row).
+        budget_seconds: the budget it was chosen for (None: no budget, K as asked).
+    """
+
+    iwae_samples: int
+    rows: int
+    decode_seconds: float = 0.0
+    budget_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def samples_per_call(n_models: int, rows: int, data_dim: int) -> int:
+    """Posterior samples per decoder call: at most 100, and at most ~8M output elements per
+    call (a conv decoder's activations are many times its output).
+
+    >>> samples_per_call(9, 359, 64), samples_per_call(1, 100, 12288)
+    (40, 6)
+    """
+    return max(1, min(100, 2**23 // (n_models * rows * data_dim)))
+
+
+MIN_IWAE_SAMPLES = 64
+"""The smallest K the evaluation budget may choose (below it the bound is loose)."""
+MIN_EVAL_ROWS = 200
+"""The fewest held-out rows the budget may choose (when there are that many)."""
+_RECON_SAMPLES = 16
+
+
+@torch.no_grad()
+def plan_evaluation(
+    model: BatchedVAE, x: Tensor, *, max_samples: int, max_rows: int = 1000, budget_seconds: float | None
+) -> EvaluationPlan:
+    """Choose K and the rows for ``budget_seconds``: time one decoder pass over the rows for
+    every model, keep K = ``max_samples`` if it fits, else lower K (down to
+    :data:`MIN_IWAE_SAMPLES`), then the rows (down to :data:`MIN_EVAL_ROWS`)."""
+    rows = min(max_rows, x.shape[0])
+    if budget_seconds is None:
+        return EvaluationPlan(max_samples, rows)
+    device = next(model.parameters()).device
+    model.eval()
+    mu, _ = model.encode(x[:rows].to(device))
+    c = samples_per_call(mu.shape[0], rows, x.shape[1])
+    z = mu.repeat(1, c, 1)  # one decoder call as the evaluation makes them: c samples per row
+    model.decode(z)  # the first call pays one-off costs
+    t0 = time.perf_counter()
+    model.decode(z)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    per_pass = max((time.perf_counter() - t0) / c, 1e-6)
+    passes = int(budget_seconds / per_pass) - _RECON_SAMPLES - 2
+    K = min(max_samples, max(MIN_IWAE_SAMPLES, passes))
+    if passes < MIN_IWAE_SAMPLES:
+        share = budget_seconds / ((MIN_IWAE_SAMPLES + _RECON_SAMPLES + 2) * per_pass)
+        rows = max(min(MIN_EVAL_ROWS, rows), int(rows * share))
+    return EvaluationPlan(K, rows, per_pass, budget_seconds)
+
+
 @torch.no_grad()
 def evaluate_models(
     model: BatchedVAE,
@@ -97,16 +168,19 @@ def evaluate_models(
     iwae_samples: int = 1000,
     max_points: int = 1000,
     seed: int = 0,
-    recon_samples: int = 16,
+    recon_samples: int = _RECON_SAMPLES,
     should_stop: Callable[[], bool] | None = None,
+    progress: bool = False,
 ) -> list[ModelMetrics]:
-    """Metrics per model on data ``x`` [N, D] (at most ``max_points`` rows are used).
+    """Metrics per model on data ``x`` [N, D] (at most ``max_points`` rows are used), with
+    the models in ``eval()`` mode.
 
     In three stages: the posteriors (KL, active units, MI, aggregate KL), the reconstructions
-    (reconstruction NLL, output diversity, latent usage), the IWAE bound. ``should_stop`` is
-    asked between stages and between IWAE chunks; what was not measured when it says stop is
-    None. When it already says stop at the start (training was interrupted), only a quick
-    evaluation runs: the posteriors and one-sample reconstructions, no IWAE.
+    (reconstruction NLL, output diversity, latent usage), the IWAE bound with its Monte-Carlo
+    standard error. ``should_stop`` is asked between stages and between IWAE chunks; what
+    was not measured when it says stop is None. When it already says stop at the start
+    (training was interrupted), only a quick evaluation runs: the posteriors and one-sample
+    reconstructions, no IWAE.
 
     Args:
         model: S trained models.
@@ -115,6 +189,7 @@ def evaluate_models(
             for Bernoulli kinds, mean for Gaussian, as the built-in models do).
         sigma: Gaussian decoder std.
         iwae_samples: K of the IWAE bound; recon_samples: samples of the reconstruction term.
+        progress: show a progress bar over the IWAE chunks (on stderr).
 
     Returns:
         One :class:`ModelMetrics` per model.
@@ -125,6 +200,7 @@ def evaluate_models(
     def stop() -> bool:
         return not quick and should_stop is not None and should_stop()
 
+    model.eval()
     device = next(model.parameters()).device
     x = x[:max_points].to(device)
     mu_all, logvar_all = model.encode(x)  # [S, N, k]
@@ -142,8 +218,7 @@ def evaluate_models(
         return -nll.sum(-1).reshape(S, c, N).transpose(0, 1)
 
     posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
-    # samples per decoder call, so that one call holds at most ~32M output elements
-    chunk = max(1, min(100, 2**25 // (S * N * x.shape[1])))
+    chunk = samples_per_call(S, N, x.shape[1])
     recon: list[float | None] = [None] * S
     diversity: list[float | None] = [None] * S
     usage: list[float | None] = [None] * S
@@ -163,10 +238,18 @@ def evaluate_models(
             diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)
             usage[s] = latent_usage_from(means[s], prior_means[s], x)
     iwae: list[float | None] = [None] * S
+    iwae_se: list[float | None] = [None] * S
     if not quick and not stop():
-        nll = _iwae_chunked(x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop)
-        if nll is not None:
-            iwae = nll.mean(-1).tolist()
+        bar = tqdm(
+            total=iwae_samples, disable=not progress, unit="sample", leave=False, file=sys.stderr, desc="IWAE"
+        )
+        try:
+            found = _iwae_chunked(x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop, bar.update)
+        finally:
+            bar.close()
+        if found is not None:
+            nll, se = found
+            iwae, iwae_se = nll.tolist(), se.tolist()
     out = []
     for s in range(S):
         p = posterior[s]
@@ -176,6 +259,7 @@ def evaluate_models(
                 recon=r,
                 elbo=None if r is None else -(r + p["kl"]),
                 iwae_nll=iwae[s],
+                iwae_se=iwae_se[s],
                 output_diversity=diversity[s],
                 latent_usage=usage[s],
                 **p,
@@ -211,18 +295,30 @@ def _iwae_chunked(
     chunk: int,
     g: torch.Generator,
     stop: Callable[[], bool],
-) -> Tensor | None:
-    """The IWAE bound with K = ``samples``, computed ``chunk`` samples at a time, asking
-    ``stop`` between chunks (None when stopped).
+    advance: Callable[[int], Any],
+) -> tuple[Tensor, Tensor] | None:
+    r"""The IWAE bound with K = ``samples`` per model [S] (mean over rows) and its Monte-Carlo
+    standard error [S], computed ``chunk`` samples at a time, asking ``stop`` between chunks
+    (None when stopped).
 
-    Exact combination: a chunk of c samples gives ``NLL_c = -(LSE_c - log c)``, and the bound
-    of all K is ``-(logsumexp_chunks(log c - NLL_c) - log K)``.
+    With log weights :math:`\ell_k` of one row, the bound is
+    :math:`-(\mathrm{LSE}_k \ell_k - \log K)`, accumulated exactly over chunks. Its variance over
+    draws is, by the delta method, :math:`\sum_k \tilde w_k^2 - 1/K` with normalised weights
+    :math:`\tilde w_k = e^{\ell_k - \mathrm{LSE}(\ell)}` (that is 1/ESS - 1/K); rows are
+    independent, so the mean over N rows has standard error :math:`\sqrt{\sum_n v_n} / N`.
     """
-    parts = []
+    lse = lse2 = None
     for start in range(0, samples, chunk):
         if stop():
             return None
         c = min(chunk, samples - start)
-        nll_c = iwae_nll(x, mu, logvar, log_lik, samples=c, chunk=c, generator=g)
-        parts.append(math.log(c) - nll_c)
-    return -(torch.logsumexp(torch.stack(parts), dim=0) - math.log(samples))
+        log_w = iwae_log_weights(x, mu, logvar, log_lik, samples=c, generator=g).double()  # [c, S, N]
+        a, b = torch.logsumexp(log_w, 0), torch.logsumexp(2 * log_w, 0)
+        lse = a if lse is None else torch.logaddexp(lse, a)
+        lse2 = b if lse2 is None else torch.logaddexp(lse2, b)
+        advance(c)
+    assert lse is not None and lse2 is not None
+    nll = -(lse - math.log(samples))  # [S, N]
+    var = (torch.exp(lse2 - 2 * lse) - 1 / samples).clamp_min(0)
+    N = nll.shape[-1]
+    return nll.mean(-1), var.sum(-1).sqrt() / N

@@ -17,7 +17,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -25,8 +25,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vaeloss.engine.convergence import ConvergenceRule, Plateau, window_epochs
 from vaeloss.engine.data import Dataset
 from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE
+from vaeloss.engine.optim import BatchedAdam
 from vaeloss.errors import DeviceError, InvalidArgumentError
 from vaeloss.metrics import ACTIVE_THRESHOLD
 from vaeloss.objective.kl import kl_normal, reparameterise
@@ -42,9 +44,11 @@ from vaeloss.objective.likelihoods import (
 )
 from vaeloss.validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
-__all__ = ["TrainConfig", "TrainResult", "kl_weight_schedule", "resolve_device", "train"]
+__all__ = ["ModelStatus", "TrainConfig", "TrainResult", "kl_weight_schedule", "resolve_device", "train"]
 
 Schedule = Literal["constant", "linear", "cyclical"]
+Until = Literal["epochs", "converged"]
+EndReason = Literal["converged", "epoch limit", "time limit", "interrupted", "diverged", "fixed epochs"]
 
 
 @dataclass
@@ -58,6 +62,10 @@ class TrainConfig:
     decoder variance of each batch (sigma-VAE) instead of ``sigma``. ``decoder_output`` says
     what the model's decoder emits: logits (the built-in models' Bernoulli kinds),
     probabilities, or a mean (Gaussian); None picks logits or mean from the likelihood.
+
+    ``until="converged"`` trains each model until the plateau ``rule`` says it converged
+    (``epochs`` and ``max_seconds`` are then budgets); ``lr_warmup_steps`` ramps the learning
+    rate up linearly over the first steps.
     """
 
     betas: Sequence[float] = (1.0,)
@@ -69,6 +77,10 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
+    until: Until = "epochs"
+    max_seconds: float | None = None
+    rule: ConvergenceRule = field(default_factory=ConvergenceRule)
+    lr_warmup_steps: int = 0
     schedule: Schedule = "constant"
     warmup_fraction: float = 0.25
     cycles: int = 4
@@ -96,12 +108,54 @@ class TrainConfig:
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         check_choice("decoder_output", self.output_kind, ALLOWED_OUTPUTS[self.likelihood])
         check_choice("schedule", self.schedule, ("constant", "linear", "cyclical"))
+        check_choice("until", self.until, ("epochs", "converged"))
+        if self.max_seconds is not None:
+            check_positive("max_seconds", self.max_seconds)
         check_positive("sigma", self.sigma)
         check_positive("loss_scale", self.loss_scale)
         check_positive("lr", self.lr)
         check_positive_int("epochs", self.epochs, example=20)
         check_positive_int("batch_size", self.batch_size, example=128)
         check_nonnegative("free_bits", self.free_bits)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """How one model's training ended.
+
+    Attributes:
+        converged: the plateau rule said so (see :mod:`vaeloss.engine.convergence`).
+        epochs: epochs it trained; best_epoch: the epoch it was restored to (converged mode).
+        last_relative: its last relative improvement over a window (None before one window).
+        lr: its final learning rate (0 once converged or diverged).
+        reason: "converged", "epoch limit", "time limit", "interrupted", "diverged", or
+            "fixed epochs" (``until="epochs"``).
+    """
+
+    converged: bool
+    epochs: int
+    best_epoch: int
+    last_relative: float | None
+    lr: float
+    reason: EndReason
+
+    def describe(self) -> str:
+        """``converged in 57 epochs`` or ``not converged (time limit after 12 epochs; last
+        relative improvement 0.8%)``; the relative improvement is the last window's gain as a
+        share of all the gain so far (see :mod:`vaeloss.engine.convergence`)."""
+        if self.converged:
+            return f"converged in {self.epochs} epochs"
+        if self.reason == "diverged":
+            return "diverged"
+        return f"not converged ({self.why_not()})"
+
+    def why_not(self) -> str:
+        """``time limit after 12 epochs; last relative improvement 0.8%``."""
+        last = "" if self.last_relative is None else f"; last relative improvement {self.last_relative:.2%}"
+        return f"{self.reason} after {self.epochs} epochs{last}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -116,6 +170,7 @@ class TrainResult:
         interrupted: training was cut short (Ctrl-C, or ``should_stop`` said so).
         steps: optimiser steps taken; seconds: wall time.
         epochs_run: epochs completed (with a validation row in ``history``).
+        status: per model, how its training ended.
     """
 
     model: BatchedVAE
@@ -127,6 +182,7 @@ class TrainResult:
     device: str = "cpu"
     config: TrainConfig = field(default_factory=TrainConfig)
     epochs_run: int = 0
+    status: list[ModelStatus] = field(default_factory=list)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -203,10 +259,15 @@ def _terms(
     return gaussian_nll_from_sq(sq, 2 * math.log(cfg.sigma), count=D).mean(-1), kl, mu
 
 
-def _step_loss(recon: Tensor, kl_dims: Tensor, betas: Tensor, w: float, cfg: TrainConfig) -> Tensor:
-    """Per model [S]: ``loss_scale * (recon + w * beta * sum_j max(free_bits, KL_j))``."""
+def _objective(recon: Tensor, kl_dims: Tensor, betas: Tensor, w: float, cfg: TrainConfig) -> Tensor:
+    """Per model [S], nats per sample: ``recon + w * beta * sum_j max(free_bits, KL_j)``."""
     kl = (kl_dims.clamp_min(cfg.free_bits) if cfg.free_bits > 0 else kl_dims).sum(-1)
-    return cfg.loss_scale * (recon + w * betas * kl)
+    return recon + w * betas * kl
+
+
+def _step_loss(recon: Tensor, kl_dims: Tensor, betas: Tensor, w: float, cfg: TrainConfig) -> Tensor:
+    """Per model [S]: the loss minimised, ``loss_scale`` times :func:`_objective`."""
+    return cfg.loss_scale * _objective(recon, kl_dims, betas, w, cfg)
 
 
 def train(
@@ -219,6 +280,9 @@ def train(
 ) -> TrainResult:
     """Train the S models of ``model`` on ``data``, one beta each. See the module docstring.
 
+    With ``until="epochs"`` every model trains ``epochs`` epochs; with ``until="converged"``
+    each trains until the plateau rule (:mod:`vaeloss.engine.convergence`) says it converged,
+    within ``epochs`` epochs and ``max_seconds``, and ends at its best epoch.
     Deterministic on the CPU for a given ``config.seed`` and ``config.model_seeds``.
     ``should_stop`` is asked before every step; when it says so (a signal arrived), training
     ends there and the result is marked interrupted, as it is on Ctrl-C (KeyboardInterrupt).
@@ -242,27 +306,35 @@ def train(
     )
     betas = torch.tensor([float(b) for b in cfg.betas], device=device)
     terms_fn = torch.compile(_terms, dynamic=False) if cfg.compile else _terms
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total) if cfg.cosine_lr else None
+    opt = BatchedAdam(model.parameter_models(), n_models=S, lr=cfg.lr)
+    converge = cfg.until == "converged"
+    window = window_epochs(cfg.rule, steps_per_epoch)
+    plateaus = [Plateau(cfg.rule, window) for _ in range(S)]
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     mseeds = _model_seeds(cfg, S)
     noise_gens = [torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + s) for s in mseeds]
     k = model.latent_dim
-    alive = [True] * S
     stopped: list[dict[str, Any] | None] = [None] * S
-    frozen: dict[int, list[Tensor]] = {}
+    pinned: dict[int, list[Tensor]] = {}  # diverged or converged models: held at these values
+    best: dict[int, list[Tensor]] = {}
     rows: list[dict[str, Any]] = []
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
     bar = tqdm(total=total, disable=not show, unit="step", leave=False, file=sys.stderr)
-    step, interrupted, t0, epochs_run = 0, False, time.perf_counter(), 0
+    step, t0, epochs_run = 0, time.perf_counter(), 0
+    ended: EndReason = "epoch limit" if converge else "fixed epochs"
     try:
         for epoch in range(1, cfg.epochs + 1):
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
+            model.train()
             sums = torch.zeros(S, 2, device=device)
             perm = torch.randperm(n, generator=data_gen, device=device)
+            done = 0
             for i in range(steps_per_epoch):
                 if should_stop is not None and should_stop():
                     raise KeyboardInterrupt
+                if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+                    ended = "time limit"
+                    break
                 xb = x_train[perm[i * bs : (i + 1) * bs]]
                 if data.binarization == "dynamic":
                     xb = torch.bernoulli(xb, generator=data_gen)
@@ -287,44 +359,96 @@ def train(
                 bad = ~torch.isfinite(per_model)
                 if bool(bad.any()):
                     for s in torch.nonzero(bad).flatten().tolist():
-                        if alive[s]:
-                            alive[s] = False
+                        if stopped[s] is None and s not in pinned:
                             # a KL overflow (logvar blowing up) also ruins the sample: report it first
                             term = "KL" if not bool(torch.isfinite(kl_dims[s]).all()) else "reconstruction"
                             stopped[s] = {"step": step, "epoch": epoch, "term": term}
-                            frozen[s] = [p.detach()[s].clone() for p in model.parameters()]
-                    if not any(alive):
+                            pinned[s] = model.state_of(s)
+                            opt.lr[s] = 0.0
+                    if len(pinned) == S:
                         raise StopIteration
                     per_model = torch.where(bad, torch.zeros_like(per_model), per_model)
-                opt.zero_grad(set_to_none=True)
+                opt.zero_grad()
                 per_model.sum().backward()
-                if frozen:
-                    for p in model.parameters():
+                if pinned:
+                    for p, _ in opt.params:
                         if p.grad is not None:
                             p.grad.nan_to_num_(0.0, 0.0, 0.0)
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                for s, saved in frozen.items():
-                    with torch.no_grad():
-                        for p, v in zip(model.parameters(), saved):
-                            p[s] = v
+                opt.step(scale=_lr_factor(step, total, cfg))
+                for s, saved in pinned.items():
+                    model.load_state_of(s, saved)
                 sums += torch.stack([recon.detach(), kl_dims.detach().sum(-1)], dim=1)
                 step += 1
+                done += 1
                 bar.update()
-            rows.extend(_epoch_rows(model, x_val, sums / steps_per_epoch, epoch, step, cfg, analytic))
+            if done == 0:
+                break
+            model.eval()
+            new_rows = _epoch_rows(model, x_val, sums / done, epoch, step, cfg, analytic, opt.lr)
+            rows.extend(new_rows)
             epochs_run = epoch
+            for s, row in enumerate(new_rows):
+                if s in pinned:
+                    continue
+                action = plateaus[s].observe(row["val_loss"])
+                if not converge:
+                    continue
+                if plateaus[s].best_epoch == plateaus[s].epochs:  # this epoch is its best so far
+                    best[s] = model.state_of(s)
+                if action == "reduce":
+                    opt.lr[s] *= cfg.rule.factor
+                elif action == "converged":
+                    model.load_state_of(s, best[s])
+                    pinned[s] = best[s]
+                    opt.lr[s] = 0.0
             if on_epoch is not None:
                 on_epoch(pd.DataFrame(rows))
+            if converge and len(pinned) == S:
+                ended = "converged"
+                break
+            if ended == "time limit":
+                break
     except StopIteration:
-        pass
+        ended = "diverged"
     except KeyboardInterrupt:
-        interrupted = True
+        ended = "interrupted"
     finally:
         bar.close()
+    if converge:
+        for s, saved in best.items():
+            if s not in pinned:
+                model.load_state_of(s, saved)
+    model.eval()
+    status = [_status(plateaus[s], stopped[s], ended, float(opt.lr[s])) for s in range(S)]
     history = pd.DataFrame(rows)
     seconds = time.perf_counter() - t0
-    return TrainResult(model, history, stopped, interrupted, step, seconds, str(device), cfg, epochs_run)
+    return TrainResult(
+        model,
+        history,
+        stopped,
+        ended == "interrupted",
+        step,
+        seconds,
+        str(device),
+        cfg,
+        epochs_run,
+        status,
+    )
+
+
+def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """The learning rate's factor at ``step``: linear warm-up, then 1 (or a cosine decay)."""
+    factor = min(1.0, (step + 1) / cfg.lr_warmup_steps) if cfg.lr_warmup_steps else 1.0
+    if cfg.cosine_lr:
+        factor *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    return factor
+
+
+def _status(p: Plateau, stopped: dict[str, Any] | None, ended: EndReason, lr: float) -> ModelStatus:
+    if stopped is not None:
+        return ModelStatus(False, p.epochs, p.best_epoch, p.last_relative, lr, "diverged")
+    reason: EndReason = "converged" if p.converged else ("epoch limit" if ended == "converged" else ended)
+    return ModelStatus(p.converged, p.epochs, p.best_epoch, p.last_relative, lr, reason)
 
 
 @torch.no_grad()
@@ -336,21 +460,22 @@ def _epoch_rows(
     step: int,
     cfg: TrainConfig,
     analytic: bool,
+    lr: Tensor,
 ) -> list[dict[str, Any]]:
-    # one reparameterised sample per point from a fixed per-model generator: the validation
-    # reconstruction is the same estimator as the training one, deterministic, and model s of
-    # a batch sees the noise it would see alone
+    # one reparameterised sample per point from a fixed per-model generator, the same in every
+    # epoch: the validation loss is the training one's estimator, deterministic, comparable
+    # across epochs (common random numbers), and model s of a batch sees the noise it would
+    # see alone
     seeds = _model_seeds(cfg, model.n_models)
     eps = None
     if not analytic:
-        gens = [
-            torch.Generator(device=x_val.device).manual_seed(cfg.seed * 7919 + epoch * 104729 + s)
-            for s in seeds
-        ]
+        gens = [torch.Generator(device=x_val.device).manual_seed(cfg.seed * 7919 + s) for s in seeds]
         eps = torch.stack(
             [torch.randn(x_val.shape[0], model.latent_dim, generator=g, device=x_val.device) for g in gens]
         )
     recon, kl_dims, mu = _terms(model, x_val, eps, cfg, analytic)
+    betas = torch.tensor([float(b) for b in cfg.betas], device=recon.device)
+    val_loss = _objective(recon, kl_dims, betas, 1.0, cfg)
     au_var = mu.var(dim=1, unbiased=False) if mu.shape[1] > 1 else torch.zeros_like(mu[:, 0])
     rows = []
     for s in range(model.n_models):
@@ -363,6 +488,8 @@ def _epoch_rows(
             "train_kl": float(train_means[s, 1]),
             "val_recon": float(recon[s]),
             "val_kl": float(kl_dims[s].sum()),
+            "val_loss": float(val_loss[s]),
+            "lr": float(lr[s]),
             "active_units": int((au_var[s] > ACTIVE_THRESHOLD).sum()),
         }
         for j, v in enumerate(kl_dims[s].tolist()):

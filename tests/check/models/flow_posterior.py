@@ -1,5 +1,6 @@
 """A planar-flow posterior: the KL is log q(z) - log p(z) on flowed samples, which is not the
 Gaussian KL of (mu, logvar): no effective beta can be given for it."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,0 +1,169 @@
+"""Finding how to call a VAE module: posteriors as tuples, lists, dicts, Normals, from encode
+or forward (PyTorch-VAE's order), image-shaped or flat inputs; clear errors otherwise."""
+
+import pytest
+import torch
+from torch import nn
+
+from vaeloss.engine.interface import decode_with, encode_with, find_interface, parse_model_api
+from vaeloss.errors import InvalidArgumentError
+
+X = torch.rand(2, 64)
+
+
+class Flat(nn.Module):
+    """encode(x [N, 64]) -> (mu, logvar), like pytorch/examples."""
+
+    def __init__(self, k=3):
+        super().__init__()
+        self.e, self.d = nn.Linear(64, 2 * k), nn.Linear(k, 64)
+
+    def encode(self, x):
+        return tuple(self.e(x.view(-1, 64)).chunk(2, -1))
+
+    def decode(self, z):
+        return torch.sigmoid(self.d(z))
+
+
+class Image(Flat):
+    """Needs [N, 1, 8, 8] (a conv layer first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 1, 3, padding=1)
+
+    def encode(self, x):
+        return super().encode(self.c(x).flatten(1))
+
+    def decode(self, z):
+        return super().decode(z).view(-1, 1, 8, 8)
+
+
+class ListEncode(Flat):  # PyTorch-VAE: encode returns [mu, log_var]
+    def encode(self, x):
+        return list(super().encode(x))
+
+    def forward(self, x):
+        mu, log_var = self.encode(x)
+        return [self.decode(mu), x, mu, log_var]
+
+
+class ForwardOnly(Flat):
+    """encode returns the hidden layer; forward returns (recon, z, mu, logvar)."""
+
+    def encode(self, x):
+        return self.e(x)
+
+    def forward(self, x):
+        mu, logvar = self.e(x).chunk(2, -1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return self.decode(z), z, mu, logvar
+
+
+class DictOut(Flat):
+    def encode(self, x):
+        mu, s = super().encode(x)
+        return {"z_mean": mu, "std": s.exp()}
+
+
+class NormalOut(Flat):
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return torch.distributions.Normal(mu, (0.5 * logvar).exp())
+
+
+class DecoderModule(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = nn.Linear(64, 6), nn.Linear(3, 64)
+
+    def forward(self, x):
+        mu, logvar = self.encoder(x).chunk(2, -1)
+        return self.decoder(mu), mu, logvar
+
+
+CASES = [
+    pytest.param(Flat, (64,), "encode(x) -> (mu, logvar)", (64,), id="tuple-flat"),
+    pytest.param(Image, (1, 8, 8), "encode(x) -> (mu, logvar)", (1, 8, 8), id="tuple-image"),
+    pytest.param(Image, (64,), "encode(x) -> (mu, logvar)", (1, 8, 8), id="flat-square-data-as-image"),
+    pytest.param(ListEncode, (64,), "encode(x) -> (mu, logvar)", (64,), id="pytorch-vae-list"),
+    pytest.param(ForwardOnly, (64,), "forward(x) -> (recon, z, mu, logvar)", (64,), id="forward-with-z"),
+    pytest.param(DictOut, (64,), "encode(x) -> dict[z_mean, std]", (64,), id="dict"),
+    pytest.param(NormalOut, (64,), "encode(x) -> Normal(mu, std)", (64,), id="normal"),
+    pytest.param(DecoderModule, (64,), "forward(x) -> (recon, mu, logvar)", (64,), id="decoder-submodule"),
+]
+
+
+@pytest.mark.parametrize(("cls", "data_shape", "api", "input_shape"), CASES)
+def test_interface_found_and_read_as_written(cls, data_shape, api, input_shape):
+    torch.manual_seed(0)
+    model = cls().eval()
+    iface = find_interface(model, X, data_shape)
+    assert iface.api.describe() == api
+    assert iface.input_shape == input_shape and iface.latent_dim == 3
+    actual_mu, actual_logvar = encode_with(model, X, iface)
+    if cls is DecoderModule:
+        expected_mu, expected_logvar = model.encoder(X).chunk(2, -1)
+    elif cls is ForwardOnly:
+        expected_mu, expected_logvar = model.e(X).chunk(2, -1)
+    else:
+        expected_mu, expected_logvar = (
+            Flat.encode(model, model.c(X.view(2, 1, 8, 8)).flatten(1))
+            if cls is Image
+            else Flat.encode(model, X)
+        )
+    if cls is DictOut:  # its entry is std = exp(s): the log-variance is 2 s
+        expected_logvar = 2 * expected_logvar
+    torch.testing.assert_close(actual_mu, expected_mu)
+    torch.testing.assert_close(actual_logvar, expected_logvar)
+    assert decode_with(model, torch.zeros(5, 3), iface).shape == (5, 64)
+
+
+def test_model_api_states_what_probing_cannot_find():
+    class ThreeHeads(Flat):  # (mu, logvar, h) would be ambiguous without names
+        def encode(self, x):
+            mu, lv = super().encode(x)
+            return lv.exp().sqrt(), mu, mu * 0 + 1
+
+    model = ThreeHeads()
+    with pytest.raises(InvalidArgumentError, match=r"Try --model-api METHOD:NAMES"):
+        find_interface(model, X, (64,))
+    iface = find_interface(model, X, (64,), api=parse_model_api("encode:std,mu,_"))
+    mu, logvar = encode_with(model, X, iface)
+    expected_mu, expected_logvar = Flat.encode(model, X)
+    torch.testing.assert_close(mu, expected_mu)
+    torch.testing.assert_close(logvar, expected_logvar, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("encode:mu", r"model_api='encode:mu'"),
+        ("call:mu,logvar", r"METHOD encode or forward"),
+        ("forward:mu,mu,logvar", r"naming mu once"),
+    ],
+    ids=["no-scale", "bad-method", "mu-twice"],
+)
+def test_bad_model_api(text, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        parse_model_api(text)
+
+
+def test_no_decoder_is_a_clear_error():
+    class NoDecode(nn.Module):
+        def encode(self, x):
+            return x[:, :2], x[:, 2:4]
+
+    with pytest.raises(
+        InvalidArgumentError, match=r"Expected NoDecode to have decode\(z\) \(or a decoder submodule\)"
+    ):
+        find_interface(NoDecode(), X, (64,))
+
+
+def test_decoder_of_the_wrong_size_is_a_clear_error():
+    class Wrong(Flat):
+        def decode(self, z):
+            return torch.zeros(z.shape[0], 10)
+
+    with pytest.raises(InvalidArgumentError, match=r"return 64 values per row .* returned 10"):
+        find_interface(Wrong(), X, (64,))
