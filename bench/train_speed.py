@@ -7,6 +7,11 @@ Prints a table of seconds, ratios and % of this machine's measured matmul rate:
    of 8 betas vs 8 sequential runs.
 2. The default audit model on the built-in digits (20 epochs): batched sweep of 8 betas vs 8
    sequential.
+4. Conv models on the digits upsampled to 28x28 (1,797 images): the built-in conv VAE, 8
+   copies batched with torch.func vs one after the other; the seed conv VAE (a user's model in
+   its training script): one epoch of its own plain loop, and its default audit (training
+   seconds, per model-epoch against the plain epoch, and evaluation seconds). --quick skips
+   the audit.
 3. Where CUDA is available: an MNIST-size epoch on the GPU, 1 model vs 8 betas batched, in
    float32 and with bf16 autocast (the CPU rows run on the CPU whatever the machine has).
 The machine's speed drifts, so the MNIST-size cases run in rounds, each round measuring the
@@ -17,10 +22,15 @@ Run: python bench/train_speed.py [--quick] [--rounds N]   (--quick skips the Dat
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -189,11 +199,105 @@ def sweep_rounds(ds: Dataset, betas: list[float], n: int, **kw) -> tuple[float, 
     return statistics.median(sweeps), statistics.median(ratios)
 
 
+# --- conv models -------------------------------------------------------------------------
+
+SEED_CONV = Path(__file__).resolve().parent.parent / "tests" / "audit" / "models" / "seed_conv_vae.py"
+
+
+def digits28() -> torch.Tensor:
+    """The 1,797 scikit-learn digits upsampled to 28x28 in [0, 1]: [1797, 784]."""
+    from sklearn.datasets import load_digits
+
+    x = torch.tensor(load_digits().images, dtype=torch.float32)[:, None] / 16
+    return F.interpolate(x, size=(28, 28), mode="bilinear").clamp(0, 1).reshape(-1, 784)
+
+
+def conv_sweep(ds: Dataset, n_models: int, stacking: str, epochs: int) -> None:
+    """The built-in conv VAE, ``n_models`` copies, batched (vmap) or looped, ``epochs`` epochs."""
+    from vaeloss.engine.build import conv_interface
+    from vaeloss.engine.models import ConvVAE
+    from vaeloss.engine.stacks import FuncStack, ModuleStack
+
+    def factory() -> nn.Module:
+        return ConvVAE((1, 28, 28), 20)
+
+    stack = FuncStack if stacking == "batched" else ModuleStack
+    model = stack(factory, conv_interface((1, 28, 28), 20), n_models=n_models, seeds=None, data_dim=784)
+    cfg = TrainConfig(betas=[1.0] * n_models, epochs=epochs, batch_size=BATCH_SIZE, progress=False)
+    train(model, ds, cfg)
+
+
+def plain_conv_epoch(x: torch.Tensor, vae: type[nn.Module], loss_fn: Callable) -> None:
+    """One epoch of the seed conv VAE as its script trains it (Adam 1e-3), batch 64."""
+    torch.manual_seed(0)
+    model = vae()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perm = torch.randperm(x.shape[0])
+    for i in range(0, x.shape[0] - BATCH_SIZE + 1, BATCH_SIZE):
+        xb = x[perm[i : i + BATCH_SIZE]].view(-1, 1, 28, 28)
+        recon, mu, logvar = model(xb)
+        loss = loss_fn(recon, xb, mu, logvar)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def conv_rows(quick: bool) -> list[tuple[str, float, float, list[float]]]:
+    """The built-in conv sweep batched vs looped, and the default audit of the seed conv VAE
+    (a user's model read from its training script) against a plain epoch of its own loop."""
+    from vaeloss.audit.usermodel import user_class
+    from vaeloss.cli import main as cli
+
+    x = digits28()
+    ds = Dataset("digits28", x[:1437], x[1437:], None, None, (1, 28, 28))
+    rows = []
+    batched = timed(conv_sweep, ds, 8, "batched", 2)
+    looped = timed(conv_sweep, ds, 8, "loop", 2)
+    rows.append(("conv, 1,797 28x28, 8 copies, 2 epochs: vmap batched", batched, batched / looped, []))
+    rows.append(("  the same, one copy after the other (reference)", looped, 1.0, []))
+    vae, namespace = user_class(f"{SEED_CONV}:VAE")  # read as the audit reads it: no script run
+    plain = timed(plain_conv_epoch, x[:1437], vae, namespace["loss_function"])
+    rows.append(("seed conv VAE: one epoch of its own loop (reference)", plain, 1.0, []))
+    if quick:
+        return rows
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/d.npz", x=x.view(-1, 1, 28, 28).numpy())
+        out = io.StringIO()
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = cli(
+                [
+                    "audit", "--model", f"{SEED_CONV}:VAE", "--loss", f"{SEED_CONV}:loss_function",
+                    "--data", f"npz:{tmp}/d.npz", "--json", "--out", f"{tmp}/report",
+                ]
+            )  # fmt: skip
+        total = time.perf_counter() - started
+    res = json.loads(out.getvalue()) if code in (0, 1) else {}
+    if not res:
+        return [*rows, (f"seed conv VAE audit failed (exit {code})", total, 0.0, [])]
+    model_epochs = sum(row["epochs"] for row in res["sweep"])
+    per_epoch = res["seconds_training"] / model_epochs
+    converged = sum(bool(row["converged"]) for row in res["sweep"])
+    ev = res["evaluation"]
+    rows += [
+        (f"seed conv VAE default audit, total ({converged}/{len(res['sweep'])} converged)", total, 0.0, []),
+        (f"  training: {model_epochs} model-epochs; per model-epoch / plain", res["seconds_training"],
+         per_epoch / plain, []),
+        (f"  evaluation: K={ev['iwae_samples']}, {ev['rows']} rows, {len(res['sweep'])} models",
+         res["seconds_evaluation"], 0.0, []),
+    ]  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--conv-only", action="store_true", help="only the conv rows (section 4)")
     args = parser.parse_args()
+    if args.conv_only:
+        print_rows(conv_rows(args.quick))
+        return
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(60_000, 28, 28), dtype=np.uint8)
     x = torch.tensor(images.reshape(60_000, 784), dtype=torch.float32) / 255
@@ -240,6 +344,7 @@ def main() -> None:
     rows.append(("digits default audit model, 8 betas: sweep / sequential", sweep_d, ratio_d, []))
     if torch.cuda.is_available():
         rows.extend(gpu_rows(ds))
+    rows.extend(conv_rows(args.quick))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}; matmul rate "
@@ -247,12 +352,19 @@ def main() -> None:
         f"(median {rate / 1e9:.0f})"
     )
     print("MNIST-size rows 1-3: medians over the rounds; % of the rate measured in the same round (range)")
-    print(f"{'case':<58} {'seconds':>8} {'ratio':>7} {'% matmul':>9}  {'range':>9}")
+    print_rows(rows)
+    print(f"peak memory (whole process): {peak:.0f} MB")
+
+
+def print_rows(rows: list[tuple[str, float, float, list[float]]]) -> None:
+    """The table: case, seconds, ratio to its reference ('-' where none), % of the matmul rate."""
+    med = statistics.median
+    print(f"{'case':<66} {'seconds':>8} {'ratio':>7} {'% matmul':>9}  {'range':>9}")
     for name, sec, ratio, fracs in rows:
         pct = f"{100 * med(fracs):8.0f}%" if fracs else f"{'':>9}"
         spread = f"{100 * min(fracs):3.0f}-{100 * max(fracs):3.0f}%" if len(fracs) > 1 else ""
-        print(f"{name:<58} {sec:8.2f} {ratio:7.2f} {pct}  {spread:>9}")
-    print(f"peak memory (whole process): {peak:.0f} MB")
+        rat = f"{ratio:7.2f}" if ratio else f"{'-':>7}"
+        print(f"{name:<66} {sec:8.2f} {rat} {pct}  {spread:>9}")
 
 
 if __name__ == "__main__":

@@ -167,3 +167,35 @@ def test_decoder_of_the_wrong_size_is_a_clear_error():
 
     with pytest.raises(InvalidArgumentError, match=r"return 64 values per row .* returned 10"):
         find_interface(Wrong(), X, (64,))
+
+
+class StdTuple(Flat):
+    """encode returns (mu, std) with std = softplus(.) + 1e-4: a tuple read by position."""
+
+    def encode(self, x):
+        mu, s = super().encode(x)
+        return mu, torch.nn.functional.softplus(s) + 1e-4
+
+
+class VarTuple(Flat):
+    def encode(self, x):
+        mu, s = super().encode(x)
+        return mu, s.exp()
+
+
+@pytest.mark.parametrize(("cls", "op"), [(StdTuple, "softplus"), (VarTuple, "exp")], ids=["std", "var"])
+def test_a_positive_scale_in_a_tuple_is_not_read_as_a_logvar(cls, op):
+    with pytest.raises(InvalidArgumentError, match=rf"positive everywhere and made by {op}") as info:
+        find_interface(cls(), X, (64,))
+    assert "Try --model-api encode:mu,std or --model-api encode:mu,var" in str(info.value)
+    iface = find_interface(cls(), X, (64,), api=parse_model_api("encode:mu,std"))
+    model = cls()
+    actual = encode_with(model, X, iface)[1]
+    expected = 2 * torch.log(model.encode(X)[1])
+    torch.testing.assert_close(actual, expected)
+
+
+def test_a_signed_logvar_head_is_read_as_a_logvar():
+    torch.manual_seed(0)
+    iface = find_interface(Flat(k=8), X, (64,))
+    assert iface.api.scale_kind == "logvar"

@@ -8,6 +8,7 @@ trains the sweep, evaluates it, judges each model and recommends a beta.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,7 +165,9 @@ def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjecti
                 f"{conv.kl_base.formula()}. Try 'vaeloss check {opts.loss}'."
             )
         weight = 1.0 if opts.kl_weight is None else opts.kl_weight
-        return AuditObjective(conv, f"{report.function} in {opts.loss}", weight)
+        path, _, name = opts.loss.rpartition(":")
+        where = path if path and name.isidentifier() else opts.loss
+        return AuditObjective(conv, f"{report.function} in {where}", weight)
     if opts.convention:
         conv = get_convention(opts.convention)
         weight = float(conv.kl_weight) if opts.kl_weight is None else opts.kl_weight
@@ -493,7 +496,9 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
     stop = stop or StopRequest()
     trained = train_sweep(plan, stop)
     phase: Phase | None = "training" if trained.interrupted else None
+    started = time.perf_counter()
     metrics, evaluation = evaluate_sweep(plan, trained, stop)
+    seconds_evaluation = time.perf_counter() - started
     if phase is None and stop():
         phase = "evaluation"
     rows = judge(plan, trained, metrics)
@@ -513,6 +518,7 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
         steps=trained.steps,
         epochs_run=trained.epochs_run,
         seconds_training=trained.seconds,
+        seconds_evaluation=seconds_evaluation,
         evaluation=evaluation,
         interrupted_in=phase,
         signal=stop.reason if phase is not None else None,

@@ -92,9 +92,34 @@ def _training_line(res: AuditResult) -> str:
     if diverged:
         line += f", {diverged} diverged"
     if bad:
-        worst = ", ".join(f"ELBO beta {_g(r.elbo_beta)}: {r.status.describe()}" for r in bad if r.status)
-        line += f". **Not converged, numbers provisional**: {worst}"
+        line += f". **Not converged, numbers provisional**: {_unconverged(bad)}"
     return line + f" ({res.seconds_training:.0f} s)."
+
+
+def _unconverged(rows: list[SweepRow]) -> str:
+    """The unconverged models, grouped by how their training ended: ``all 8 stopped by the
+    time limit after 29 epochs (last relative improvement 0.00% to 1.33%)``."""
+    groups: dict[tuple[str, int], list[SweepRow]] = {}
+    for r in rows:
+        if r.status is not None:
+            groups.setdefault((r.status.reason, r.status.epochs), []).append(r)
+    parts = []
+    for (reason, epochs), members in groups.items():
+        who = (
+            f"all {len(members)}"
+            if len(members) == len(rows) and len(rows) > 1
+            else "ELBO beta " + ", ".join(_g(r.elbo_beta) for r in members)
+        )
+        rel = sorted(
+            r.status.last_relative for r in members if r.status and r.status.last_relative is not None
+        )
+        span = "" if not rel else f"{rel[0]:.2%}" if rel[0] == rel[-1] else f"{rel[0]:.2%} to {rel[-1]:.2%}"
+        last = f" (last relative improvement {span})" if span else ""
+        how = {"interrupted": "interrupted", "fixed epochs": "trained a fixed number of epochs"}.get(
+            reason, f"stopped by the {reason}"
+        )
+        parts.append(f"{who} {how} after {epochs} epochs{last}")
+    return "; ".join(parts)
 
 
 def _setup_lines(res: AuditResult) -> list[str]:
@@ -125,7 +150,7 @@ def _evaluation_line(res: AuditResult) -> str:
             f", chosen to fit a {ev.budget_seconds:g} s budget (one decoder pass over the rows for "
             f"all models: {ev.decode_seconds * 1000:.1f} ms)"
         )
-    return line + "; ± is its Monte-Carlo standard error."
+    return line + f"; ± is its Monte-Carlo standard error. It took {res.seconds_evaluation:.1f} s."
 
 
 def _partial_note(res: AuditResult) -> str:

@@ -234,6 +234,7 @@ class AuditResult:
     steps: int = 0
     epochs_run: int = 0
     seconds_training: float = 0.0
+    seconds_evaluation: float = 0.0
     evaluation: EvaluationPlan | None = None
     report_dir: str | None = None
     interrupted_in: Phase | None = None
@@ -334,6 +335,7 @@ class AuditResult:
             "sweep": [row.to_json() for row in self.sweep],
             "stopped": [None if r.diverged is None else r.diverged.to_json() for r in self.sweep],
             "seconds_training": self.seconds_training,
+            "seconds_evaluation": self.seconds_evaluation,
             "evaluation": None if self.evaluation is None else self.evaluation.to_json(),
             "report_dir": self.report_dir,
         }

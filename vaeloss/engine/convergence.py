@@ -2,14 +2,17 @@ r"""When a model has finished training: the plateau rule, one tracker per model.
 
 After every epoch each model's validation loss :math:`L_e` (its own objective on held-out
 data, nats per sample) is observed. With :math:`L^*_e = \min_{e' \le e} L_{e'}` and a window
-of :math:`P` epochs, the relative improvement over the window is
+of :math:`P` epochs, the relative improvement over the window is the share of all the
+improvement since the first epoch that the last window brought:
 
-.. math::  r_e = \frac{L^*_{e-P} - L^*_e}{\max(|L^*_e|, 1)} .
+.. math::  r_e = \frac{L^*_{e-P} - L^*_e}{L^*_1 - L^*_e} .
 
-When :math:`r_e <` ``rel_tol`` (a plateau) the model's learning rate is divided by 5; at a
-plateau with the learning rate already reduced ``reductions`` times the model has
-**converged**: it is restored to its best epoch and stops moving. A model that reaches the
-epoch or time budget first is **not converged**, and its last :math:`r_e` says how far it was.
+It does not depend on the loss's scale or offset (nats per sample of data of any scale, an
+ELBO near 0 or near 10^4). When :math:`r_e <` ``rel_tol`` (a plateau) the model's learning
+rate is divided by 5; at a plateau with the learning rate already reduced ``reductions``
+times the model has **converged**: it is restored to its best epoch and stops moving. A
+model that reaches the epoch or time budget first is **not converged**, and its last
+:math:`r_e` says how far it was.
 
 >>> p = Plateau(ConvergenceRule(patience=2, reductions=1))
 >>> [p.observe(v) for v in (10.0, 9.0, 9.0, 9.0, 9.0, 9.0)]

@@ -53,6 +53,7 @@ _PASS_THROUGH = {
     "view", "reshape", "flatten", "unflatten", "contiguous", "clone", "squeeze", "unsqueeze",
     "permute", "transpose", "__getitem__", "narrow", "float", "double", "to", "type_as",
     "view_as", "reshape_as", "expand", "expand_as", "detach", "cpu", "cuda", "pixel_shuffle",
+    "chunk", "split", "unbind", "select", "slice",
 }  # fmt: skip
 
 
@@ -105,8 +106,16 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
-def last_operation(fn: Callable[..., Any], *args: Any) -> tuple[str | None, Any]:
-    """Call ``fn(*args)``; return the last operation on its (first tensor) output and the output.
+def last_operation(
+    fn: Callable[..., Any],
+    *args: Any,
+    select: Callable[[Any], Any] | None = None,
+    through: frozenset[str] = frozenset(),
+) -> tuple[str | None, Any]:
+    """Call ``fn(*args)``; return the last operation on its output and the output.
+
+    The output looked at is ``select(output)`` (default: its first tensor); reshapes, views
+    and the operations named in ``through`` are seen through.
 
     >>> last_operation(lambda z: torch.sigmoid(z * 2).view(-1), torch.zeros(2, 2))[0]
     'sigmoid'
@@ -114,12 +123,15 @@ def last_operation(fn: Callable[..., Any], *args: Any) -> tuple[str | None, Any]
     rec = _Recorder()
     with rec:
         out = fn(*args)
-    leaf = next((t for t in tree_leaves(out) if isinstance(t, Tensor)), None)
+    if select is not None:
+        leaf = select(out)
+    else:
+        leaf = next((t for t in tree_leaves(out) if isinstance(t, Tensor)), None)
     op = None
     seen = 0
-    while leaf is not None and id(leaf) in rec.made and seen < 64:
+    while isinstance(leaf, Tensor) and id(leaf) in rec.made and seen < 64:
         op, parent, _ = rec.made[id(leaf)]
-        if op not in _PASS_THROUGH or parent is None:
+        if (op not in _PASS_THROUGH and op not in through) or parent is None:
             break
         leaf, seen = parent, seen + 1
     return op, out

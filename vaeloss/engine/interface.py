@@ -8,7 +8,9 @@ data (image-shaped ``[N, C, H, W]`` first for image data, then flat ``[N, D]``):
   logvar)``, PyTorch-VAE's ``[recons, input, mu, log_var]``, ``(recon, z, mu, logvar)``),
   a dict with named entries (``mu``/``mean``/``loc``..., ``logvar``/``log_var``/``std``...)
   or a ``torch.distributions.Normal``. Among several ``[N, k]`` outputs of ``forward``, a
-  sample ``z`` is the one that changes between two calls in ``eval()``;
+  sample ``z`` is the one that changes between two calls in ``eval()``. A tuple's scale is
+  read as a log-variance; one that is positive everywhere and made by ``exp``, ``softplus``...
+  is refused (``--model-api`` says whether it is a std or a variance);
 * the decoder: ``decode(z)``, else a ``decoder`` submodule, mapping ``[N, k]`` to ``N x D``
   values (any shape).
 
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from vaeloss.engine.decoder_output import last_operation
 from vaeloss.errors import InvalidArgumentError
 
 __all__ = ["ModelAPI", "ModelInterface", "decode_with", "encode_with", "find_interface", "parse_model_api"]
@@ -283,6 +286,8 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
             if not (_rows(mu, n) and mu.shape == logvar.shape):
                 seen.append(f"{method}(x) gave mu {_describe(mu)} and a scale {_describe(logvar)}")
                 continue
+            if api is None:
+                _check_scale_is_logvar(fn, xs, found, method, logvar)
             iface = ModelInterface(found, tuple(shape), int(mu.shape[1]), decoder)
             _check_decoder(model, iface, D)
             return iface
@@ -293,6 +298,31 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
         f"--model-api encode:mu,logvar, --model-api encode:mu,std or --model-api "
         f"forward:recon,input,mu,logvar, and --init NAME=VALUE for constructor arguments."
     )
+
+
+_POSITIVE_OPS = frozenset(
+    {"exp", "softplus", "sigmoid", "abs", "square", "sqrt", "pow", "__pow__", "relu", "clamp", "clamp_min"}
+)
+"""Operations that make a positive output: a standard deviation or a variance, not a log-variance."""
+_SHIFTS = frozenset({"add", "__add__", "__radd__", "mul", "__mul__", "__rmul__"})
+
+
+def _check_scale_is_logvar(fn: Any, xs: Tensor, api: ModelAPI, method: str, logvar: Tensor) -> None:
+    """Refuse to read a positive scale made by exp, softplus... as a log-variance (a tuple's
+    entries are read by position; ``(mu, std)`` read as ``(mu, logvar)`` would be wrong)."""
+    if api.container != "sequence" or api.scale_kind != "logvar" or not bool((logvar > 0).all()):
+        return
+    op, _ = last_operation(fn, xs, select=lambda out: out[api.scale], through=_SHIFTS)
+    if op in _POSITIVE_OPS:
+        names = list(api.names)
+        std, var = ",".join(names).replace("logvar", "std"), ",".join(names).replace("logvar", "var")
+        raise InvalidArgumentError(
+            f"Expected the scale that {method}(x) returns at position {api.scale} to be a "
+            f"log-variance but it is positive everywhere and made by {op}: it looks like a standard "
+            f"deviation or a variance, and reading it as a log-variance would be wrong. Try "
+            f"--model-api {method}:{std} or --model-api {method}:{var} (or --model-api "
+            f"{api.spec()} if it is a log-variance)."
+        )
 
 
 def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> None:
