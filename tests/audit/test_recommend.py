@@ -95,3 +95,20 @@ def test_best_iwae_states_k_and_the_standard_error():
 def test_collapse_points_by_hand():
     # KL_j = 0.5 log 4 at beta_0 = 2: collapses at 2 * exp(2 * 0.5 log 4) = 8
     assert collapse_points(2.0, [0.5 * math.log(4), 0.001]) == pytest.approx([8.0])
+
+
+def test_a_recommendation_from_unconverged_models_is_provisional():
+    from vaeloss.engine.trainer import ModelStatus
+
+    done = ModelStatus(True, 40, 35, 1e-5, 0.0, "converged")
+    cut = ModelStatus(False, 29, 29, 0.008, 3e-3, "time limit")
+    sweep = [_row(0.1, 40.0, 4), _row(1.0, 35.0, 3), _row(10.0, 36.0, 2)]
+    sweep = [
+        SweepRow(r.kl_weight, r.elbo_beta, r.metrics, r.verdict, None, st)
+        for r, st in zip(sweep, (done, cut, done))
+    ]
+    rec = best_iwae(sweep, OBJECTIVE, SIZES, 1000)
+    assert rec is not None and rec.index == 1
+    assert "; provisional: 1 of the 3 models compared did not converge, this one among them" in rec.reason
+    converged = [SweepRow(r.kl_weight, r.elbo_beta, r.metrics, r.verdict, None, done) for r in sweep]
+    assert "provisional" not in best_iwae(converged, OBJECTIVE, SIZES, 1000).reason

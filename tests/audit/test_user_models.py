@@ -269,3 +269,41 @@ def test_batchnorm_dropout_model_is_measured_in_eval_mode(tmp_path, capsys, monk
     assert code == 0, err
     assert seen == [False]
     assert res["stacking"].startswith("batched")
+
+
+def test_an_error_inside_the_model_during_training_names_the_model_and_line(tmp_path, capsys, models):
+    code, _, err = _audit(tmp_path, capsys, "--model", f"{models}/activations.py:FailsInTraining", *QUICK)
+    assert code == 2
+    assert "this is a bug in vaeloss" not in err
+    assert (
+        f"Expected your model {models}/activations.py:FailsInTraining to run during the audit's training "
+        "but it raised RuntimeError: boom in training at line" in err
+    )
+    assert 'of activations.py (raise RuntimeError("boom in training"))' in err
+    assert not (tmp_path / "report").exists()
+
+
+SIGMOID_MSE = (
+    "import torch\nimport torch.nn.functional as F\n\n"
+    "def loss_function(recon_x, x, mu, logvar):\n"
+    "    mse = F.mse_loss(torch.sigmoid(recon_x), x.view(-1, 64), reduction='sum')\n"
+    "    return mse - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cls", "expected", "note"),
+    [
+        pytest.param("LogitVAE", "logits", False, id="raw-output-read-as-logits-as-the-loss-does"),
+        pytest.param("SigmoidVAE", "mean", True, id="sigmoid-in-model-and-loss-noted"),
+    ],
+)
+def test_squared_error_on_the_sigmoid_of_the_output(tmp_path, capsys, models, cls, expected, note):
+    loss = tmp_path / "sigmoid_mse.py"
+    loss.write_text(SIGMOID_MSE)
+    code, res, err = _audit(
+        tmp_path, capsys, "--model", f"{models}/activations.py:{cls}", "--loss", str(loss), *QUICK
+    )
+    assert code == 0, err
+    assert res["likelihood"] == "gaussian" and res["decoder_output"] == expected
+    assert any("the sigmoid is applied twice" in n for n in res["notes"]) == note

@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaeloss.engine.decoder_output import decoder_output_for, detect_decoder_output, last_operation
+from vaeloss.engine.decoder_output import (
+    DecoderSemantics,
+    decoder_output_for,
+    detect_decoder_output,
+    last_operation,
+)
 from vaeloss.errors import DataError, InvalidArgumentError
 
 torch.manual_seed(0)
@@ -92,3 +97,33 @@ def test_tanh_decoder_with_a_bernoulli_loss_is_refused():
 def test_data_outside_the_decoders_range_is_refused(semantics, data_range):
     with pytest.raises(DataError, match=r"the data spans \[.*\]: the model cannot reconstruct it. Try"):
         decoder_output_for(semantics, "gaussian", data_range=data_range)
+
+
+STATED_LOGITS = DecoderSemantics("logits", -math.inf, math.inf, None, "--decoder-output logits", stated=True)
+STATED_MEAN = DecoderSemantics("mean", -math.inf, math.inf, None, "--decoder-output mean", stated=True)
+
+
+@pytest.mark.parametrize(
+    ("semantics", "loss_reads", "data_range", "expected"),
+    [
+        pytest.param(STATED_LOGITS, None, (0, 1), "logits", id="stated-logits"),
+        pytest.param(RAW, "logits", (0, 1), "logits", id="loss-applies-the-sigmoid"),
+        pytest.param(RAW, None, (0, 1), "mean", id="unbounded-is-a-mean"),
+        pytest.param(SIG, "logits", (0, 1), "mean", id="sigmoid-in-the-model-is-the-mean"),
+    ],
+)
+def test_gaussian_reads_logits_when_stated_or_when_the_loss_does(semantics, loss_reads, data_range, expected):
+    actual = decoder_output_for(semantics, "gaussian", data_range=data_range, loss_reads=loss_reads)
+    assert actual == expected
+
+
+def test_gaussian_logits_need_data_in_0_1():
+    with pytest.raises(DataError, match=r"output range \[0, 1\] \(--decoder-output logits, read as logits"):
+        decoder_output_for(STATED_LOGITS, "gaussian", data_range=(-1, 1))
+
+
+def test_a_mean_stated_for_a_bernoulli_loss_is_refused():
+    with pytest.raises(
+        InvalidArgumentError, match=r"Expected --decoder-output logits or probs for a bernoulli"
+    ):
+        decoder_output_for(STATED_MEAN, "bernoulli", data_range=(0, 1))

@@ -199,3 +199,15 @@ def test_a_signed_logvar_head_is_read_as_a_logvar():
     torch.manual_seed(0)
     iface = find_interface(Flat(k=8), X, (64,))
     assert iface.api.scale_kind == "logvar"
+
+
+class BernoulliDecode(Flat):
+    def decode(self, z):
+        return torch.distributions.Bernoulli(logits=self.d(z))
+
+
+def test_a_decoder_returning_a_distribution_is_a_clear_error():
+    with pytest.raises(
+        InvalidArgumentError, match=r"Expected decode\(z\) to return a tensor of reconstructions"
+    ):
+        find_interface(BernoulliDecode(), X, (64,))

@@ -188,6 +188,28 @@ def test_a_run_cut_short_is_not_converged():
 
 
 def test_fixed_epochs_mode_never_claims_convergence():
+    """Even when the plateau rule (which still watches, for the status) would have said so."""
+    always_flat = ConvergenceRule(patience=1, min_window_steps=1, rel_tol=2.0, reductions=0)
     m = BatchedMLPVAE(64, (16,), 3, n_models=1)
-    res = train(m, SMALL, TrainConfig(betas=[1.0], epochs=2))
+    res = train(m, SMALL, TrainConfig(betas=[1.0], epochs=4, rule=always_flat))
     assert res.status[0].reason == "fixed epochs" and not res.status[0].converged
+    assert res.status[0].epochs == 4
+
+
+class NanInEval(BatchedMLPVAE):
+    """Trains normally; its first copy's reconstructions are NaN in eval() (held-out data)."""
+
+    def decode(self, z):
+        out = super().decode(z)
+        if self.training:
+            return out
+        return torch.cat([out[:1] * math.nan, out[1:]])
+
+
+@pytest.mark.parametrize("until", ["converged", "epochs"])
+def test_non_finite_validation_loss_is_a_divergence(until):
+    m = NanInEval(64, (16,), 3, n_models=2)
+    res = train(m, SMALL, TrainConfig(betas=[1.0, 1.0], epochs=30, until=until, rule=FAST_RULE))
+    assert res.stopped[0] == {"step": res.history.step.iloc[0], "epoch": 1, "term": "reconstruction"}
+    assert res.status[0].reason == "diverged" and res.stopped[1] is None
+    assert res.status[1].reason in ("converged", "epoch limit", "fixed epochs")

@@ -164,3 +164,25 @@ def test_unchecked_dispatch_equals_checked(likelihood, decoder_output):
         recon, x, likelihood=likelihood, decoder_output=decoder_output, sigma=0.7, validate=False
     )
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_unchecked_bernoulli_probabilities_equal_torch_and_pass_nan_through():
+    """The trainer's kernel: F.binary_cross_entropy's values on valid input; a NaN output (a
+    diverging model) gives NaN, which the trainer reports, not an exception."""
+    from vaeloss.objective.likelihoods import element_nll
+
+    probs = torch.tensor([[0.0, 0.2, 0.5, 1.0, 0.9]])
+    target = torch.tensor([[0.0, 1.0, 0.3, 1.0, 0.0]])
+    actual = element_nll(
+        probs, target, likelihood="bernoulli", decoder_output="probabilities", validate=False
+    )
+    expected = torch.nn.functional.binary_cross_entropy(probs, target, reduction="none")
+    torch.testing.assert_close(actual, expected)
+    nan = element_nll(
+        torch.tensor([[math.nan, 0.5]]),
+        torch.tensor([[1.0, 1.0]]),
+        likelihood="bernoulli",
+        decoder_output="probabilities",
+        validate=False,
+    )
+    assert math.isnan(nan[0, 0]) and nan[0, 1] == pytest.approx(math.log(2))

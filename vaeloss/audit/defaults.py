@@ -16,6 +16,7 @@ __all__ = [
     "LEARNING_RATE",
     "LR_WARMUP_STEPS",
     "MAX_EPOCHS",
+    "SWEEP_SHARE_WHEN_CALIBRATING",
     "TIME_BUDGET",
     "hidden_for",
     "latent_dim_for",
@@ -28,6 +29,8 @@ LR_WARMUP_STEPS = 100
 MAX_EPOCHS = 1000
 TIME_BUDGET = 180.0
 """Seconds of training for the whole audit (the sweep, and the calibration when there is one)."""
+SWEEP_SHARE_WHEN_CALIBRATING = 2 / 3
+"""The sweep's share of the time budget when the decoder variance is calibrated afterwards."""
 EVAL_BUDGET = 45.0
 """Seconds the IWAE evaluation of the sweep aims at (K and the rows are chosen to fit)."""
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -35,8 +38,8 @@ from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_model
 from vaeloss.engine.models import BatchedVAE, DataScaling
 from vaeloss.engine.stacks import StackChoice
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
-from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError
-from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, default_decoder_output
+from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError, VaelossError
+from vaeloss.objective.likelihoods import DecoderOutput, default_decoder_output
 from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
@@ -249,25 +252,39 @@ def _check_model_options(opts: AuditOptions) -> bool:
 
 
 def _decoder_output(
-    plan_model: str | UserModel, likelihood: Likelihood, ds: Dataset
+    plan_model: str | UserModel, objective: AuditObjective, ds: Dataset
 ) -> tuple[DecoderOutput, str]:
     """What the likelihood reads the model's outputs as, and why (for the report)."""
+    likelihood = objective.convention.likelihood
     if not isinstance(plan_model, UserModel):
         kind = default_decoder_output(likelihood)
         return kind, f"the built-in decoder emits {kind}"
     lo = min(float(ds.x_train.min()), float(ds.x_val.min()))
     hi = max(float(ds.x_train.max()), float(ds.x_val.max()))
     sem = plan_model.semantics
-    kind = decoder_output_for(sem, likelihood, data_range=(lo, hi))
+    kind = decoder_output_for(
+        sem, likelihood, data_range=(lo, hi), loss_reads=objective.convention.decoder_output
+    )
     what = {"probabilities": "probabilities", "logits": "logits", "mean": "a mean"}[kind]
+    if kind == "logits" and likelihood == "gaussian":
+        what = "logits (the Gaussian mean is their sigmoid)"
     rng = f" in [{sem.low:g}, {sem.high:g}]" if kind == "mean" and sem.squashed else ""
     return kind, f"read as {what}{rng}: {sem.how}"
 
 
-def _loss_vs_model(objective: AuditObjective, kind: DecoderOutput, user: bool) -> list[str]:
+def _loss_vs_model(objective: AuditObjective, kind: DecoderOutput, model: str | UserModel) -> list[str]:
     """A note when the audited loss reads the decoder's output differently from the model."""
     wants = objective.convention.decoder_output
-    if not user or wants is None or wants == kind or objective.convention.likelihood == "gaussian":
+    if not isinstance(model, UserModel) or wants is None or wants == kind:
+        return []
+    if objective.convention.likelihood == "gaussian":
+        if wants == "logits" and model.semantics.last_op in ("sigmoid", "hardsigmoid"):
+            return [
+                "your loss applies a sigmoid to the decoder's output before the squared error but "
+                "the model's decoder already ends in a sigmoid: in your training the sigmoid is "
+                "applied twice, so reconstructions stay within [0.5, 0.73]. The audit reads the output "
+                "as the mean; drop one of the two sigmoids."
+            ]
         return []
     if wants == "logits" and kind == "probabilities":
         return [
@@ -337,7 +354,7 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
     objective = resolve_objective(opts, sizes)
     likelihood = objective.convention.likelihood
     ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)
-    decoder_output, how = _decoder_output(model, likelihood, ds)
+    decoder_output, how = _decoder_output(model, objective, ds)
     scaling = (
         None
         if user
@@ -369,10 +386,12 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         device=str(device),
         lr=lr,
         time_budget=opts.time_budget,
+        sweep_time_budget=opts.time_budget
+        * (defaults.SWEEP_SHARE_WHEN_CALIBRATING if likelihood == "gaussian" and opts.calibrate else 1.0),
         decoder_how=how,
         model_described=model.iface.describe() if isinstance(model, UserModel) else None,
         stacking=stacking.describe() if model != "mlp" and model != "linear" else None,
-        notes=tuple(_loss_vs_model(objective, decoder_output, user)),
+        notes=tuple(_loss_vs_model(objective, decoder_output, model)),
     )
     return AuditPlan(objective, setup, ds, hidden, lr, betas, current, opts, model, scaling, stacking)
 
@@ -404,8 +423,7 @@ def _calibrates(plan: AuditPlan) -> bool:
 def train_sweep(plan: AuditPlan, should_stop: Callable[[], bool]) -> TrainResult:
     """Step 3: train every beta of the sweep at once, as one batched model, each to
     convergence (within the epoch budget and its share of the time budget)."""
-    share = 2 / 3 if _calibrates(plan) else 1.0
-    cfg = _train_config(plan, max_seconds=plan.setup.time_budget * share)
+    cfg = _train_config(plan, max_seconds=plan.setup.sweep_time_budget)
     return train(plan.build(len(plan.elbo_betas)), plan.data, cfg, should_stop=should_stop)
 
 
@@ -486,6 +504,35 @@ def recommend(
     return best_iwae(rows, plan.objective, sizes, iwae_samples)
 
 
+@contextmanager
+def _running_user_code(plan: AuditPlan, phase: str) -> Iterator[None]:
+    """Turn an exception raised inside a user's model into a clear error naming the model,
+    the phase and the line of the model's file (not "a bug in vaeloss")."""
+    try:
+        yield
+    except (VaelossError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if not isinstance(plan.model, UserModel):
+            raise
+        spec = plan.model.spec
+        path = spec.rsplit(":", 1)[0]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(Path(path).name)]
+        where = f" at line {frames[-1].lineno} of {Path(path).name} ({frames[-1].line})" if frames else ""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        hint = (
+            "Try --device cpu, or create tensors in the model with the device of its inputs "
+            "(torch.randn_like(std), not torch.randn(std.size()))."
+            if plan.setup.device.startswith("cuda")
+            else "Try running the model on a batch of the data yourself; the report's setup shows "
+            "how the audit calls it (encode/decode, input shape)."
+        )
+        raise TrainingError(
+            f"Expected your model {spec} to run during the audit's {phase} but it raised "
+            f"{type(exc).__name__}: {first}{where}. {hint}"
+        ) from None
+
+
 def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
     """Train, evaluate, judge and recommend, as planned.
 
@@ -494,15 +541,18 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
     marked partial with the phase that was cut short.
     """
     stop = stop or StopRequest()
-    trained = train_sweep(plan, stop)
+    with _running_user_code(plan, "training"):
+        trained = train_sweep(plan, stop)
     phase: Phase | None = "training" if trained.interrupted else None
     started = time.perf_counter()
-    metrics, evaluation = evaluate_sweep(plan, trained, stop)
+    with _running_user_code(plan, "evaluation"):
+        metrics, evaluation = evaluate_sweep(plan, trained, stop)
     seconds_evaluation = time.perf_counter() - started
     if phase is None and stop():
         phase = "evaluation"
     rows = judge(plan, trained, metrics)
-    rec = recommend(plan, rows, stop, iwae_samples=evaluation.iwae_samples, seconds_used=trained.seconds)
+    with _running_user_code(plan, "calibration"):
+        rec = recommend(plan, rows, stop, iwae_samples=evaluation.iwae_samples, seconds_used=trained.seconds)
     if phase is None and stop():
         phase = "recommendation"
     result = AuditResult(

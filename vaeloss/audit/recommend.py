@@ -71,6 +71,14 @@ def best_iwae(
             f"only its lowest beta: the sweep needs lower betas (try --sweep with values below "
             f"{objective.kl_weight_for(best.elbo_beta, sizes):.3g} in your units)"
         )
+    compared = [r for _, r in (usable or measured)]
+    unconverged = [r for r in compared if r.status is not None and not r.status.converged]
+    if unconverged:
+        among = ", this one among them" if any(r is best for r in unconverged) else ""
+        reason += (
+            f"; provisional: {len(unconverged)} of the {len(compared)} models compared did not "
+            f"converge{among}"
+        )
     return Recommendation(
         i,
         objective.kl_weight_for(best.elbo_beta, sizes),

@@ -81,7 +81,9 @@ def _epochs(res: AuditResult) -> str:
 def _training_line(res: AuditResult) -> str:
     """How training went: the convergence rule's outcome for the sweep."""
     s = res.setup
-    budget = f"within {s.epochs} epochs" + (f" and {s.time_budget:g} s" if s.time_budget else "")
+    budget = f"within {s.epochs} epochs and {s.sweep_time_budget:.0f} s"
+    if s.sweep_time_budget < s.time_budget:
+        budget += f" (of the {s.time_budget:g} s budget; the rest calibrates the decoder variance)"
     n = len(res.sweep)
     bad = res.unconverged
     diverged = sum(r.diverged is not None for r in res.sweep)

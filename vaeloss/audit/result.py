@@ -80,9 +80,11 @@ class AuditSetup:
     """The data, model and training settings of an audit.
 
     ``epochs`` and ``time_budget`` (seconds) are the training budgets (each model trains to
-    convergence within them); ``decoder_how`` says how the decoder's output is read and why;
-    ``model_described`` how a user's model is called; ``stacking`` how the sweep's copies of a
-    module-based model run; ``notes`` what the audit noticed about the loss and the model.
+    convergence within them), ``sweep_time_budget`` the sweep's share of the time (the rest
+    calibrates the decoder variance of a squared-error loss); ``decoder_how`` says how the
+    decoder's output is read and why; ``model_described`` how a user's model is called;
+    ``stacking`` how the sweep's copies of a module-based model run; ``notes`` what the audit
+    noticed about the loss and the model.
     """
 
     data: str
@@ -97,6 +99,7 @@ class AuditSetup:
     device: str
     lr: float = 1e-3
     time_budget: float = 180.0
+    sweep_time_budget: float = 180.0
     decoder_how: str = ""
     model_described: str | None = None
     stacking: str | None = None
@@ -299,6 +302,7 @@ class AuditResult:
             "epochs": s.epochs,
             "lr": s.lr,
             "time_budget": s.time_budget,
+            "sweep_time_budget": s.sweep_time_budget,
             "decoder_how": s.decoder_how,
             "model_interface": s.model_described,
             "stacking": s.stacking,

@@ -21,7 +21,12 @@ from torch import Tensor, nn
 
 from vaeloss.construct import BuildError, build, evaluate_value
 from vaeloss.engine.build import UserModel
-from vaeloss.engine.decoder_output import DecoderKind, DecoderSemantics, detect_decoder_output
+from vaeloss.engine.decoder_output import (
+    DecoderKind,
+    DecoderSemantics,
+    detect_decoder_output,
+    in_unit_interval,
+)
 from vaeloss.engine.interface import ModelInterface, decode_with, find_interface, parse_model_api
 from vaeloss.errors import InvalidArgumentError, LossCheckError
 
@@ -111,11 +116,13 @@ def _semantics(model: nn.Module, iface: ModelInterface, override: DecoderKind | 
     if override is None:
         return detected
     if override == "probabilities":
-        if not (0.0 <= detected.seen_low and detected.seen_high <= 1.0):
+        if not in_unit_interval(detected.seen_low, detected.seen_high):
             raise InvalidArgumentError(
                 f"Expected decoder outputs in [0, 1] for --decoder-output probs but decode(z) gave "
                 f"values in [{detected.seen_low:.3g}, {detected.seen_high:.3g}] on prior samples "
                 f"({detected.how}). Try --decoder-output logits, or leave it out to have it detected."
             )
-        return DecoderSemantics("probabilities", 0.0, 1.0, None, "--decoder-output probs")
-    return DecoderSemantics(override, -float("inf"), float("inf"), None, f"--decoder-output {override}")
+        return DecoderSemantics("probabilities", 0.0, 1.0, None, "--decoder-output probs", stated=True)
+    return DecoderSemantics(
+        override, -float("inf"), float("inf"), None, f"--decoder-output {override}", stated=True
+    )

@@ -8,7 +8,7 @@ last operation                      emits                            range
 ==================================  ===============================  =============
 sigmoid, hardsigmoid, softmax       probabilities                    [0, 1]
 tanh, hardtanh                      a mean                           [-1, 1]
-relu, softplus, exp, elu + 1        a mean                           [0, inf)
+relu, softplus, exp                 a mean                           [0, inf)
 anything else, outputs in [0, 1]    probabilities (by range)         [0, 1]
 anything else                       logits (Bernoulli) or a mean     unbounded
 ==================================  ===============================  =============
@@ -31,9 +31,16 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from vaeloss.errors import DataError, InvalidArgumentError
-from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
+from vaeloss.objective.likelihoods import ALLOWED_OUTPUTS, DecoderOutput, Likelihood
 
-__all__ = ["DecoderKind", "DecoderSemantics", "decoder_output_for", "detect_decoder_output", "last_operation"]
+__all__ = [
+    "DecoderKind",
+    "DecoderSemantics",
+    "decoder_output_for",
+    "detect_decoder_output",
+    "in_unit_interval",
+    "last_operation",
+]
 
 DecoderKind = Literal["logits", "probabilities", "mean"]
 """What a decoder emits, as ``--decoder-output`` names it (``probs`` for probabilities)."""
@@ -68,6 +75,7 @@ class DecoderSemantics:
         how: a phrase for the report ("its last operation is sigmoid").
         seen_low, seen_high: the smallest and largest output seen on the prior samples probed
             (nan when not probed).
+        stated: the user said so (``--decoder-output``) rather than it being detected.
     """
 
     kind: DecoderKind
@@ -77,6 +85,7 @@ class DecoderSemantics:
     how: str
     seen_low: float = math.nan
     seen_high: float = math.nan
+    stated: bool = False
 
     @property
     def squashed(self) -> bool:
@@ -137,6 +146,15 @@ def last_operation(
     return op, out
 
 
+def in_unit_interval(low: float, high: float) -> bool:
+    """Whether outputs seen in [low, high] can be probabilities.
+
+    >>> in_unit_interval(0.0, 1.0), in_unit_interval(-0.1, 0.5)
+    (True, False)
+    """
+    return 0.0 <= low and high <= 1.0
+
+
 @torch.no_grad()
 def detect_decoder_output(
     decode: Callable[[Tensor], Tensor], latent_dim: int, *, samples: int = 256
@@ -153,7 +171,7 @@ def detect_decoder_output(
     if op in _SQUASH:
         kind, low, high = _SQUASH[op]
         return DecoderSemantics(kind, low, high, op, f"its last operation is {op}", lo, hi)
-    if 0.0 <= lo and hi <= 1.0:
+    if in_unit_interval(lo, hi):
         return DecoderSemantics(
             "probabilities",
             0.0,
@@ -179,18 +197,29 @@ def decoder_output_for(
     likelihood: Likelihood,
     *,
     data_range: tuple[float, float],
+    loss_reads: DecoderOutput | None = None,
 ) -> DecoderOutput:
     """The ``decoder_output`` the likelihood reads this decoder's outputs as.
 
+    An unbounded output feeds a Gaussian loss as its mean, or as logits (the mean is its
+    sigmoid) when the user says so or the audited loss reads it so (``loss_reads``, e.g.
+    ``mse(sigmoid(out), x)``).
+
     Raises:
         InvalidArgumentError: the decoder emits what the likelihood cannot read (a tanh output
-            for a Bernoulli loss).
+            for a Bernoulli loss, a mean stated for a Bernoulli loss).
         DataError: the data lies outside the range of the decoder's mean.
     """
     kind = semantics.kind
     if likelihood in ("bernoulli", "continuous_bernoulli", "multinomial"):
         if kind == "probabilities":
             return "probabilities"
+        if semantics.stated and kind == "mean":
+            raise InvalidArgumentError(
+                f"Expected --decoder-output logits or probs for a {likelihood} loss (its mean is a "
+                f"probability) but got decoder_output='mean'. Try --decoder-output probs if the "
+                f"decoder ends in a sigmoid, else --decoder-output logits."
+            )
         if semantics.squashed:
             raise InvalidArgumentError(
                 f"Expected a decoder that emits probabilities or logits for a {likelihood} loss, but "
@@ -199,13 +228,20 @@ def decoder_output_for(
                 f"--decoder-output logits|probs if that is not what it emits."
             )
         return "logits"
+    logits = (
+        kind == "logits"
+        and "logits" in ALLOWED_OUTPUTS[likelihood]
+        and (semantics.stated or loss_reads == "logits")
+    )
+    low, high = (0.0, 1.0) if logits else (semantics.low, semantics.high)
     lo, hi = data_range
     tol = 1e-6 * max(1.0, abs(lo), abs(hi))
-    if lo < semantics.low - tol or hi > semantics.high + tol:
+    if lo < low - tol or hi > high + tol:
+        how = f"{semantics.how}, read as logits whose sigmoid is the mean" if logits else semantics.how
         raise DataError(
-            f"Expected data within the decoder's output range [{semantics.low:g}, {semantics.high:g}] "
-            f"({semantics.how}) but the data spans [{lo:g}, {hi:g}]: the model cannot reconstruct it. "
+            f"Expected data within the decoder's output range [{low:g}, {high:g}] "
+            f"({how}) but the data spans [{lo:g}, {hi:g}]: the model cannot reconstruct it. "
             f"Try data scaled to that range (--rescale maps min..max to [0, 1]), or "
             f"--decoder-output mean if the output is not bounded."
         )
-    return "mean"
+    return "logits" if logits else "mean"

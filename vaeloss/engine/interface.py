@@ -102,8 +102,9 @@ def parse_model_api(text: str) -> ModelAPI:
             f"model_api={text!r}. Try --model-api encode:mu,logvar or --model-api "
             f"forward:recon,input,mu,logvar."
         )
-    kind: ScaleKind = scales[0]
-    return ModelAPI(method, "sequence", names.index("mu"), names.index(kind), kind, names)  # type: ignore[arg-type]
+    kind = _SCALE_KEYS[scales[0]]
+    where: Literal["encode", "forward"] = "encode" if method == "encode" else "forward"
+    return ModelAPI(where, "sequence", names.index("mu"), names.index(kind), kind, names)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def read_posterior(out: Any, api: ModelAPI) -> tuple[Tensor, Tensor]:
     """(mu, logvar) [N, k] from an encoder's output as ``api`` says (no checks: runs in vmap)."""
     if api.container == "normal":
         base = getattr(out, "base_dist", out)
-        return base.loc, 2 * torch.log(base.scale)
+        return base.loc, to_logvar(base.scale, "std")
     return out[api.mu], to_logvar(out[api.scale], api.scale_kind)
 
 
@@ -301,7 +302,20 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
 
 
 _POSITIVE_OPS = frozenset(
-    {"exp", "softplus", "sigmoid", "abs", "square", "sqrt", "pow", "__pow__", "relu", "clamp", "clamp_min"}
+    {
+        "exp",
+        "softplus",
+        "sigmoid",
+        "abs",
+        "square",
+        "sqrt",
+        "pow",
+        "__pow__",
+        "relu",
+        "elu",
+        "clamp",
+        "clamp_min",
+    }
 )
 """Operations that make a positive output: a standard deviation or a variance, not a log-variance."""
 _SHIFTS = frozenset({"add", "__add__", "__radd__", "mul", "__mul__", "__rmul__"})
@@ -328,6 +342,19 @@ def _check_scale_is_logvar(fn: Any, xs: Tensor, api: ModelAPI, method: str, logv
 def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> None:
     z = torch.zeros(2, iface.latent_dim)
     what = "decode(z)" if iface.decoder == "decode" else "decoder(z)"
+    try:
+        raw = getattr(model, iface.decoder)(z)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidArgumentError(
+            f"Expected {what} to take latents of shape [N, {iface.latent_dim}] (the size of the "
+            f"posterior mean) but it raised {type(exc).__name__}: {exc}."
+        ) from None
+    first = raw[0] if isinstance(raw, (tuple, list)) and raw else raw
+    if not isinstance(first, Tensor):
+        raise InvalidArgumentError(
+            f"Expected {what} to return a tensor of reconstructions (logits, probabilities or a "
+            f"mean) but it returned {_describe(raw)}. Try a decode method that returns that tensor."
+        )
     try:
         out = decode_with(model, z, iface)
     except Exception as exc:  # noqa: BLE001

@@ -96,7 +96,9 @@ class FuncStack(BatchedVAE):
 
     def _apply(self, fn: Any, recurse: bool = True) -> FuncStack:
         super()._apply(fn, recurse)
-        self._calls[0]._apply(fn)  # the template's plain tensors follow the device
+        # the template follows too: functional_call replaces its parameters and buffers, but a
+        # tensor the model reads directly from it then lives on the same device
+        self._calls[0]._apply(fn)
         return self
 
     def train(self, mode: bool = True) -> FuncStack:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from vaeloss.engine.convergence import ConvergenceRule, Plateau, window_epochs
 from vaeloss.engine.data import Dataset
-from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE
+from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE, model_seeds
 from vaeloss.engine.optim import BatchedAdam
 from vaeloss.errors import DeviceError, InvalidArgumentError
 from vaeloss.metrics import ACTIVE_THRESHOLD
@@ -198,11 +198,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _model_seeds(cfg: TrainConfig, n_models: int) -> list[int]:
-    """The seed of each model (0 for all when ``cfg.model_seeds`` is not given)."""
-    return list(cfg.model_seeds) if cfg.model_seeds is not None else [0] * n_models
-
-
 def kl_weight_schedule(
     step: int,
     total: int,
@@ -311,7 +306,7 @@ def train(
     window = window_epochs(cfg.rule, steps_per_epoch)
     plateaus = [Plateau(cfg.rule, window) for _ in range(S)]
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    mseeds = _model_seeds(cfg, S)
+    mseeds = model_seeds(S, cfg.model_seeds)
     noise_gens = [torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + s) for s in mseeds]
     k = model.latent_dim
     stopped: list[dict[str, Any] | None] = [None] * S
@@ -390,6 +385,13 @@ def train(
             for s, row in enumerate(new_rows):
                 if s in pinned:
                     continue
+                if not math.isfinite(row["val_loss"]):  # finite training steps, non-finite on held-out data
+                    term = "reconstruction" if not math.isfinite(row["val_recon"]) else "KL"
+                    stopped[s] = {"step": step, "epoch": epoch, "term": term}
+                    pinned[s] = model.state_of(s)
+                    opt.lr[s] = 0.0
+                    best.pop(s, None)
+                    continue
                 action = plateaus[s].observe(row["val_loss"])
                 if not converge:
                     continue
@@ -403,6 +405,8 @@ def train(
                     opt.lr[s] = 0.0
             if on_epoch is not None:
                 on_epoch(pd.DataFrame(rows))
+            if all(st is not None for st in stopped):
+                raise StopIteration
             if converge and len(pinned) == S:
                 ended = "converged"
                 break
@@ -419,7 +423,7 @@ def train(
             if s not in pinned:
                 model.load_state_of(s, saved)
     model.eval()
-    status = [_status(plateaus[s], stopped[s], ended, float(opt.lr[s])) for s in range(S)]
+    status = [_status(plateaus[s], stopped[s], ended, float(opt.lr[s]), converge) for s in range(S)]
     history = pd.DataFrame(rows)
     seconds = time.perf_counter() - t0
     return TrainResult(
@@ -444,9 +448,13 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return factor
 
 
-def _status(p: Plateau, stopped: dict[str, Any] | None, ended: EndReason, lr: float) -> ModelStatus:
+def _status(
+    p: Plateau, stopped: dict[str, Any] | None, ended: EndReason, lr: float, converge: bool
+) -> ModelStatus:
     if stopped is not None:
         return ModelStatus(False, p.epochs, p.best_epoch, p.last_relative, lr, "diverged")
+    if not converge:  # the plateau rule only watched: nothing was decided by it
+        return ModelStatus(False, p.epochs, p.best_epoch, p.last_relative, lr, ended)
     reason: EndReason = "converged" if p.converged else ("epoch limit" if ended == "converged" else ended)
     return ModelStatus(p.converged, p.epochs, p.best_epoch, p.last_relative, lr, reason)
 
@@ -466,7 +474,7 @@ def _epoch_rows(
     # epoch: the validation loss is the training one's estimator, deterministic, comparable
     # across epochs (common random numbers), and model s of a batch sees the noise it would
     # see alone
-    seeds = _model_seeds(cfg, model.n_models)
+    seeds = model_seeds(model.n_models, cfg.model_seeds)
     eps = None
     if not analytic:
         gens = [torch.Generator(device=x_val.device).manual_seed(cfg.seed * 7919 + s) for s in seeds]

@@ -25,7 +25,6 @@ import math
 from typing import Literal, get_args, overload
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vaeloss.objective.fused import bernoulli_logits_nll
@@ -112,7 +111,14 @@ def bernoulli_nll(probs: Tensor, target: Tensor) -> Tensor:
     _pair(probs, target, "probs")
     check_probabilities("probs", probs)
     check_probabilities("target", target)
-    return F.binary_cross_entropy(probs, target, reduction="none")
+    return _bernoulli_probs(probs, target)
+
+
+def _bernoulli_probs(probs: Tensor, target: Tensor) -> Tensor:
+    """``F.binary_cross_entropy``'s formula (each log clamped at -100), without its range
+    check: a diverging model's NaN output gives a NaN NLL, which the trainer reports as a
+    divergence, instead of an exception that would end the whole sweep."""
+    return -(target * probs.log().clamp_min(-100) + (1 - target) * torch.log1p(-probs).clamp_min(-100))
 
 
 def bernoulli_nll_logits(logits: Tensor, target: Tensor) -> Tensor:
@@ -373,7 +379,7 @@ def _log_var(recon: Tensor, sigma: float | Tensor, log_sigma: Tensor | None) -> 
 # unchecked kernels (the trainer's hot path) and their checked public versions, by
 # (likelihood, decoder output)
 _KERNELS = {
-    ("bernoulli", "probabilities"): lambda r, x: F.binary_cross_entropy(r, x.expand_as(r), reduction="none"),
+    ("bernoulli", "probabilities"): _bernoulli_probs,
     ("bernoulli", "logits"): bernoulli_logits_nll,
     ("continuous_bernoulli", "probabilities"): lambda r, x: _continuous_bernoulli(_probs_to_logits(r), x),
     ("continuous_bernoulli", "logits"): _continuous_bernoulli,

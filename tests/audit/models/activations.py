@@ -71,3 +71,16 @@ class BatchNormDropoutVAE(LogitVAE):
     def __init__(self, latent_dim=8, hidden=128):
         super().__init__(latent_dim, hidden)
         self.enc = nn.Sequential(nn.Linear(64, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.3))
+
+
+class FailsInTraining(LogitVAE):
+    """Probes fine; raises after some training steps (as a shape or device bug would)."""
+
+    calls = 0
+
+    def encode(self, x):
+        if self.training:
+            type(self).calls += 1
+            if type(self).calls > 20:
+                raise RuntimeError("boom in training")
+        return super().encode(x)
