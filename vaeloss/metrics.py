@@ -22,6 +22,7 @@ __all__ = [
     "ActiveUnits",
     "active_units",
     "collapsed_dims",
+    "iwae_bound",
     "iwae_log_weights",
     "iwae_nll",
     "kl_per_dim",
@@ -137,14 +138,47 @@ def iwae_nll(
     """
     check_positive_int("samples", samples, example=1000)
     check_positive_int("chunk", chunk, example=100)
-    parts = [
-        iwae_log_weights(
-            x, mu, logvar, log_likelihood, samples=min(chunk, samples - start), generator=generator
-        )
-        for start in range(0, samples, chunk)
-    ]
-    log_w = torch.cat(parts, dim=0)
-    return -(torch.logsumexp(log_w, dim=0) - math.log(samples))
+    found = iwae_bound(x, mu, logvar, log_likelihood, samples=samples, chunk=chunk, generator=generator)
+    assert found is not None  # no ``stop`` to end it early
+    return found[0].to(mu.dtype)
+
+
+def iwae_bound(
+    x: Tensor,
+    mu: Tensor,
+    logvar: Tensor,
+    log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    *,
+    samples: int,
+    chunk: int,
+    generator: torch.Generator | None = None,
+    stop: Callable[[], bool] | None = None,
+    advance: Callable[[int], object] | None = None,
+) -> tuple[Tensor, Tensor] | None:
+    r"""The IWAE bound per row and the Monte-Carlo variance of each row's estimate, [..., N]
+    each (nats, float64), from ``samples`` draws taken ``chunk`` at a time.
+
+    With log weights :math:`\ell_k` of a row the bound is :math:`-(\mathrm{LSE}_k \ell_k -
+    \log K)`, accumulated exactly over chunks. Its variance over draws is, by the delta
+    method, :math:`\sum_k \tilde w_k^2 - 1/K` with normalised weights :math:`\tilde w_k =
+    e^{\ell_k - \mathrm{LSE}(\ell)}` (1/ESS - 1/K); it understates the error when the weights
+    are heavy-tailed (a poor encoder). ``mu``/``logvar`` may carry leading model dims [S, N, k].
+    ``stop()`` is asked before each chunk (when it says so, None is returned); ``advance(c)``
+    is told after each chunk of c samples (a progress bar).
+    """
+    lse = lse2 = None
+    for start in range(0, samples, chunk):
+        if stop is not None and stop():
+            return None
+        c = min(chunk, samples - start)
+        log_w = iwae_log_weights(x, mu, logvar, log_likelihood, samples=c, generator=generator).double()
+        a, b = torch.logsumexp(log_w, 0), torch.logsumexp(2 * log_w, 0)
+        lse = a if lse is None else torch.logaddexp(lse, a)
+        lse2 = b if lse2 is None else torch.logaddexp(lse2, b)
+        if advance is not None:
+            advance(c)
+    assert lse is not None and lse2 is not None
+    return -(lse - math.log(samples)), (torch.exp(lse2 - 2 * lse) - 1 / samples).clamp_min(0)
 
 
 def iwae_log_weights(

@@ -437,6 +437,8 @@ def evaluate_sweep(
         plan.data.x_val,
         max_samples=plan.options.iwae_samples,
         budget_seconds=plan.options.eval_budget,
+        likelihood=plan.setup.likelihood,
+        decoder_output=plan.setup.decoder_output,
     )
     metrics = evaluate_models(
         trained.model,

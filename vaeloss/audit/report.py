@@ -149,8 +149,8 @@ def _evaluation_line(res: AuditResult) -> str:
     line = f"Evaluation: IWAE bound with K={ev.iwae_samples} samples on {ev.rows} held-out rows"
     if ev.budget_seconds is not None:
         line += (
-            f", chosen to fit a {ev.budget_seconds:g} s budget (one decoder pass over the rows for "
-            f"all models: {ev.decode_seconds * 1000:.1f} ms)"
+            f", chosen to fit a {ev.budget_seconds:g} s budget (one pass of the decoder and "
+            f"likelihood over the rows for all models: {ev.decode_seconds * 1000:.1f} ms)"
         )
     return line + f"; ± is its Monte-Carlo standard error. It took {res.seconds_evaluation:.1f} s."
 

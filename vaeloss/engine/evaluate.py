@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from vaeloss.engine.models import BatchedVAE
 from vaeloss.metrics import (
     active_units,
     collapsed_dims,
-    iwae_log_weights,
+    iwae_bound,
     kl_per_dim,
     latent_usage_from,
     mutual_information,
@@ -97,8 +96,8 @@ class EvaluationPlan:
 
     Attributes:
         iwae_samples: K of the IWAE bound; rows: held-out rows used.
-        decode_seconds: measured seconds of one decoder pass over ``rows`` rows for all models
-            (one posterior sample per row).
+        decode_seconds: measured seconds of one pass of the decoder and the likelihood over
+            ``rows`` rows for all models (one posterior sample per row).
         budget_seconds: the budget it was chosen for (None: no budget, K as asked).
     """
 
@@ -133,25 +132,53 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _log_likelihood(
+    model: BatchedVAE, *, likelihood: Likelihood, kind: DecoderOutput, sigma: float
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """log p(x|z) for every model at once: (z [c, S, N, k], x [N, D]) -> [c, S, N], nats."""
+
+    def log_lik(z: Tensor, xx: Tensor) -> Tensor:
+        c, S, N, k = z.shape
+        flat = z.transpose(0, 1).reshape(S, c * N, k)
+        out = model.decode(flat)
+        nll = element_nll(
+            out, xx.repeat(c, 1), likelihood=likelihood, decoder_output=kind, sigma=sigma, validate=False
+        )
+        return -nll.sum(-1).reshape(S, c, N).transpose(0, 1)
+
+    return log_lik
+
+
 @torch.no_grad()
 def plan_evaluation(
-    model: BatchedVAE, x: Tensor, *, max_samples: int, max_rows: int = 1000, budget_seconds: float | None
+    model: BatchedVAE,
+    x: Tensor,
+    *,
+    max_samples: int,
+    max_rows: int = 1000,
+    budget_seconds: float | None,
+    likelihood: Likelihood = "bernoulli",
+    decoder_output: DecoderOutput | None = None,
+    sigma: float = 1.0,
 ) -> EvaluationPlan:
-    """Choose K and the rows for ``budget_seconds``: time one decoder pass over the rows for
-    every model, keep K = ``max_samples`` if it fits, else lower K (down to
-    :data:`MIN_IWAE_SAMPLES`), then the rows (down to :data:`MIN_EVAL_ROWS`)."""
+    """Choose K and the rows for ``budget_seconds``: time one pass of the likelihood (decoder
+    and NLL) over the rows for every model, keep K = ``max_samples`` if it fits, else lower K
+    (down to :data:`MIN_IWAE_SAMPLES`), then the rows (down to :data:`MIN_EVAL_ROWS`)."""
     rows = min(max_rows, x.shape[0])
     if budget_seconds is None:
         return EvaluationPlan(max_samples, rows)
     device = next(model.parameters()).device
     model.eval()
-    mu, _ = model.encode(x[:rows].to(device))
+    xs = x[:rows].to(device)
+    mu, _ = model.encode(xs)
     c = samples_per_call(mu.shape[0], rows, x.shape[1])
-    z = mu.repeat(1, c, 1)  # one decoder call as the evaluation makes them: c samples per row
-    model.decode(z)  # the first call pays one-off costs
+    z = mu.unsqueeze(0).expand(c, -1, -1, -1)  # one call as the evaluation makes them
+    kind = decoder_output or default_decoder_output(likelihood)
+    log_lik = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
+    log_lik(z, xs)  # the first call pays one-off costs
     _synchronize(device)  # a GPU runs asynchronously: let the first call finish before timing
     t0 = time.perf_counter()
-    model.decode(z)
+    log_lik(z, xs)
     _synchronize(device)
     per_pass = max((time.perf_counter() - t0) / c, 1e-6)
     passes = int(budget_seconds / per_pass) - _RECON_SAMPLES - 2
@@ -212,16 +239,7 @@ def evaluate_models(
     S, N, k = mu_all.shape
     g = torch.Generator(device=device).manual_seed(seed)
 
-    def log_lik(z: Tensor, xx: Tensor) -> Tensor:
-        """log p(x|z) for every model at once: z [c, S, N, k] -> [c, S, N]."""
-        c = z.shape[0]
-        flat = z.transpose(0, 1).reshape(S, c * N, k)
-        out = model.decode(flat)
-        nll = element_nll(
-            out, xx.repeat(c, 1), likelihood=likelihood, decoder_output=kind, sigma=sigma, validate=False
-        )
-        return -nll.sum(-1).reshape(S, c, N).transpose(0, 1)
-
+    log_lik = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
     posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
     chunk = samples_per_call(S, N, x.shape[1])
     recon: list[float | None] = [None] * S
@@ -302,28 +320,15 @@ def _iwae_chunked(
     stop: Callable[[], bool],
     advance: Callable[[int], Any],
 ) -> tuple[Tensor, Tensor] | None:
-    r"""The IWAE bound with K = ``samples`` per model [S] (mean over rows) and its Monte-Carlo
-    standard error [S], computed ``chunk`` samples at a time, asking ``stop`` between chunks
-    (None when stopped).
+    """The IWAE bound (:func:`vaeloss.metrics.iwae_bound`) per model [S], mean over rows, and
+    its Monte-Carlo standard error [S]: rows are independent, so the mean over N rows has
+    standard error sqrt(sum of the rows' variances) / N. ``stop`` is asked between chunks
+    (None when stopped); ``advance`` gets the samples done (a progress bar)."""
 
-    With log weights :math:`\ell_k` of one row, the bound is
-    :math:`-(\mathrm{LSE}_k \ell_k - \log K)`, accumulated exactly over chunks. Its variance over
-    draws is, by the delta method, :math:`\sum_k \tilde w_k^2 - 1/K` with normalised weights
-    :math:`\tilde w_k = e^{\ell_k - \mathrm{LSE}(\ell)}` (that is 1/ESS - 1/K); rows are
-    independent, so the mean over N rows has standard error :math:`\sqrt{\sum_n v_n} / N`.
-    """
-    lse = lse2 = None
-    for start in range(0, samples, chunk):
-        if stop():
-            return None
-        c = min(chunk, samples - start)
-        log_w = iwae_log_weights(x, mu, logvar, log_lik, samples=c, generator=g).double()  # [c, S, N]
-        a, b = torch.logsumexp(log_w, 0), torch.logsumexp(2 * log_w, 0)
-        lse = a if lse is None else torch.logaddexp(lse, a)
-        lse2 = b if lse2 is None else torch.logaddexp(lse2, b)
-        advance(c)
-    assert lse is not None and lse2 is not None
-    nll = -(lse - math.log(samples))  # [S, N]
-    var = (torch.exp(lse2 - 2 * lse) - 1 / samples).clamp_min(0)
-    N = nll.shape[-1]
-    return nll.mean(-1), var.sum(-1).sqrt() / N
+    found = iwae_bound(
+        x, mu, logvar, log_lik, samples=samples, chunk=chunk, generator=g, stop=stop, advance=advance
+    )
+    if found is None:
+        return None
+    nll, var = found  # [S, N]
+    return nll.mean(-1), var.sum(-1).sqrt() / nll.shape[-1]
