@@ -112,3 +112,33 @@ def test_a_recommendation_from_unconverged_models_is_provisional():
     assert "; provisional: 1 of the 3 models compared did not converge, this one among them" in rec.reason
     converged = [SweepRow(r.kl_weight, r.elbo_beta, r.metrics, r.verdict, None, done) for r in sweep]
     assert "provisional" not in best_iwae(converged, OBJECTIVE, SIZES, 1000).reason
+
+
+@pytest.mark.parametrize(
+    ("active", "diversity", "expected"),
+    [
+        pytest.param(
+            0, 0.001, "posterior collapse: 0 of 4 latent dims active; reconstructions of different "
+            "inputs are 99.9% identical", id="no-active-dim",
+        ),
+        pytest.param(
+            3, 0.085, "posterior collapse: reconstructions of different inputs are 91.5% identical "
+            "although 3 of 4 latent dims are active (the decoder barely uses them)", id="decoder-ignores-z",
+        ),
+    ],
+)  # fmt: skip
+def test_collapse_headline_does_not_contradict_itself(active, diversity, expected):
+    verdict = classify(_metrics(30.0, active, diversity=diversity), 4)
+    assert verdict.collapsed and verdict.headline == expected
+
+
+def test_no_collapse_points_predicted_from_a_collapsed_model():
+    from vaeloss.audit.recommend import predicted_collapse
+
+    sweep = [_row(1.0, 35.0, 0), _row(10.0, 33.0, 0)]
+    rec = best_iwae(sweep, OBJECTIVE, SIZES, 1000)
+    assert rec is not None and sweep[rec.index].verdict.collapsed
+    assert predicted_collapse(rec, sweep, OBJECTIVE, SIZES) is None
+    healthy = [_row(1.0, 35.0, 3)]
+    found = predicted_collapse(best_iwae(healthy, OBJECTIVE, SIZES, 1000), healthy, OBJECTIVE, SIZES)
+    assert found is not None and found.elbo_betas == pytest.approx([1.0 * math.exp(2.0)] * 3)  # KL_j = 1

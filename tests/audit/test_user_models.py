@@ -277,9 +277,9 @@ def test_an_error_inside_the_model_during_training_names_the_model_and_line(tmp_
     assert "this is a bug in vaeloss" not in err
     assert (
         f"Expected your model {models}/activations.py:FailsInTraining to run during the audit's training "
-        "but it raised RuntimeError: boom in training at line" in err
+        "but it raised RuntimeError: boom in training (at line" in err
     )
-    assert 'of activations.py (raise RuntimeError("boom in training"))' in err
+    assert 'of activations.py: raise RuntimeError("boom in training"))' in err
     assert not (tmp_path / "report").exists()
 
 
@@ -307,3 +307,17 @@ def test_squared_error_on_the_sigmoid_of_the_output(tmp_path, capsys, models, cl
     assert code == 0, err
     assert res["likelihood"] == "gaussian" and res["decoder_output"] == expected
     assert any("the sigmoid is applied twice" in n for n in res["notes"]) == note
+
+
+def test_a_loss_check_cannot_read_says_what_to_do(tmp_path, capsys):
+    loss = tmp_path / "dict_loss.py"
+    loss.write_text(
+        "import torch\nimport torch.nn.functional as F\n\n"
+        "def loss_fn(out, x):\n"
+        "    kl = -0.5 * torch.sum(1 + out['log_var'] - out['mu'] ** 2 - out['log_var'].exp())\n"
+        "    return F.mse_loss(out['recon'], x) + kl\n"
+    )
+    code, _, err = _audit(tmp_path, capsys, "--loss", f"{loss}:loss_fn", *QUICK)
+    assert code == 2
+    assert "no way to pass (reconstruction, data, mu, logvar) to its parameters" in err
+    assert "Try --convention NAME for the convention your loss follows" in err

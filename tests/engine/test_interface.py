@@ -211,3 +211,41 @@ def test_a_decoder_returning_a_distribution_is_a_clear_error():
         InvalidArgumentError, match=r"Expected decode\(z\) to return a tensor of reconstructions"
     ):
         find_interface(BernoulliDecode(), X, (64,))
+
+
+class WrongLinear(Flat):
+    """A bug in the model: its first layer expects 32 inputs, the data have 64."""
+
+    def __init__(self):
+        super().__init__()
+        self.e = nn.Linear(32, 6)
+
+
+@pytest.mark.parametrize("api", [None, "encode:mu,logvar"], ids=["probed", "stated"])
+def test_a_model_that_raises_is_reported_as_its_error_not_as_an_unknown_api(api):
+    with pytest.raises(InvalidArgumentError) as info:
+        find_interface(WrongLinear(), X, (1, 8, 8), api=None if api is None else parse_model_api(api))
+    message = str(info.value)
+    assert message.startswith(
+        "Expected WrongLinear to run on the data but encode(x of shape [2, 1, 8, 8]) raised"
+    )
+    assert (
+        "(at line" in message
+        and "of test_interface.py: return tuple(self.e(x.view(-1, 64)).chunk(2, -1)))" in message
+    )
+    assert "--model-api" not in message
+
+
+class WrongView(Image):
+    def decode(self, z):
+        return Flat.decode(self, z).view(-1, 1, 4, 16)
+
+
+def test_a_decoder_output_of_another_shape_is_noted():
+    iface = find_interface(WrongView(), X, (1, 8, 8))
+    assert iface.output_shape == (1, 4, 16)
+    assert iface.output_mismatch().startswith(
+        "the decoder returns rows of shape 1x4x16 for inputs of shape 1x8x8"
+    )
+    assert find_interface(Image(), X, (1, 8, 8)).output_mismatch() is None
+    assert find_interface(Flat(), X, (1, 8, 8)).output_mismatch() is None  # flat [N, 64] is fine

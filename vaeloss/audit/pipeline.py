@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -35,6 +33,7 @@ from vaeloss.engine.build import BUILT_IN, UserModel, build_model
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
 from vaeloss.engine.decoder_output import DecoderKind, decoder_output_for
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
+from vaeloss.engine.interface import user_line
 from vaeloss.engine.models import BatchedVAE, DataScaling
 from vaeloss.engine.stacks import StackChoice
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
@@ -153,7 +152,15 @@ def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjecti
         from vaeloss.check.runner import check_loss
 
         # flat [B, D] inputs first; check falls back to [B, 1, H, W] for square D by itself
-        report = check_loss(opts.loss, batch_size=sizes["B"], data_dim=sizes["D"], latent_dim=sizes["k"])
+        try:
+            report = check_loss(opts.loss, batch_size=sizes["B"], data_dim=sizes["D"], latent_dim=sizes["k"])
+        except LossCheckError as exc:
+            if "Try " in str(exc):
+                raise
+            raise LossCheckError(
+                f"{exc}. Try --convention NAME for the convention your loss follows (vaeloss explain "
+                f"lists them), or --loss with a wrapper loss_function(recon_x, x, mu, logvar) that calls it."
+            ) from None
         conv = report.objective
         if conv is None:
             codes = ", ".join(f.code for f in report.findings if f.severity != "info")
@@ -270,6 +277,12 @@ def _decoder_output(
         what = "logits (the Gaussian mean is their sigmoid)"
     rng = f" in [{sem.low:g}, {sem.high:g}]" if kind == "mean" and sem.squashed else ""
     return kind, f"read as {what}{rng}: {sem.how}"
+
+
+def _shape_notes(model: str | UserModel) -> tuple[str, ...]:
+    """A note when a user's decoder returns rows of another shape than its inputs."""
+    note = model.iface.output_mismatch() if isinstance(model, UserModel) else None
+    return () if note is None else (note,)
 
 
 def _loss_vs_model(objective: AuditObjective, kind: DecoderOutput, model: str | UserModel) -> list[str]:
@@ -391,7 +404,7 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         decoder_how=how,
         model_described=model.iface.describe() if isinstance(model, UserModel) else None,
         stacking=stacking.describe() if model != "mlp" and model != "linear" else None,
-        notes=tuple(_loss_vs_model(objective, decoder_output, model)),
+        notes=tuple(_loss_vs_model(objective, decoder_output, model)) + _shape_notes(model),
     )
     return AuditPlan(objective, setup, ds, hidden, lr, betas, current, opts, model, scaling, stacking)
 
@@ -518,9 +531,7 @@ def _running_user_code(plan: AuditPlan, phase: str) -> Iterator[None]:
         if not isinstance(plan.model, UserModel):
             raise
         spec = plan.model.spec
-        path = spec.rsplit(":", 1)[0]
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(Path(path).name)]
-        where = f" at line {frames[-1].lineno} of {Path(path).name} ({frames[-1].line})" if frames else ""
+        where = user_line(exc)
         first = str(exc).splitlines()[0] if str(exc) else ""
         hint = (
             "Try --device cpu, or create tensors in the model with the device of its inputs "

@@ -138,8 +138,8 @@ def predicted_collapse(
 ) -> CollapsePoints | None:
     """Collapse points predicted from the recommended model, in both units, with their check."""
     ref = sweep[rec.index]
-    if ref.metrics is None:
-        return None
+    if ref.metrics is None or ref.verdict.collapsed:
+        return None  # a collapsed model's KL per dim predicts nothing about the others
     points = collapse_points(ref.elbo_beta, ref.metrics.kl_per_dim)
     return CollapsePoints(
         ref.elbo_beta,

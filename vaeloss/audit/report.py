@@ -95,7 +95,16 @@ def _training_line(res: AuditResult) -> str:
         line += f", {diverged} diverged"
     if bad:
         line += f". **Not converged, numbers provisional**: {_unconverged(bad)}"
-    return line + f" ({res.seconds_training:.0f} s)."
+    return line + f" ({_seconds(res.seconds_training)})."
+
+
+def _seconds(t: float) -> str:
+    """``0.48 s``, ``13 s``.
+
+    >>> _seconds(0.48), _seconds(12.6)
+    ('0.48 s', '13 s')
+    """
+    return f"{t:.2g} s" if t < 10 else f"{t:.0f} s"
 
 
 def _unconverged(rows: list[SweepRow]) -> str:

@@ -40,11 +40,16 @@ def classify(m: ModelMetrics, latent_dim: int) -> Verdict:
         same = (
             ""
             if div is None
-            else f"; reconstructions of different inputs are {100 * max(0.0, 1 - div):.1f}% identical"
+            else f"reconstructions of different inputs are {100 * max(0.0, 1 - div):.1f}% identical"
         )
-        return Verdict(
-            "posterior collapse", True, f"posterior collapse: {au} of {latent_dim} latent dims active{same}"
-        )
+        if au == 0:
+            line = f"posterior collapse: 0 of {latent_dim} latent dims active" + (f"; {same}" if same else "")
+        else:  # the encoder uses its dims but the decoder's outputs barely depend on them
+            line = (
+                f"posterior collapse: {same} although {au} of {latent_dim} latent dims are active "
+                f"(the decoder barely uses them)"
+            )
+        return Verdict("posterior collapse", True, line)
     agg = m.aggregate_kl
     if agg > UNREGULARISED_NATS_PER_DIM * latent_dim:
         return Verdict(

@@ -22,17 +22,28 @@ data (image-shaped ``[N, C, H, W]`` first for image data, then flat ``[N, D]``):
 from __future__ import annotations
 
 import math
+import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+import vaeloss
 from vaeloss.engine.decoder_output import last_operation
 from vaeloss.errors import InvalidArgumentError
 
-__all__ = ["ModelAPI", "ModelInterface", "decode_with", "encode_with", "find_interface", "parse_model_api"]
+__all__ = [
+    "ModelAPI",
+    "ModelInterface",
+    "decode_with",
+    "encode_with",
+    "find_interface",
+    "parse_model_api",
+    "user_line",
+]
 
 ScaleKind = Literal["logvar", "std", "var"]
 _MU_KEYS = ("mu", "mean", "loc", "z_mean", "mu_z", "z_mu", "q_mu", "posterior_mean")
@@ -116,6 +127,21 @@ class ModelInterface:
     input_shape: tuple[int, ...]
     latent_dim: int
     decoder: Literal["decode", "decoder"] = "decode"
+    output_shape: tuple[int, ...] = ()
+    """The shape of one row of the decoder's output (as it returns it, before flattening)."""
+
+    def output_mismatch(self) -> str | None:
+        """A note when the decoder's rows have neither the inputs' shape nor the flat one."""
+        D = math.prod(self.input_shape)
+        if not self.output_shape or self.output_shape in (self.input_shape, (D,)):
+            return None
+        shape = "x".join(str(s) for s in self.output_shape)
+        given = "x".join(str(s) for s in self.input_shape)
+        return (
+            f"the decoder returns rows of shape {shape} for inputs of shape {given}: the audit "
+            f"compares them flattened (both hold {D} values), but a loss that compares the two "
+            f"tensors as they are would fail or broadcast; check the decoder's last view or reshape."
+        )
 
     def describe(self) -> str:
         shape = "x".join(str(s) for s in self.input_shape)
@@ -265,6 +291,7 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
     if api is None:
         methods.append("forward")
     seen: list[str] = []
+    raised: list[str] = []
     for shape in _input_shapes(data_shape):
         xs = x.reshape(n, *shape)
         for method in methods:
@@ -273,7 +300,11 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
                 out = fn(xs)
                 again = fn(xs) if api is None and isinstance(out, (tuple, list)) else None
             except Exception as exc:  # noqa: BLE001 - the user's model: say what it raised
-                seen.append(f"{method}(x of shape {[n, *shape]}) raised {type(exc).__name__}: {exc}")
+                said = (
+                    f"{method}(x of shape {[n, *shape]}) raised {type(exc).__name__}: {exc}{user_line(exc)}"
+                )
+                seen.append(said)
+                raised.append(said)
                 continue
             found = api if api is not None else _posterior_api(out, method, n, D, again)
             if found is None:
@@ -290,8 +321,13 @@ def _find(model: nn.Module, x: Tensor, data_shape: Sequence[int], api: ModelAPI 
             if api is None:
                 _check_scale_is_logvar(fn, xs, found, method, logvar)
             iface = ModelInterface(found, tuple(shape), int(mu.shape[1]), decoder)
-            _check_decoder(model, iface, D)
-            return iface
+            return replace(iface, output_shape=_check_decoder(model, iface, D))
+    if raised and (api is not None or len(raised) == len(seen)):
+        # every call raised (or the stated API's did): an error in the model, not an unknown API
+        raise InvalidArgumentError(
+            f"Expected {name} to run on the data but {'; '.join(raised)}. Try calling it on a "
+            f"batch of the data yourself (image data are tried as [N, C, H, W], then flat [N, D])."
+        )
     tried = "; ".join(seen) or "nothing could be called"
     raise InvalidArgumentError(
         f"Expected {name} to give a Gaussian posterior (mu, logvar) from encode(x) or forward(x) "
@@ -321,6 +357,24 @@ _POSITIVE_OPS = frozenset(
 _SHIFTS = frozenset({"add", "__add__", "__radd__", "mul", "__mul__", "__rmul__"})
 
 
+def user_line(exc: BaseException) -> str:
+    """`` (at line 12 of vae.py: h = self.fc(h))``: the innermost frame of the traceback outside
+    torch, vaeloss and installed packages (the user's code), or ``""``."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _library_file(f.filename)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at line {f.lineno} of {Path(f.filename).name}: {(f.line or '').strip()})"
+
+
+_LIBRARIES = tuple(str(Path(str(m.__file__)).resolve().parent) for m in (torch, vaeloss))
+
+
+def _library_file(filename: str) -> bool:
+    path = str(Path(filename).resolve())
+    return path.startswith(_LIBRARIES) or "site-packages" in path or filename.startswith("<")
+
+
 def _check_scale_is_logvar(fn: Any, xs: Tensor, api: ModelAPI, method: str, logvar: Tensor) -> None:
     """Refuse to read a positive scale made by exp, softplus... as a log-variance (a tuple's
     entries are read by position; ``(mu, std)`` read as ``(mu, logvar)`` would be wrong)."""
@@ -339,7 +393,8 @@ def _check_scale_is_logvar(fn: Any, xs: Tensor, api: ModelAPI, method: str, logv
         )
 
 
-def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> None:
+def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> tuple[int, ...]:
+    """The shape of one row of the decoder's output; raises when it cannot be used."""
     z = torch.zeros(2, iface.latent_dim)
     what = "decode(z)" if iface.decoder == "decode" else "decoder(z)"
     try:
@@ -367,3 +422,4 @@ def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> None:
             f"Expected {what} to return {D} values per row (the data's dimension) but it returned "
             f"{out.shape[1]}. Try data of the shape the model was written for."
         )
+    return tuple(first.shape[1:])
