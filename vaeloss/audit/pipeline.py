@@ -38,7 +38,7 @@ from vaeloss.engine.models import BatchedVAE, DataScaling
 from vaeloss.engine.stacks import StackChoice
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
 from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError, VaelossError
-from vaeloss.objective.likelihoods import DecoderOutput, default_decoder_output
+from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, default_decoder_output
 from vaeloss.objective.presets import get_convention
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
@@ -400,7 +400,7 @@ def plan_audit(opts: AuditOptions) -> AuditPlan:
         lr=lr,
         time_budget=opts.time_budget,
         sweep_time_budget=opts.time_budget
-        * (defaults.SWEEP_SHARE_WHEN_CALIBRATING if likelihood == "gaussian" and opts.calibrate else 1.0),
+        * (defaults.SWEEP_SHARE_WHEN_CALIBRATING if _calibrates(likelihood, opts) else 1.0),
         decoder_how=how,
         model_described=model.iface.describe() if isinstance(model, UserModel) else None,
         stacking=stacking.describe() if model != "mlp" and model != "linear" else None,
@@ -429,8 +429,9 @@ def _train_config(plan: AuditPlan, *, max_seconds: float) -> TrainConfig:
     )
 
 
-def _calibrates(plan: AuditPlan) -> bool:
-    return plan.setup.likelihood == "gaussian" and plan.options.calibrate
+def _calibrates(likelihood: Likelihood, opts: AuditOptions) -> bool:
+    """Whether the audit calibrates the decoder variance after the sweep (squared-error losses)."""
+    return likelihood == "gaussian" and opts.calibrate
 
 
 def train_sweep(plan: AuditPlan, should_stop: Callable[[], bool]) -> TrainResult:
@@ -504,7 +505,7 @@ def recommend(
     else the best held-out likelihood). None when there is nothing to recommend from: the
     calibration was cut short, or no model has a held-out likelihood."""
     sizes = plan.setup.sizes
-    if _calibrates(plan):
+    if _calibrates(plan.setup.likelihood, plan.options):
         if should_stop():
             return None
         calibrated = calibrate_sigma(

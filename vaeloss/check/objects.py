@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vaeloss.check.loader import Loaded
+from vaeloss.check.source import returns_inner_function
 from vaeloss.construct import BuildError, build
 
 __all__ = ["LossObject", "ObjectError", "StateGuard", "resolve_object"]
@@ -75,7 +76,8 @@ def _build(what: Callable[..., Any], label: str, init: dict[str, Any]) -> Any:
 
 
 def _looks_like_factory(fn: Callable[..., Any]) -> bool:
-    """A function whose body defines a function (or lambda) and returns it."""
+    """A function whose body defines a function (or lambda) and returns it, or returns a
+    ``partial``."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
@@ -83,21 +85,15 @@ def _looks_like_factory(fn: Callable[..., Any]) -> bool:
     node = tree.body[0]
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return False
-    inner = {
-        n.name
-        for n in ast.walk(node)
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not node
-    }
-    for ret in (n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None):
-        if isinstance(ret.value, ast.Lambda) or (isinstance(ret.value, ast.Name) and ret.value.id in inner):
-            return True
-        if (
-            isinstance(ret.value, ast.Call)
-            and isinstance(ret.value.func, ast.Name)
-            and ret.value.func.id == "partial"
-        ):
-            return True
-    return False
+    if returns_inner_function(node):
+        return True
+    return any(
+        isinstance(ret.value, ast.Call)
+        and isinstance(ret.value.func, ast.Name)
+        and ret.value.func.id == "partial"
+        for ret in ast.walk(node)
+        if isinstance(ret, ast.Return)
+    )
 
 
 def _of_instance(obj: Any, name: str, described: str, init: dict[str, Any]) -> LossObject:

@@ -12,7 +12,7 @@ from typing import Literal
 from vaeloss.check.sourcefile import SourceFile
 from vaeloss.errors import LossCheckError
 
-__all__ = ["Candidate", "StaticSource", "read_static"]
+__all__ = ["Candidate", "StaticSource", "read_static", "returns_inner_function"]
 
 CandidateKind = Literal["function", "method", "class", "instance", "factory"]
 _LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
@@ -59,7 +59,8 @@ def _required(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int
     return max(n, 4) if args.vararg is not None else n
 
 
-def _returns_inner_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def returns_inner_function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``node`` returns a function it defines, or a lambda."""
     inner = {
         n.name
         for n in ast.walk(node)
@@ -201,7 +202,7 @@ def _candidates(tree: ast.Module) -> list[Candidate]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             n = _required(node, method=False)
-            kind: CandidateKind = "factory" if _returns_inner_function(node) else "function"
+            kind: CandidateKind = "factory" if returns_inner_function(node) else "function"
             out.append(Candidate(node.name, node.lineno, kind, n))
         elif isinstance(node, ast.ClassDef):
             methods = _methods(node)

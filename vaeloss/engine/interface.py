@@ -175,11 +175,12 @@ def encode_with(module: nn.Module, x: Tensor, iface: ModelInterface) -> tuple[Te
 
 def decode_with(module: nn.Module, z: Tensor, iface: ModelInterface) -> Tensor:
     """The decoder's output for z [N, k], flattened to [N, D]."""
-    fn = getattr(module, iface.decoder)
-    out = fn(z)
-    if not isinstance(out, Tensor):
-        out = out[0]
-    return out.reshape(z.shape[0], -1)
+    return _reconstructions(getattr(module, iface.decoder)(z)).reshape(z.shape[0], -1)
+
+
+def _reconstructions(out: Any) -> Any:
+    """The decoder's tensor of reconstructions: its output, or the first of a tuple or list."""
+    return out if isinstance(out, Tensor) else out[0]
 
 
 def _is_normal(out: Any) -> bool:
@@ -411,8 +412,8 @@ def _check_decoder(model: nn.Module, iface: ModelInterface, D: int) -> tuple[int
             f"mean) but it returned {_describe(raw)}. Try a decode method that returns that tensor."
         )
     try:
-        out = decode_with(model, z, iface)
-    except Exception as exc:  # noqa: BLE001
+        out = first.reshape(z.shape[0], -1)  # as decode_with reads it
+    except RuntimeError as exc:
         raise InvalidArgumentError(
             f"Expected {what} to take latents of shape [N, {iface.latent_dim}] (the size of the "
             f"posterior mean) but it raised {type(exc).__name__}: {exc}."

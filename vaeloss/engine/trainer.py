@@ -313,6 +313,16 @@ def train(
     pinned: dict[int, list[Tensor]] = {}  # diverged or converged models: held at these values
     best: dict[int, list[Tensor]] = {}
     rows: list[dict[str, Any]] = []
+
+    def hold(s: int, state: list[Tensor]) -> None:
+        """Freeze model s at ``state`` (restored after every step; learning rate 0)."""
+        pinned[s] = state
+        opt.lr[s] = 0.0
+
+    def diverge(s: int, step: int, epoch: int, term: str) -> None:
+        stopped[s] = {"step": step, "epoch": epoch, "term": term}
+        hold(s, model.state_of(s))
+
     show = sys.stderr.isatty() if cfg.progress is None else cfg.progress
     bar = tqdm(total=total, disable=not show, unit="step", leave=False, file=sys.stderr)
     step, t0, epochs_run = 0, time.perf_counter(), 0
@@ -357,9 +367,7 @@ def train(
                         if stopped[s] is None and s not in pinned:
                             # a KL overflow (logvar blowing up) also ruins the sample: report it first
                             term = "KL" if not bool(torch.isfinite(kl_dims[s]).all()) else "reconstruction"
-                            stopped[s] = {"step": step, "epoch": epoch, "term": term}
-                            pinned[s] = model.state_of(s)
-                            opt.lr[s] = 0.0
+                            diverge(s, step, epoch, term)
                     if len(pinned) == S:
                         raise StopIteration
                     per_model = torch.where(bad, torch.zeros_like(per_model), per_model)
@@ -387,9 +395,7 @@ def train(
                     continue
                 if not math.isfinite(row["val_loss"]):  # finite training steps, non-finite on held-out data
                     term = "reconstruction" if not math.isfinite(row["val_recon"]) else "KL"
-                    stopped[s] = {"step": step, "epoch": epoch, "term": term}
-                    pinned[s] = model.state_of(s)
-                    opt.lr[s] = 0.0
+                    diverge(s, step, epoch, term)
                     best.pop(s, None)
                     continue
                 action = plateaus[s].observe(row["val_loss"])
@@ -401,8 +407,7 @@ def train(
                     opt.lr[s] *= cfg.rule.factor
                 elif action == "converged":
                     model.load_state_of(s, best[s])
-                    pinned[s] = best[s]
-                    opt.lr[s] = 0.0
+                    hold(s, best[s])
             if on_epoch is not None:
                 on_epoch(pd.DataFrame(rows))
             if all(st is not None for st in stopped):
