@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy vaeloss
 
 bench: $(STAMP)
+	$(BIN)/python bench/contention.py
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/loss_speed.py

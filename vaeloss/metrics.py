@@ -20,6 +20,7 @@ from vaeloss.validation import check_positive, check_positive_int, check_same_sh
 __all__ = [
     "ACTIVE_THRESHOLD",
     "ActiveUnits",
+    "IWAEBound",
     "active_units",
     "collapsed_dims",
     "iwae_bound",
@@ -140,7 +141,16 @@ def iwae_nll(
     check_positive_int("chunk", chunk, example=100)
     found = iwae_bound(x, mu, logvar, log_likelihood, samples=samples, chunk=chunk, generator=generator)
     assert found is not None  # no ``stop`` to end it early
-    return found[0].to(mu.dtype)
+    return found.nll.to(mu.dtype)
+
+
+class IWAEBound(NamedTuple):
+    """The IWAE bound per row [..., N] (nats, float64), the Monte-Carlo variance of each row's
+    estimate [..., N], and the number of samples K they were computed from."""
+
+    nll: Tensor
+    variance: Tensor
+    samples: int
 
 
 def iwae_bound(
@@ -153,32 +163,38 @@ def iwae_bound(
     chunk: int,
     generator: torch.Generator | None = None,
     stop: Callable[[], bool] | None = None,
+    enough: Callable[[], bool] | None = None,
     advance: Callable[[int], object] | None = None,
-) -> tuple[Tensor, Tensor] | None:
-    r"""The IWAE bound per row and the Monte-Carlo variance of each row's estimate, [..., N]
-    each (nats, float64), from ``samples`` draws taken ``chunk`` at a time.
+) -> IWAEBound | None:
+    r"""The IWAE bound per row and the Monte-Carlo variance of each row's estimate, from
+    ``samples`` draws taken ``chunk`` at a time.
 
     With log weights :math:`\ell_k` of a row the bound is :math:`-(\mathrm{LSE}_k \ell_k -
     \log K)`, accumulated exactly over chunks. Its variance over draws is, by the delta
     method, :math:`\sum_k \tilde w_k^2 - 1/K` with normalised weights :math:`\tilde w_k =
     e^{\ell_k - \mathrm{LSE}(\ell)}` (1/ESS - 1/K); it understates the error when the weights
     are heavy-tailed (a poor encoder). ``mu``/``logvar`` may carry leading model dims [S, N, k].
-    ``stop()`` is asked before each chunk (when it says so, None is returned); ``advance(c)``
-    is told after each chunk of c samples (a progress bar).
+    ``stop()`` is asked before each chunk (when it says so, None is returned); ``enough()``
+    after each chunk (when it says so, the bound of the samples drawn so far is returned: a
+    time budget ran out); ``advance(c)`` is told after each chunk of c samples (a progress bar).
     """
     lse = lse2 = None
-    for start in range(0, samples, chunk):
+    done = 0
+    while done < samples:
         if stop is not None and stop():
             return None
-        c = min(chunk, samples - start)
+        c = min(chunk, samples - done)
         log_w = iwae_log_weights(x, mu, logvar, log_likelihood, samples=c, generator=generator).double()
         a, b = torch.logsumexp(log_w, 0), torch.logsumexp(2 * log_w, 0)
         lse = a if lse is None else torch.logaddexp(lse, a)
         lse2 = b if lse2 is None else torch.logaddexp(lse2, b)
+        done += c
         if advance is not None:
             advance(c)
+        if enough is not None and done < samples and enough():
+            break
     assert lse is not None and lse2 is not None
-    return -(lse - math.log(samples)), (torch.exp(lse2 - 2 * lse) - 1 / samples).clamp_min(0)
+    return IWAEBound(-(lse - math.log(done)), (torch.exp(lse2 - 2 * lse) - 1 / done).clamp_min(0), done)
 
 
 def iwae_log_weights(

@@ -5,10 +5,10 @@ import json
 
 import torch
 
-import vaeloss.engine.trainer as trainer
+import vaeloss.engine.loss as engine_loss
 from vaeloss.cli import main
 
-ARGS = ["--sweep", "0.1,1,10", "--epochs", "6", "--iwae-samples", "50", "--json"]
+ARGS = ["--sweep", "0.1,1,10", "--epochs", "40", "--iwae-samples", "50", "--json"]
 
 
 def _strict_json(text):
@@ -21,7 +21,7 @@ def _strict_json(text):
 def _diverge(monkeypatch, model, *, at_step):
     """Model ``model``'s loss becomes infinite from step ``at_step`` on (the real trainer then
     has to notice, freeze it and report where)."""
-    real = trainer._step_loss
+    real = engine_loss.step_loss
     steps = {"n": 0}
 
     def loss(recon, kl_dims, betas, w, cfg):
@@ -32,7 +32,7 @@ def _diverge(monkeypatch, model, *, at_step):
         steps["n"] += 1
         return out
 
-    monkeypatch.setattr(trainer, "_step_loss", loss)
+    monkeypatch.setattr(engine_loss, "step_loss", loss)
 
 
 def test_some_models_diverge(tmp_path, capsys, monkeypatch):

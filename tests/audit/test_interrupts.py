@@ -11,7 +11,7 @@ import time
 import pytest
 
 import vaeloss.engine.evaluate as evaluate
-import vaeloss.engine.trainer as trainer
+import vaeloss.engine.history as engine_history
 from vaeloss.audit import figures
 from vaeloss.cli import main
 
@@ -51,7 +51,7 @@ def _run(tmp_path, capsys, *extra):
 
 
 def test_sigint_in_training_keeps_a_partial_report(tmp_path, capsys, monkeypatch):
-    _send_on_call(monkeypatch, trainer, "_epoch_rows", signal.SIGINT, call=2)
+    _send_on_call(monkeypatch, engine_history, "epoch_rows", signal.SIGINT, call=2)
     code, captured, out = _run(tmp_path, capsys)
     assert code == 130
     assert f"interrupted by SIGINT: partial report in {out}" in captured.err
@@ -96,7 +96,7 @@ def test_sigterm_in_figures_leaves_out_the_rest(tmp_path, capsys, monkeypatch):
 
 
 def test_second_signal_stops_at_once_without_a_report(tmp_path, capsys, monkeypatch):
-    _send_on_call(monkeypatch, trainer, "_epoch_rows", signal.SIGINT, call=2, times=2)
+    _send_on_call(monkeypatch, engine_history, "epoch_rows", signal.SIGINT, call=2, times=2)
     code, captured, out = _run(tmp_path, capsys)
     assert code == 130
     assert "interrupted twice: stopped at once, no report written" in captured.err

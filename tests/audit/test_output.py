@@ -170,3 +170,49 @@ def test_missing_parents_are_created(tmp_path):
     out = folder.commit(["report.md"])
     assert out == tmp_path / "a" / "b" / "report" and is_report(out)
     assert Path(out / "report.md").read_text() == "# r\n"
+
+
+def test_two_audits_on_one_out_never_replace_each_other(tmp_path):
+    """Two audits started on the same --out: the second refuses before training, the first
+    keeps its report (before, both exited 0 and the first report was silently replaced)."""
+    import signal
+    import time
+
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "vaeloss", "audit", "--out", str(out), "--sweep", "none"]
+    slow = f"{Path(__file__).parent / 'models' / 'slow_vae.py'}:SlowVAE"  # trains for its whole budget
+    first = subprocess.Popen(
+        [*cmd, "--model", slow], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / ".report.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.run([*cmd, *QUICK], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.startswith(
+            f"error: Expected --out to be free but got out={str(out)!r}, which another vaeloss audit "
+            f"(process {first.pid}) is writing its report to now."
+        )
+        assert "epoch" not in second.stderr  # refused before training
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # its partial report; the lock gone
+
+
+def test_a_lock_left_by_a_crashed_audit_is_taken_over(tmp_path):
+    (tmp_path / ".r.lock").write_text(json.dumps({"tool": "vaeloss", "pid": 999999999}))
+    folder = prepare_report_folder(tmp_path / "r")
+    assert json.loads((tmp_path / ".r.lock").read_text())["pid"] == os.getpid()
+    folder.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_vaeloss_did_not_write_is_left_alone(tmp_path):
+    (tmp_path / ".r.lock").write_text("someone else's\n")
+    with pytest.raises(OutputError, match=r"with a file '.r.lock' beside it that vaeloss did not write"):
+        prepare_report_folder(tmp_path / "r")
+    assert (tmp_path / ".r.lock").read_text() == "someone else's\n"

@@ -142,3 +142,37 @@ def test_no_collapse_points_predicted_from_a_collapsed_model():
     healthy = [_row(1.0, 35.0, 3)]
     found = predicted_collapse(best_iwae(healthy, OBJECTIVE, SIZES, 1000), healthy, OBJECTIVE, SIZES)
     assert found is not None and found.elbo_betas == pytest.approx([1.0 * math.exp(2.0)] * 3)  # KL_j = 1
+
+
+def test_rows_stopped_too_early_are_never_recommended():
+    from vaeloss.audit.verdict import too_early
+
+    early = _metrics(80.0, 4)
+    rows = [
+        SweepRow(OBJECTIVE.kl_weight_for(0.1, SIZES), 0.1, early, too_early("after 1 epoch", early, 4)),
+        _row(1.0, 90.0, 3),
+    ]
+    rec = best_iwae(rows, OBJECTIVE, SIZES, 100)
+    assert rec is not None and rec.elbo_beta == 1.0
+    assert best_iwae(rows[:1], OBJECTIVE, SIZES, 100) is None
+
+
+@pytest.mark.parametrize(
+    ("convention", "beta", "expected"),
+    [
+        pytest.param("size_average", 1.0, "1/(64*B)", id="size_average"),  # KL weight 1/(B*D), D=64
+        pytest.param("size_average", 0.5, "1/(128*B)", id="size_average-half"),
+        pytest.param("mse_mean_sum_kld", 1.0, "1/(32*B)", id="mse-mean"),  # a = 2/(B*D), b0 = 1
+        pytest.param("pytorch_examples", 1.0, None, id="no-batch-size"),
+        pytest.param("keras_blog", 1.0, None, id="keras-blog"),
+    ],
+)
+def test_batch_dependent_weights_are_given_as_a_formula_in_B(convention, beta, expected):
+    from vaeloss.audit.recommend import batch_formula
+
+    obj = AuditObjective(get_convention(convention), convention, 1.0)
+    actual = batch_formula(obj, beta, {"B": 64, "D": 64, "k": 8})
+    assert actual == expected
+    if expected is not None:  # the formula at the audit's B is the recommended weight itself
+        value = eval(expected.replace("B", "64"))  # noqa: S307 - our own formula
+        assert value == pytest.approx(obj.kl_weight_for(beta, {"B": 64, "D": 64, "k": 8}), rel=1e-5)

@@ -93,9 +93,12 @@ def test_a_run_cut_short_is_reported_not_converged(tmp_path, capsys):
     assert code == 0
     assert res["converged"] is False
     assert res["unconverged_models"] == 1
-    assert "(not converged: numbers are provisional; epoch limit after 2 epochs" in res["headline"]
+    assert res["verdict"] == "too early to tell" and not res["collapsed"]
+    assert res["headline"].startswith("too early to tell: the epoch limit ended its training after 2 epochs")
     assert res["sweep"][0]["converged"] is False and res["sweep"][0]["epochs"] == 2
-    assert "provisional" in res["recommended_beta"]["reason"]
+    assert res["sweep"][0]["verdict"] == "too early to tell"
+    assert res["recommended_beta"] is None  # the calibration stopped too early as well
     report = (tmp_path / "r" / "report.md").read_text()
+    assert "no recommendation: the models stopped too early to tell" in report.lower()
     assert "0 of 1 converged. **Not converged, numbers provisional**: ELBO beta " in report
     assert "stopped by the epoch limit after 2 epochs (" in report  # then the seconds: "(1 s)."

@@ -105,3 +105,9 @@ def test_linear_gaussian_has_the_stated_spectrum():
     eig = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1]
     np.testing.assert_allclose(eig, [3.1, 1.1, 0.1, 0.1], rtol=0.02)
     assert truth["noise_var"] == 0.1
+
+
+def test_a_file_with_no_rows_names_the_file(tmp_path):
+    np.savez(tmp_path / "empty.npz", x=np.zeros((0, 64), dtype=np.float32))
+    with pytest.raises(DataError, match=r"x of shape \(0, 64\) in .*empty.npz: it holds no samples"):
+        load_dataset(f"npz:{tmp_path / 'empty.npz'}", likelihood=None)

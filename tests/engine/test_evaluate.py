@@ -5,12 +5,16 @@ import statistics
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vaeloss.engine.data import load_dataset
 from vaeloss.engine.evaluate import (
-    _RECON_SAMPLES,
-    MIN_EVAL_ROWS,
-    MIN_IWAE_SAMPLES,
+    MIN_ROWS,
+    PREFERRED_ROWS,
+    PREFERRED_SAMPLES,
+    RECON_SAMPLES,
+    choose_evaluation,
     evaluate_models,
     plan_evaluation,
 )
@@ -54,10 +58,12 @@ def test_iwae_standard_error_shrinks_with_k(trained):
 
 
 class SlowDecoder(BatchedMLPVAE):
-    """Each decoder call costs at least 5 ms, whatever its size."""
+    """Each decoder call costs 0.1 ms per row it decodes (rows of all samples and models)."""
+
+    per_row = 1e-4
 
     def decode(self, z):
-        time.sleep(0.005)
+        time.sleep(self.per_row * z.shape[:-1].numel())
         return super().decode(z)
 
 
@@ -68,16 +74,54 @@ def test_evaluation_plan_fits_its_budget():
     assert (free.iwae_samples, free.rows) == (1000, x.shape[0])
     roomy = plan_evaluation(m, x, max_samples=1000, budget_seconds=1e4)
     assert roomy.iwae_samples == 1000 and roomy.rows == x.shape[0]
-    tight = plan_evaluation(m, x, max_samples=1000, budget_seconds=0.2)
-    expected = min(1000, max(MIN_IWAE_SAMPLES, int(0.2 / tight.decode_seconds) - _RECON_SAMPLES - 2))
-    assert tight.iwae_samples == expected < 1000
-    assert tight.iwae_samples * tight.decode_seconds < 0.2 * 1.5
-    tiny = plan_evaluation(m, x, max_samples=1000, budget_seconds=1e-6)
-    assert tiny.iwae_samples == MIN_IWAE_SAMPLES and tiny.rows == min(MIN_EVAL_ROWS, x.shape[0])
+    tight = plan_evaluation(m, x, max_samples=1000, budget_seconds=2.0)
+    # one pass over 359 rows of 3 models: about 0.11 s, so about 16 passes fit in 90% of 2 s
+    assert tight.estimated_seconds <= 0.9 * 2.0 and tight.budget_seconds == 2.0
+    assert tight.iwae_samples < PREFERRED_SAMPLES and MIN_ROWS < tight.rows <= PREFERRED_ROWS
+    tiny = plan_evaluation(m, x, max_samples=1000, budget_seconds=0.05)
+    assert tiny.rows == MIN_ROWS and tiny.iwae_samples == 0 and not tiny.fits  # no floor above it
 
 
-def test_evaluation_shows_progress(trained, capsys):
+@given(
+    pass_seconds=st.floats(1e-6, 100.0),
+    rows=st.integers(1, 5000),
+    budget=st.floats(1e-3, 1e4),
+    max_samples=st.integers(1, 5000),
+)
+def test_chosen_evaluation_keeps_to_its_budget(pass_seconds, rows, budget, max_samples):
+    plan = choose_evaluation(pass_seconds, rows, budget, max_samples=max_samples)
+    assert plan.rows <= rows and plan.iwae_samples <= max_samples
+    assert 1 <= plan.recon_samples <= RECON_SAMPLES
+    assert plan.rows >= min(MIN_ROWS, rows)
+    if plan.fits:
+        assert plan.estimated_seconds <= budget * (1 + 1e-9)
+    else:
+        assert (plan.rows, plan.iwae_samples, plan.recon_samples) == (min(MIN_ROWS, rows), 0, 1)
+    more = choose_evaluation(pass_seconds, rows, budget * 2, max_samples=max_samples)
+    passes = (plan.iwae_samples + plan.recon_samples) * plan.rows
+    assert (more.iwae_samples + more.recon_samples) * more.rows >= passes  # more budget, no less work
+
+
+def test_evaluation_ends_its_iwae_bound_when_its_budget_runs_out(trained):
+    """The machine got slower than planned: the bound uses the samples drawn by then."""
+    slow = SlowDecoder(64, (32,), 4, n_models=2)
+    slow.load_state_dict(trained.state_dict())
+    started = time.perf_counter()
+    rows = evaluate_models(
+        slow, DIGITS.x_val[:100], likelihood="bernoulli", iwae_samples=2000, budget_seconds=0.5
+    )
+    took = time.perf_counter() - started
+    # one IWAE chunk (100 samples x 100 rows x 2 models) sleeps 2 s: the first ends the bound
+    assert rows[0].iwae_samples == rows[1].iwae_samples == 100
+    assert rows[0].iwae_nll is not None and rows[0].iwae_se is not None
+    assert took < 0.5 + 2.0 + 1.0
+
+
+def test_evaluation_shows_progress(trained, capsys, monkeypatch):
+    import vaeloss.engine.progress as progress
+
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)  # a line at every chunk
     evaluate_models(
         trained, DIGITS.x_val, likelihood="bernoulli", iwae_samples=50, max_points=20, progress=True
     )
-    assert "IWAE" in capsys.readouterr().err
+    assert "vaeloss: IWAE: 50 of 50 samples (100%)" in capsys.readouterr().err

@@ -157,3 +157,24 @@ def test_cuda_stack_trains_like_cpu(stack):
     actual = _trained_recon(stack, device="cuda")
     expected = _trained_recon(stack)
     assert actual == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize("stack", [FuncStack, ModuleStack], ids=["vmap", "loop"])
+def test_one_copy_alone_equals_its_slice_of_the_stack(stack):
+    """Figures decode one model of the sweep: alone, it gives what the whole stack gives it."""
+    from vaeloss.engine.models import BatchedMLPVAE
+
+    m = stack(
+        lambda: ConvVAE((1, 8, 8), 3), conv_interface((1, 8, 8), 3), n_models=3, seeds=[0, 1, 2], data_dim=64
+    )
+    m.eval()
+    x, z = torch.rand(5, 64), torch.randn(5, 3)
+    with torch.no_grad():
+        mu, logvar = m.encode(x)
+        full = m.decode(z.expand(3, -1, -1).contiguous())
+        for s in range(3):
+            torch.testing.assert_close(m.encode_one(s, x), (mu[s], logvar[s]))
+            torch.testing.assert_close(m.decode_one(s, z), full[s])
+    mlp = BatchedMLPVAE(64, (16,), 3, n_models=2)
+    with torch.no_grad():
+        torch.testing.assert_close(mlp.decode_one(1, z), mlp.decode(z.expand(2, -1, -1))[1])

@@ -7,6 +7,7 @@ from vaeloss import DeviceError, InvalidArgumentError
 from vaeloss.engine.convergence import ConvergenceRule
 from vaeloss.engine.data import Dataset, load_dataset
 from vaeloss.engine.models import BatchedMLPVAE
+from vaeloss.engine.states import Divergence
 from vaeloss.engine.trainer import TrainConfig, kl_weight_schedule, resolve_device, train
 
 DIGITS = load_dataset("digits")
@@ -58,7 +59,7 @@ def test_non_finite_loss_stops_that_model_and_keeps_it():
     before = m.head_w.detach()[1].clone()
     r = train(m, SMALL, TrainConfig(betas=[1, 1], epochs=2))
     assert r.stopped[0] is None
-    assert r.stopped[1] == {"step": 0, "epoch": 1, "term": "KL"}
+    assert r.stopped[1] == Divergence(step=0, epoch=1, term="KL")
     torch.testing.assert_close(m.head_w.detach()[1], before)
     assert r.history[r.history.model == 0].val_kl.notna().all()
 
@@ -171,9 +172,9 @@ def test_a_converged_model_ends_at_its_best_epoch():
     best = res.history.val_loss.min()
     assert res.history.val_loss.iloc[st.best_epoch - 1] == best
     # the model as returned has the best epoch's validation loss
-    from vaeloss.engine.trainer import _epoch_rows
+    from vaeloss.engine.history import epoch_rows
 
-    rows = _epoch_rows(m, SMALL.x_val, torch.zeros(1, 2), 0, 0, res.config, False, torch.zeros(1))
+    rows = epoch_rows(m, SMALL.x_val, torch.zeros(1, 2), 0, 0, res.config, False, torch.zeros(1))
     assert rows[0]["val_loss"] == pytest.approx(best, rel=1e-6)
 
 
@@ -210,6 +211,6 @@ class NanInEval(BatchedMLPVAE):
 def test_non_finite_validation_loss_is_a_divergence(until):
     m = NanInEval(64, (16,), 3, n_models=2)
     res = train(m, SMALL, TrainConfig(betas=[1.0, 1.0], epochs=30, until=until, rule=FAST_RULE))
-    assert res.stopped[0] == {"step": res.history.step.iloc[0], "epoch": 1, "term": "reconstruction"}
+    assert res.stopped[0] == Divergence(int(res.history.step.iloc[0]), 1, "reconstruction")
     assert res.status[0].reason == "diverged" and res.stopped[1] is None
     assert res.status[1].reason in ("converged", "epoch limit", "fixed epochs")

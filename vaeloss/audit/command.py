@@ -87,6 +87,14 @@ def add_audit_parser(sub: Any) -> None:
         default=None,
         help="weight on the KL term in the audited loss's own units (default: as written)",
     )
+    src.add_argument(
+        "--arg",
+        type=assignment,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for an argument of the --loss function (repeatable), as vaeloss check --arg",
+    )
     d = p.add_argument_group("data and model")
     d.add_argument(
         "--data",
@@ -136,7 +144,7 @@ def add_audit_parser(sub: Any) -> None:
         type=float,
         default=defaults.TIME_BUDGET,
         metavar="SECONDS",
-        help=f"most seconds of training in all ({defaults.TIME_BUDGET:g})",
+        help=f"seconds for the setup and the training, before the evaluation ({defaults.TIME_BUDGET:g})",
     )
     t.add_argument(
         "--eval-budget",
@@ -205,15 +213,30 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+def _notice(text: str) -> None:
+    """What the audit says before training (the budgets do not hold...): on stderr."""
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
 def run_audit_command(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.perf_counter()
     from vaeloss.audit.output import prepare_report_folder
     from vaeloss.audit.pipeline import AuditOptions, execute, plan_audit
     from vaeloss.audit.report import default_report_dir, format_summary, write_report
 
     if args.beta is not None and not math.isfinite(args.beta):
         raise InvalidArgumentError(f"Expected a finite number >= 0 but got beta={args.beta}. Try --beta 1.")
+    if args.arg and not args.loss:
+        raise InvalidArgumentError(
+            f"Expected --arg only with --loss FILE[:FN] (it is an argument of your loss function) but "
+            f"got arg={'='.join(args.arg[0])!r} without --loss. Try --loss my_loss.py --arg "
+            f"{'='.join(args.arg[0])}."
+        )
     opts = AuditOptions(
         loss=args.loss,
+        args=tuple(args.arg),
         convention=args.convention,
         kl_weight=args.beta,
         data=args.data,
@@ -236,7 +259,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         iwae_samples=args.iwae_samples,
-        progress=None if not args.json else False,
+        progress=True,
     )
     plan = plan_audit(opts)
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
@@ -244,7 +267,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
     with _Signals() as signals:
         folder = prepare_report_folder(out, overwrite=args.overwrite)
         try:
-            run = execute(plan, stop=signals.stop)
+            run = execute(plan, stop=signals.stop, notify=_notice, started=started)
             write_report(run, folder, signals.stop)
         except _Abort as abort:
             folder.discard()

@@ -28,7 +28,8 @@ LR_WARMUP_STEPS = 100
 """The learning rate rises linearly over the first steps (Adam's early steps are noisy)."""
 MAX_EPOCHS = 1000
 TIME_BUDGET = 180.0
-"""Seconds of training for the whole audit (the sweep, and the calibration when there is one)."""
+"""Seconds for everything before the evaluation: the setup, the sweep, and the calibration when
+there is one."""
 SWEEP_SHARE_WHEN_CALIBRATING = 2 / 3
 """The sweep's share of the time budget when the decoder variance is calibrated afterwards."""
 EVAL_BUDGET = 45.0

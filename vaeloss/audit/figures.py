@@ -23,7 +23,13 @@ from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
 if TYPE_CHECKING:
     from vaeloss.audit.pipeline import AuditRun
 
-__all__ = ["draw_all"]
+__all__ = ["TSNE_ITERATIONS", "TSNE_POINTS", "draw_all"]
+
+TSNE_POINTS = 500
+"""Rows the t-SNE embeds at most (a random subset): its cost grows faster than the rows."""
+TSNE_ITERATIONS = 500
+"""Optimisation steps of the t-SNE (scikit-learn's default is 1000; 500 settles the map of up
+to 500 points, at half the cost)."""
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -117,8 +123,14 @@ def latent_scatter(
     axes[0].scatter(pca[:, 0], pca[:, 1], s=8, **cm)
     axes[0].set(title=f"latent means, PCA (total std {spread:.2g})", xlabel="PC1", ylabel="PC2")
     if spread > 1e-8 and tsne:
-        emb = TSNE(2, random_state=seed, init="pca", perplexity=min(30, len(mu) - 1)).fit_transform(mu)
-        sc = axes[1].scatter(emb[:, 0], emb[:, 1], s=8, **cm)
+        rows = np.random.default_rng(seed).permutation(len(mu))[:TSNE_POINTS]
+        sub = mu[rows]
+        emb = TSNE(
+            2, random_state=seed, init="pca", perplexity=min(30, len(sub) - 1), max_iter=TSNE_ITERATIONS
+        ).fit_transform(sub)
+        sc = axes[1].scatter(
+            emb[:, 0], emb[:, 1], s=8, **({"c": c[rows], "cmap": "tab10"} if c is not None else {})
+        )
         if c is not None:
             fig.colorbar(sc, ax=axes[1], label="label")
     else:
@@ -132,7 +144,10 @@ def latent_scatter(
             va="center",
             transform=axes[1].transAxes,
         )
-    axes[1].set(title="latent means, t-SNE")
+    shown = min(len(mu), TSNE_POINTS)
+    axes[1].set(
+        title=f"latent means, t-SNE ({shown} of {len(mu)} rows)" if shown < len(mu) else "latent means, t-SNE"
+    )
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -247,16 +262,17 @@ def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[
     beta_label = f"{_fmt(obj.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
     cur = res.current_row.metrics
     device = next(model.parameters()).device
-    x = ds.x_val[:1000].to(device)
-    mu_all, _ = model.encode(x)
-    mu = mu_all[s]
+    # the rows the evaluation measured (fewer for a slow model), and at most the t-SNE's
+    rows = min(TSNE_POINTS, res.evaluation.rows if res.evaluation is not None else TSNE_POINTS)
+    x = ds.x_val[:rows].to(device)
     S, k = model.n_models, model.latent_dim
+    mu_all = model.encode(x)[0] if k == 2 and S > 1 else None  # the sweep's panels need them all
+    mu = mu_all[s] if mu_all is not None else model.encode_one(s, x)[0]
     kind = res.setup.decoder_output
     labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
 
     def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
-        zz = z.to(device).reshape(1, -1, k).expand(S, -1, -1).contiguous()
-        return decoder_mean(model.decode(zz)[i], kind, res.setup.likelihood).clamp(0, 1)
+        return decoder_mean(model.decode_one(i, z.to(device)), kind, res.setup.likelihood).clamp(0, 1)
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return decode_s(z, s)
@@ -306,7 +322,7 @@ def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[
             ),
         )
     )
-    if k == 2 and S > 1:
+    if mu_all is not None:
         mus = [m.cpu().numpy() for m in mu_all]
         todo.append(("sweep", lambda: sweep_panels(run, decode_s, mus, labels, out)))
     if len(res.sweep) > 1:

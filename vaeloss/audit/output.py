@@ -10,7 +10,12 @@ Rules (the README states them too):
   :data:`MARKER` that lists the files the audit wrote; a report folder holding anything else
   (a file the user added) is not replaced;
 * nothing outside the new folder is renamed or removed. Temporary folders of earlier runs
-  that crashed are removed only when they carry the marker and their process is gone.
+  that crashed are removed only when they carry the marker and their process is gone;
+* one audit at a time writes a given ``--out``: a lock file ``.NAME.lock`` beside it (created
+  atomically, holding the audit's process id) makes a second audit started on the same
+  ``--out`` refuse before training, instead of one report silently replacing the other. The
+  lock goes with the report's commit or discard; one left by a crashed audit (its process
+  gone) is taken over.
 """
 
 from __future__ import annotations
@@ -111,34 +116,79 @@ def _check_target(out: Path, *, overwrite: bool) -> None:
         )
 
 
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _take_lock(out: Path) -> Path:
+    """Create ``out``'s lock file, or raise :class:`OutputError` naming the audit that holds it."""
+    lock = _lock_path(out)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                data = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                data = {}
+            pid = data.get("pid") if isinstance(data, dict) and data.get("tool") == "vaeloss" else None
+            if _pid_alive(pid):
+                raise OutputError(
+                    f"Expected --out to be free but got out={str(out)!r}, which another vaeloss audit "
+                    f"(process {pid}) is writing its report to now. Try another --out, or wait for it "
+                    f"to finish."
+                ) from None
+            if pid is None:
+                raise OutputError(
+                    f"Expected --out to be free but got out={str(out)!r}, with a file {lock.name!r} "
+                    f"beside it that vaeloss did not write. Try another --out."
+                ) from None
+            lock.unlink(missing_ok=True)  # ours, and its audit is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"tool": "vaeloss", "pid": os.getpid()}) + "\n")
+        return lock
+    raise OutputError(f"Expected to lock out={str(out)!r} but another audit took it first. Try again.")
+
+
 @dataclass
 class ReportFolder:
     """A report being written: ``tmp`` now, renamed to ``target`` by :meth:`commit`."""
 
     target: Path
     tmp: Path
+    lock: Path | None = None
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.unlink(missing_ok=True)
+            self.lock = None
 
     def commit(self, files: list[str]) -> Path:
         """Mark the report complete (listing ``files``) and rename it into place."""
         _write_marker(self.tmp, files=files, complete=True)
         target = self.target
-        if target.exists():
-            # accepted by prepare_report_folder with overwrite=True; check again, the user may
-            # have put something there since
-            _check_target(target, overwrite=True)
-            if any(target.iterdir()):
-                old = target.parent / f".{target.name}.old-{os.getpid()}"
-                os.replace(target, old)
-                os.replace(self.tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-                return target
-            target.rmdir()
-        os.replace(self.tmp, target)
-        return target
+        try:
+            if target.exists():
+                # accepted by prepare_report_folder with overwrite=True; check again, the user
+                # may have put something there since
+                _check_target(target, overwrite=True)
+                if any(target.iterdir()):
+                    old = target.parent / f".{target.name}.old-{os.getpid()}"
+                    os.replace(target, old)
+                    os.replace(self.tmp, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                    return target
+                target.rmdir()
+            os.replace(self.tmp, target)
+            return target
+        finally:
+            self._release()
 
     def discard(self) -> None:
-        """Remove the temporary folder (only it: vaeloss created it)."""
+        """Remove the temporary folder (only it: vaeloss created it) and the lock."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._release()
 
 
 def _write_marker(folder: Path, *, files: list[str], complete: bool) -> None:
@@ -164,19 +214,23 @@ def prepare_report_folder(
     out = Path(os.path.abspath(Path(out).expanduser()))
     _check_target(out, overwrite=overwrite)
     parent = out.parent
+    lock: Path | None = None
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        lock = _take_lock(out)
         _clean_stale(parent, out.name)
         tmp = parent / f".{out.name}.tmp-{os.getpid()}"
         if tmp.exists() and _read_marker(tmp) is not None:
             shutil.rmtree(tmp)
         tmp.mkdir()
     except OSError as exc:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
         raise OutputError(
             f"Expected a folder that can be written for --out but got out={str(out)!r}: "
             f"{exc.strerror or exc} ({exc.filename or parent}). Try --out in a folder you can write to."
         ) from None
-    folder = ReportFolder(out, tmp)
+    folder = ReportFolder(out, tmp, lock)
     try:
         _write_marker(tmp, files=[], complete=False)
         free = shutil.disk_usage(tmp).free

@@ -11,28 +11,29 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
+from vaeloss.audit.cost import CostEstimate, estimate_training
 from vaeloss.audit.recommend import best_iwae, by_calibration, predicted_collapse
 from vaeloss.audit.result import (
     AuditObjective,
     AuditResult,
     AuditSetup,
-    Divergence,
+    AuditTimings,
     Phase,
     Recommendation,
     SweepRow,
 )
 from vaeloss.audit.stop import StopRequest
-from vaeloss.audit.verdict import classify, diverged
+from vaeloss.audit.verdict import classify, diverged, too_early, too_early_reason
 from vaeloss.engine.build import BUILT_IN, UserModel, build_model
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
 from vaeloss.engine.decoder_output import DecoderKind, decoder_output_for
-from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
+from vaeloss.engine.evaluate import MIN_ROWS, EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
 from vaeloss.engine.interface import user_line
 from vaeloss.engine.models import BatchedVAE, DataScaling
 from vaeloss.engine.stacks import StackChoice
@@ -40,6 +41,7 @@ from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, tra
 from vaeloss.errors import DataError, InvalidArgumentError, LossCheckError, TrainingError, VaelossError
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, default_decoder_output
 from vaeloss.objective.presets import get_convention
+from vaeloss.threads import single_threaded
 from vaeloss.validation import check_nonnegative, check_positive, check_positive_int
 
 __all__ = ["AUTO_GRID", "AuditOptions", "AuditPlan", "AuditRun", "execute", "plan_audit", "run_audit"]
@@ -55,6 +57,7 @@ class AuditOptions:
     loss: str | None = None
     convention: str | None = None
     kl_weight: float | None = None
+    args: tuple[tuple[str, str], ...] = ()
     data: str = "digits"
     data_dir: str | None = None
     download: bool = False
@@ -94,6 +97,7 @@ class AuditPlan:
     model: str | UserModel = "mlp"
     scaling: DataScaling | None = None
     stacking: StackChoice = StackChoice("batched")
+    seconds_planning: float = 0.0
 
     def build(self, n_models: int) -> BatchedVAE:
         """The planned model, ``n_models`` copies of it (all from the audit's seed)."""
@@ -153,7 +157,13 @@ def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjecti
 
         # flat [B, D] inputs first; check falls back to [B, 1, H, W] for square D by itself
         try:
-            report = check_loss(opts.loss, batch_size=sizes["B"], data_dim=sizes["D"], latent_dim=sizes["k"])
+            report = check_loss(
+                opts.loss,
+                batch_size=sizes["B"],
+                data_dim=sizes["D"],
+                latent_dim=sizes["k"],
+                args=dict(opts.args),
+            )
         except LossCheckError as exc:
             if "Try " in str(exc):
                 raise
@@ -200,22 +210,17 @@ def plan_sweep(objective: AuditObjective, sweep: str, sizes: dict[str, int]) -> 
     return betas, betas.index(current)
 
 
-MIN_VALIDATION_ROWS = 50
-"""Held-out rows the metrics need: active units are a variance over rows, the mutual
-information estimate cannot exceed log N (3.9 nats at 50), output diversity compares pairs."""
-
-
 def check_data_limits(ds: Dataset, *, batch_size: int) -> None:
     """Raise unless the data has enough rows for the batch size and the held-out metrics."""
     n_train, n_val = ds.x_train.shape[0], ds.x_val.shape[0]
-    if n_val < MIN_VALIDATION_ROWS:
+    if n_val < MIN_ROWS:
         total = n_train + n_val
         raise DataError(
-            f"Expected at least {MIN_VALIDATION_ROWS} held-out rows for the collapse metrics but "
+            f"Expected at least {MIN_ROWS} held-out rows for the collapse metrics but "
             f"data={ds.name!r} has {total} rows, so {n_val} held out (20%): active units are a "
             f"variance over rows, the mutual information estimate cannot exceed log N, and output "
             f"diversity compares pairs of rows. Try a data set with at least "
-            f"{MIN_VALIDATION_ROWS * 5} rows."
+            f"{MIN_ROWS * 5} rows."
         )
     if batch_size > n_train:
         raise InvalidArgumentError(
@@ -317,7 +322,15 @@ def _loss_vs_model(objective: AuditObjective, kind: DecoderOutput, model: str | 
 
 def plan_audit(opts: AuditOptions) -> AuditPlan:
     """Validate every input and decide what the audit does. Trains nothing; raises a
-    :class:`~vaeloss.errors.VaelossError` on bad input."""
+    :class:`~vaeloss.errors.VaelossError` on bad input. Runs on one thread (small work)."""
+    started = time.perf_counter()
+    with single_threaded():
+        plan = _plan(opts)
+    plan.seconds_planning = time.perf_counter() - started
+    return plan
+
+
+def _plan(opts: AuditOptions) -> AuditPlan:
     if opts.kl_weight is not None:
         check_nonnegative("beta", opts.kl_weight)
     _sweep_values(opts.sweep)
@@ -434,62 +447,89 @@ def _calibrates(likelihood: Likelihood, opts: AuditOptions) -> bool:
     return likelihood == "gaussian" and opts.calibrate
 
 
-def train_sweep(plan: AuditPlan, should_stop: Callable[[], bool]) -> TrainResult:
-    """Step 3: train every beta of the sweep at once, as one batched model, each to
-    convergence (within the epoch budget and its share of the time budget)."""
-    cfg = _train_config(plan, max_seconds=plan.setup.sweep_time_budget)
-    return train(plan.build(len(plan.elbo_betas)), plan.data, cfg, should_stop=should_stop)
-
-
-def evaluate_sweep(
-    plan: AuditPlan, trained: TrainResult, should_stop: Callable[[], bool]
-) -> tuple[list[ModelMetrics], EvaluationPlan]:
-    """Step 4: the collapse metrics of every model on held-out data, IWAE K and rows chosen
-    to fit the evaluation budget."""
-    how = plan_evaluation(
-        trained.model,
+def estimate_cost(plan: AuditPlan, model: BatchedVAE) -> CostEstimate:
+    """Step 3: time one training step and one evaluation pass of the sweep's models before
+    training, and plan the evaluation for its budget (:mod:`vaeloss.audit.cost`)."""
+    s = plan.setup
+    cfg = _train_config(plan, max_seconds=s.sweep_time_budget)
+    model.to(resolve_device(s.device))
+    step, steps, epoch = estimate_training(model, plan.data, cfg)
+    evaluation = plan_evaluation(
+        model,
         plan.data.x_val,
         max_samples=plan.options.iwae_samples,
         budget_seconds=plan.options.eval_budget,
-        likelihood=plan.setup.likelihood,
-        decoder_output=plan.setup.decoder_output,
+        likelihood=s.likelihood,
+        decoder_output=s.decoder_output,
     )
-    metrics = evaluate_models(
+    return CostEstimate(
+        step, steps, epoch, s.sweep_time_budget, evaluation, s.sweep_time_budget / s.time_budget
+    )
+
+
+def _after_setup(plan: AuditPlan, seconds: float) -> AuditPlan:
+    """The plan with the sweep's time budget: its share of what ``--time-budget`` leaves after
+    ``seconds`` of setup (the budget covers the setup, the sweep and the calibration)."""
+    share = defaults.SWEEP_SHARE_WHEN_CALIBRATING if _calibrates(plan.setup.likelihood, plan.options) else 1.0
+    budget = max(1e-3, share * (plan.setup.time_budget - seconds))
+    return replace(plan, setup=replace(plan.setup, sweep_time_budget=budget))
+
+
+def train_sweep(plan: AuditPlan, model: BatchedVAE, should_stop: Callable[[], bool]) -> TrainResult:
+    """Step 4: train every beta of the sweep at once, as one batched model, each to
+    convergence (within the epoch budget and its share of the time budget)."""
+    cfg = _train_config(plan, max_seconds=plan.setup.sweep_time_budget)
+    return train(model, plan.data, cfg, should_stop=should_stop)
+
+
+def evaluate_sweep(
+    plan: AuditPlan, trained: TrainResult, how: EvaluationPlan, should_stop: Callable[[], bool]
+) -> list[ModelMetrics]:
+    """Step 5: the collapse metrics of every model on held-out data, with the K, rows and
+    reconstruction samples planned for the evaluation budget (the IWAE bound ends early if the
+    machine slows down and the budget runs out)."""
+    return evaluate_models(
         trained.model,
         plan.data.x_val,
         likelihood=plan.setup.likelihood,
         decoder_output=plan.setup.decoder_output,
         iwae_samples=how.iwae_samples,
+        recon_samples=how.recon_samples,
         max_points=how.rows,
         seed=plan.setup.seed,
         should_stop=should_stop,
-        progress=trained.config.progress if trained.config.progress is not None else False,
+        budget_seconds=how.budget_seconds,
+        max_per_call=how.samples_per_call,
+        progress=trained.config.progress,
     )
-    return metrics, how
 
 
 def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) -> list[SweepRow]:
-    """Step 5: one row per model with its verdict (diverged models keep no metrics).
+    """Step 6: one row per model with its verdict (diverged models keep no metrics; models
+    stopped too early are shown but not judged).
 
     Raises:
         TrainingError: every model diverged (nothing was measured).
     """
-    if all(stopped is not None for stopped in trained.stopped):
-        first = min((s for s in trained.stopped if s is not None), key=lambda s: s["step"])
+    found = [d for d in trained.stopped if d is not None]
+    if len(found) == len(trained.stopped):
+        first = min(found, key=lambda d: d.step)
         raise TrainingError(
             f"Expected training to stay finite but the loss of every model of the sweep went "
-            f"non-finite (first: the {first['term']} term at step {first['step']}, epoch "
-            f"{first['epoch']}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
+            f"non-finite (first: the {first.term} term at step {first.step}, epoch "
+            f"{first.epoch}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
         )
     rows = []
+    k = plan.setup.latent_dim
     for beta, weight, m, stopped, status in zip(
         plan.elbo_betas, plan.kl_weights, metrics, trained.stopped, trained.status
     ):
         if stopped is not None:
-            d = Divergence(stopped["step"], stopped["epoch"], stopped["term"])
-            rows.append(SweepRow(weight, beta, None, diverged(d), d, status))
-        else:
-            rows.append(SweepRow(weight, beta, m, classify(m, plan.setup.latent_dim), None, status))
+            rows.append(SweepRow(weight, beta, None, diverged(stopped), stopped, status))
+            continue
+        early = too_early_reason(status)
+        verdict = too_early(early, m, k) if early is not None else classify(m, k)
+        rows.append(SweepRow(weight, beta, m, verdict, None, status))
     return rows
 
 
@@ -501,20 +541,22 @@ def recommend(
     iwae_samples: int,
     seconds_used: float = 0.0,
 ) -> Recommendation | None:
-    """Step 6: the recommended beta (calibrated decoder variance for squared-error losses,
+    """Step 7: the recommended beta (calibrated decoder variance for squared-error losses,
     else the best held-out likelihood). None when there is nothing to recommend from: the
-    calibration was cut short, or no model has a held-out likelihood."""
+    calibration was cut short or stopped too early to tell, or no model that can be judged
+    has a held-out likelihood."""
     sizes = plan.setup.sizes
     if _calibrates(plan.setup.likelihood, plan.options):
         if should_stop():
             return None
+        left = plan.setup.time_budget - seconds_used
         calibrated = calibrate_sigma(
             plan.data,
             plan.build(1),
-            _train_config(plan, max_seconds=max(plan.setup.time_budget - seconds_used, 1.0)),
+            _train_config(plan, max_seconds=max(left, 1e-3)),
             should_stop=should_stop,
         )
-        if calibrated is None:
+        if calibrated is None or calibrated.too_early is not None:
             return None
         return by_calibration(calibrated, rows, plan.objective, sizes)
     return best_iwae(rows, plan.objective, sizes, iwae_samples)
@@ -547,26 +589,56 @@ def _running_user_code(plan: AuditPlan, phase: str) -> Iterator[None]:
         ) from None
 
 
-def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
-    """Train, evaluate, judge and recommend, as planned.
+def execute(
+    plan: AuditPlan,
+    *,
+    stop: StopRequest | None = None,
+    notify: Callable[[str], None] | None = None,
+    started: float | None = None,
+) -> AuditRun:
+    """Build the sweep's models, time them, train, evaluate, judge and recommend, as planned.
 
     ``stop`` is asked throughout (the CLI's signal handlers set it): when it says stop, the
     phase running ends early, the later ones do only their cheap part, and the result is
-    marked partial with the phase that was cut short.
+    marked partial with the phase that was cut short. ``notify`` is told, before training,
+    what the user should know about the budgets (the CLI prints it). ``started`` is the
+    ``time.perf_counter()`` at which the audit's setup began (default: the planning's start).
     """
     stop = stop or StopRequest()
+    t0 = started if started is not None else time.perf_counter() - plan.seconds_planning
+    timings = AuditTimings()
+    with _running_user_code(plan, "setup"):
+        model = plan.build(len(plan.elbo_betas))
+        cost = estimate_cost(_after_setup(plan, time.perf_counter() - t0), model)
+    timings.setup = time.perf_counter() - t0
+    plan = _after_setup(plan, timings.setup)
+    cost = replace(cost, training_budget=plan.setup.sweep_time_budget)
+    for notice in cost.notices(models=len(plan.elbo_betas)):
+        if notify is not None:
+            notify(notice)
     with _running_user_code(plan, "training"):
-        trained = train_sweep(plan, stop)
+        trained = train_sweep(plan, model, stop)
+    timings.training = trained.seconds
     phase: Phase | None = "training" if trained.interrupted else None
-    started = time.perf_counter()
+    begun = time.perf_counter()
     with _running_user_code(plan, "evaluation"):
-        metrics, evaluation = evaluate_sweep(plan, trained, stop)
-    seconds_evaluation = time.perf_counter() - started
+        metrics = evaluate_sweep(plan, trained, cost.evaluation, stop)
+    timings.evaluation = time.perf_counter() - begun
     if phase is None and stop():
         phase = "evaluation"
     rows = judge(plan, trained, metrics)
+    begun = time.perf_counter()
     with _running_user_code(plan, "calibration"):
-        rec = recommend(plan, rows, stop, iwae_samples=evaluation.iwae_samples, seconds_used=trained.seconds)
+        rec = recommend(
+            plan,
+            rows,
+            stop,
+            iwae_samples=cost.evaluation.iwae_samples,
+            seconds_used=timings.setup + trained.seconds,
+        )
+    timings.calibration = (
+        time.perf_counter() - begun if _calibrates(plan.setup.likelihood, plan.options) else 0.0
+    )
     if phase is None and stop():
         phase = "recommendation"
     result = AuditResult(
@@ -582,10 +654,12 @@ def execute(plan: AuditPlan, *, stop: StopRequest | None = None) -> AuditRun:
         steps=trained.steps,
         epochs_run=trained.epochs_run,
         seconds_training=trained.seconds,
-        seconds_evaluation=seconds_evaluation,
-        evaluation=evaluation,
+        seconds_evaluation=timings.evaluation,
+        evaluation=cost.evaluation,
         interrupted_in=phase,
         signal=stop.reason if phase is not None else None,
+        timings=timings,
+        cost=cost,
     )
     return AuditRun(result, plan.data, trained.model, trained.history)
 

@@ -17,8 +17,32 @@ import math
 
 from vaeloss.audit.calibrate import Calibration
 from vaeloss.audit.result import AuditObjective, CollapsePoints, PredictionCheck, Recommendation, SweepRow
+from vaeloss.objective.algebra import Monomial, as_fraction
 
-__all__ = ["best_iwae", "by_calibration", "collapse_points", "predicted_collapse", "prediction_check"]
+__all__ = [
+    "batch_formula",
+    "best_iwae",
+    "by_calibration",
+    "collapse_points",
+    "predicted_collapse",
+    "prediction_check",
+]
+
+
+def batch_formula(objective: AuditObjective, elbo_beta: float, sizes: dict[str, int]) -> str | None:
+    """The KL weight giving ``elbo_beta`` as a formula in the batch size B (the data and latent
+    dims put in), when it depends on B; None when it does not.
+
+    >>> from vaeloss.objective.presets import get_convention
+    >>> obj = AuditObjective(get_convention("size_average"), "size_average", 1.0)
+    >>> batch_formula(obj, 1.0, {"B": 64, "D": 64, "k": 8})
+    '1/(64*B)'
+    """
+    per_elbo = objective.convention.kl_weight_for_elbo_monomial
+    if per_elbo.B == 0:
+        return None
+    at_b1 = per_elbo.evaluate(B=1, D=sizes["D"], k=sizes["k"]) * elbo_beta
+    return Monomial(as_fraction(float(f"{at_b1:.6g}")), B=per_elbo.B).formula()
 
 
 def _caveat(row: SweepRow, latent_dim: int) -> str:
@@ -42,9 +66,14 @@ def best_iwae(
     sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int], iwae_samples: int
 ) -> Recommendation | None:
     """The sweep row with the lowest held-out IWAE NLL among the healthy-enough ones (None when
-    no row has an IWAE figure: every model diverged, or the evaluation was interrupted)."""
+    no row that can be judged has an IWAE figure: every model diverged or stopped too early to
+    tell, or the evaluation was interrupted)."""
     k = sizes["k"]
-    measured = [(i, r) for i, r in enumerate(sweep) if math.isfinite(_iwae(r))]
+    measured = [
+        (i, r)
+        for i, r in enumerate(sweep)
+        if math.isfinite(_iwae(r)) and r.verdict.name != "too early to tell"
+    ]
     if not measured:
         return None
     usable = [(i, r) for i, r in measured if not r.verdict.collapsed]

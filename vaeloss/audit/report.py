@@ -15,10 +15,13 @@ import markdown
 import pandas as pd
 
 from vaeloss.audit.output import MARKER, ReportFolder
+from vaeloss.audit.recommend import batch_formula
 from vaeloss.audit.result import AuditResult, SweepRow
 from vaeloss.audit.stop import StopRequest
-from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, UNREGULARISED_NATS_PER_DIM
+from vaeloss.audit.text import format_seconds
+from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, TOO_EARLY_RELATIVE, UNREGULARISED_NATS_PER_DIM
 from vaeloss.metrics import ACTIVE_THRESHOLD
+from vaeloss.threads import single_threaded
 
 if TYPE_CHECKING:
     from vaeloss.audit.pipeline import AuditRun
@@ -65,13 +68,28 @@ def default_report_dir(data: str, loss: str) -> Path:
 
 
 def _g(v: object) -> str:
+    """A number for people: 4 significant digits, ``-`` when not measured, and words for
+    values that are not finite.
+
+    >>> _g(0.000123456), _g(None), _g(float("nan")), _g(float("inf"))
+    ('0.0001235', '-', 'not a number (NaN)', 'infinite')
+    """
     if v is None:
         return "-"
     if isinstance(v, float):
-        if math.isinf(v) or math.isnan(v):
-            return str(v)
+        if math.isnan(v):
+            return "not a number (NaN)"
+        if math.isinf(v):
+            return "infinite" if v > 0 else "minus infinite"
         return f"{v:.4g}"
     return str(v)
+
+
+def _pm(value: float | None, se: float | None) -> str:
+    """``27.01 ± 9.3e-05``; the ± part only when the standard error is a finite number."""
+    if se is None or not math.isfinite(se) or value is None or not math.isfinite(value):
+        return _g(value)
+    return f"{_g(value)} ± {se:.2g}"
 
 
 def _epochs(res: AuditResult) -> str:
@@ -81,9 +99,11 @@ def _epochs(res: AuditResult) -> str:
 def _training_line(res: AuditResult) -> str:
     """How training went: the convergence rule's outcome for the sweep."""
     s = res.setup
-    budget = f"within {s.epochs} epochs and {s.sweep_time_budget:.0f} s"
-    if s.sweep_time_budget < s.time_budget:
-        budget += f" (of the {s.time_budget:g} s budget; the rest calibrates the decoder variance)"
+    budget = f"within {s.epochs} epochs and {format_seconds(s.sweep_time_budget)}"
+    parts = [f"the setup took {format_seconds(res.timings.setup)}"]
+    if s.likelihood == "gaussian":
+        parts.append("the calibration of the decoder variance has the rest")
+    budget += f" (of the {s.time_budget:g} s budget: {', '.join(parts)})"
     n = len(res.sweep)
     bad = res.unconverged
     diverged = sum(r.diverged is not None for r in res.sweep)
@@ -95,16 +115,7 @@ def _training_line(res: AuditResult) -> str:
         line += f", {diverged} diverged"
     if bad:
         line += f". **Not converged, numbers provisional**: {_unconverged(bad)}"
-    return line + f" ({_seconds(res.seconds_training)})."
-
-
-def _seconds(t: float) -> str:
-    """``0.48 s``, ``13 s``.
-
-    >>> _seconds(0.48), _seconds(12.6)
-    ('0.48 s', '13 s')
-    """
-    return f"{t:.2g} s" if t < 10 else f"{t:.0f} s"
+    return line + f" ({format_seconds(res.seconds_training)})."
 
 
 def _unconverged(rows: list[SweepRow]) -> str:
@@ -143,23 +154,51 @@ def _setup_lines(res: AuditResult) -> list[str]:
         lines.append(f"* Sweep copies run {s.stacking}.")
     if s.decoder_how:
         lines.append(f"* Decoder output: {s.decoder_how}.")
+    cost = _cost_line(res)
+    if cost:
+        lines.append(f"* {cost}")
     lines.append(f"* {_training_line(res)}")
     ev = _evaluation_line(res)
     if ev:
         lines.append(f"* {ev}")
+    lines.append(f"* Time: {res.timings.describe()}.")
     lines += [f"* **Note**: {n}" for n in s.notes]
     return lines
+
+
+def _cost_line(res: AuditResult) -> str:
+    """What the sweep was measured to cost before training, and what the budgets held."""
+    c = res.cost
+    if c is None:
+        return ""
+    line = (
+        f"Cost, measured before training: one step of the {len(res.sweep)} models "
+        f"{c.step_seconds * 1000:.3g} ms, an epoch about {format_seconds(c.epoch_seconds)}; the "
+        f"{c.training_budget:.0f} s for the sweep hold about {c.epochs_in_budget:,.0f} epochs"
+    )
+    notices = c.notices(models=len(res.sweep))
+    return line + ("" if not notices else ". **" + "; ".join(notices) + "**") + "."
 
 
 def _evaluation_line(res: AuditResult) -> str:
     ev = res.evaluation
     if ev is None:
         return ""
-    line = f"Evaluation: IWAE bound with K={ev.iwae_samples} samples on {ev.rows} held-out rows"
+    used = next((r.metrics.iwae_samples for r in res.sweep if r.metrics and r.metrics.iwae_samples), None)
+    if ev.iwae_samples == 0:
+        line = f"Evaluation: no IWAE bound (the budget held none) on {ev.rows} held-out rows"
+    elif used is not None and used < ev.iwae_samples:
+        line = (
+            f"Evaluation: IWAE bound with K={used} samples (of {ev.iwae_samples} planned: the "
+            f"budget ran out) on {ev.rows} held-out rows"
+        )
+    else:
+        line = f"Evaluation: IWAE bound with K={ev.iwae_samples} samples on {ev.rows} held-out rows"
+    line += f", reconstruction term from {ev.recon_samples} sample{'s' if ev.recon_samples != 1 else ''}"
     if ev.budget_seconds is not None:
         line += (
             f", chosen to fit a {ev.budget_seconds:g} s budget (one pass of the decoder and "
-            f"likelihood over the rows for all models: {ev.decode_seconds * 1000:.1f} ms)"
+            f"likelihood over the rows for all models: {ev.decode_seconds * 1000:.3g} ms)"
         )
     return line + f"; ± is its Monte-Carlo standard error. It took {res.seconds_evaluation:.1f} s."
 
@@ -190,20 +229,45 @@ def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
         ("mutual information I(x;z) (nats)", _g(m.mutual_information)),
         ("marginal KL = KL - MI (nats)", _g(m.marginal_kl)),
         ("aggregate posterior to prior (nats)", _g(m.aggregate_kl)),
-        ("IWAE NLL (nats/sample)", _g(m.iwae_nll) + ("" if m.iwae_se is None else f" ± {m.iwae_se:.2g}")),
+        ("IWAE NLL (nats/sample)", _pm(m.iwae_nll, m.iwae_se)),
         ("output diversity", _g(m.output_diversity)),
     ]
+
+
+def _no_recommendation(res: AuditResult) -> str:
+    if res.partial:
+        return "no recommendation: the audit was interrupted before the betas could be compared"
+    judged = [r for r in res.sweep if r.verdict.name not in ("too early to tell", "diverged")]
+    if not judged or res.setup.likelihood == "gaussian":
+        return (
+            "no recommendation: the models stopped too early to tell; try a larger --time-budget "
+            "(or --sweep none, fewer betas)"
+        )
+    return "no recommendation: no model of the sweep has a held-out likelihood to compare"
+
+
+def _batch_note(res: AuditResult) -> str:
+    """``; it holds at B = 64 only ...`` when the recommended weight depends on the batch size."""
+    rec = res.recommendation
+    if rec is None:
+        return ""
+    formula = batch_formula(res.objective, rec.elbo_beta, res.setup.sizes)
+    if formula is None:
+        return ""
+    return (
+        f"; your loss's KL weight depends on the batch size: this one holds at B = "
+        f"{res.setup.batch_size} only (the audit's batch size); at your batch size B use {formula}, "
+        f"or audit with -B <your batch size>"
+    )
 
 
 def _recommendation_line(res: AuditResult) -> str:
     rec = res.recommendation
     if rec is None:
-        if res.partial:
-            return "no recommendation: the audit was interrupted before the betas could be compared"
-        return "no recommendation: no model of the sweep has a held-out likelihood to compare"
+        return _no_recommendation(res)
     return (
         f"recommended KL weight: {_g(rec.kl_weight)} in your units "
-        f"(ELBO beta {_g(rec.elbo_beta)}); {rec.reason}"
+        f"(ELBO beta {_g(rec.elbo_beta)}); {rec.reason}{_batch_note(res)}"
     )
 
 
@@ -214,7 +278,7 @@ def _recommendation(res: AuditResult) -> list[str]:
     lines = [
         f"Recommended KL weight: **{_g(rec.kl_weight)}** on your own KL term "
         f"(= beta {_g(rec.elbo_beta)} relative to the per-sample ELBO), rule `{rec.rule}`: "
-        f"{rec.reason}.",
+        f"{rec.reason}{_batch_note(res)}.",
     ]
     if cp is not None and cp.kl_weights:
         keep = ", ".join(f"{m + 1} dim{'s' if m else ''}: below {_g(b)}" for m, b in enumerate(cp.kl_weights))
@@ -237,11 +301,14 @@ RULES = f"""## How the verdict and the recommendation are made
   from the prior land off the data. The marginal KL = KL - MI (Hoffman & Johnson 2016) is shown
   too; its MI estimate (He et al. 2019) cannot exceed log N, so it overstates large marginal KLs.
 * **diverged**: the training loss went non-finite; the model's numbers are not used.
+* **too early to tell**: the model did not converge, and trained no more than one window of
+  the plateau rule or its loss was still falling fast (its last window brought more than
+  {TOO_EARLY_RELATIVE:.0%} of all its improvement); its numbers are shown but not judged.
 * otherwise **healthy**.
 * Recommendation, Bernoulli-type losses: the sweep's beta with the best held-out IWAE NLL
-  among the models that did not collapse. Squared-error losses: beta equals the decoder
-  variance, so it is calibrated to the maximum-likelihood decoder variance of the trained
-  model (sigma-VAE, Rybkin et al. 2021).
+  among the models that did not collapse and were not stopped too early. Squared-error
+  losses: beta equals the decoder variance, so it is calibrated to the maximum-likelihood
+  decoder variance of the trained model (sigma-VAE, Rybkin et al. 2021).
 * Every beta is given twice: the multiplier on *your* KL term (KL weight), and the beta
   relative to the per-sample negative ELBO (ELBO beta).
 """
@@ -323,7 +390,10 @@ def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None =
     tmp = folder.tmp
     res = run.result
     res.report_dir = str(folder.target)
-    figures = draw_all(run, tmp, stop)
+    started = time.perf_counter()
+    with single_threaded():
+        figures = draw_all(run, tmp, stop)
+    res.timings.figures = time.perf_counter() - started  # the files below take milliseconds
     (tmp / "metrics.json").write_text(json.dumps(res.to_json(), indent=2, allow_nan=False))
     run.history.to_csv(tmp / "history.csv", index=False)
     rows = [row.to_json() for row in res.sweep]
@@ -355,6 +425,7 @@ def format_summary(res: AuditResult) -> str:
             f"not converged: {len(res.unconverged)} of {len(res.sweep)} models (see the report); "
             f"try a larger --time-budget or --epochs"
         )
+    lines.append(f"time: {res.timings.describe()}")
     if res.report_dir:
         lines.append(f"report: {res.report_dir}/report.md")
     return "\n".join(lines)

@@ -1,8 +1,13 @@
-"""The audit's verdict: posterior collapse, an unregularised latent space, healthy, or diverged.
+"""The audit's verdict: posterior collapse, an unregularised latent space, healthy, diverged,
+or too early to tell.
 
 Rules (documented in the README and in every report):
 
 * **diverged** when the model's training loss went non-finite (its metrics are not used);
+* **too early to tell** when the model did not converge and either trained no more than one
+  window of the plateau rule (so its progress was never measured) or its loss was still
+  falling fast: the last window brought more than :data:`TOO_EARLY_RELATIVE` of all its
+  improvement since the first epoch. Its numbers are shown, but judged by no rule below;
 * **posterior collapse** when no latent dim is active, or reconstructions of different inputs
   are nearly identical (output diversity < 0.1);
 * **unregularised latent space** when the aggregate posterior is far from the prior: its
@@ -16,11 +21,58 @@ from __future__ import annotations
 
 from vaeloss.audit.result import Divergence, Verdict
 from vaeloss.engine.evaluate import ModelMetrics
+from vaeloss.engine.states import ModelStatus
 
-__all__ = ["COLLAPSE_DIVERSITY", "UNREGULARISED_NATS_PER_DIM", "classify", "diverged"]
+__all__ = [
+    "COLLAPSE_DIVERSITY",
+    "TOO_EARLY_RELATIVE",
+    "UNREGULARISED_NATS_PER_DIM",
+    "classify",
+    "diverged",
+    "too_early",
+    "too_early_reason",
+]
 
 COLLAPSE_DIVERSITY = 0.1
 UNREGULARISED_NATS_PER_DIM = 1.0
+TOO_EARLY_RELATIVE = 0.05
+"""A model whose last plateau window brought more than this share of all its improvement is
+still falling fast: too early to judge."""
+
+
+def too_early_reason(status: ModelStatus | None) -> str | None:
+    """Why a model's training ended too early for a verdict (None: it can be judged).
+
+    >>> st = ModelStatus(False, 1, 1, None, 3e-3, "time limit", window=5)
+    >>> too_early_reason(st).split(", ")[0]
+    'the time limit ended its training after 1 epoch'
+    """
+    if status is None or status.converged or status.reason == "diverged":
+        return None
+    why = {
+        "time limit": "the time limit ended its training",
+        "epoch limit": "the epoch limit ended its training",
+        "interrupted": "its training was interrupted",
+    }.get(status.reason, "its training ended")
+    epochs = f"{status.epochs} epoch{'s' if status.epochs != 1 else ''}"
+    if status.last_relative is None:
+        return (
+            f"{why} after {epochs}, before its progress could be measured (a verdict needs more "
+            f"than {status.window} epochs)"
+        )
+    if status.last_relative > TOO_EARLY_RELATIVE:
+        return (
+            f"{why} after {epochs} while its loss was still falling fast (its last {status.window} "
+            f"epochs brought {status.last_relative:.0%} of all its improvement; a verdict needs "
+            f"under {TOO_EARLY_RELATIVE:.0%})"
+        )
+    return None
+
+
+def too_early(reason: str, m: ModelMetrics | None, latent_dim: int) -> Verdict:
+    """The verdict on a model stopped too early to judge: what was measured, but no verdict."""
+    seen = "" if m is None else f"; so far {m.active_units} of {latent_dim} latent dims active, KL {m.kl:.3g}"
+    return Verdict("too early to tell", False, f"too early to tell: {reason}{seen}{' nats' if seen else ''}")
 
 
 def diverged(d: Divergence) -> Verdict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from vaeloss.check.forms import CallForm, Slot, _fn_tree
 from vaeloss.check.objects import LossObject, StateGuard
-from vaeloss.check.probe import Caller
+from vaeloss.check.probe import Caller, CallWatch
 
 __all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of"]
 
@@ -227,10 +228,10 @@ class ModelCaller(Caller):
         binary: bool,
         guard: StateGuard,
         timings: list[float],
-        on_call: Callable[[float], None] | None = None,
+        watch: CallWatch | None = None,
     ) -> None:
         form = CallForm((Slot(batch_param, "tensor", ("data",)),))
-        super().__init__(obj, form, extra, shape, binary, guard, timings, on_call)
+        super().__init__(obj, form, extra, shape, binary, guard, timings, watch)
         self.taps, self.replacements, self.batch, self.batch_param = taps, replacements, batch, batch_param
 
     def with_shape(self, shape: tuple[int, ...]) -> Caller:
@@ -272,7 +273,7 @@ def model_callers(
     names: dict[str, str | None],
     guard: StateGuard,
     timings: list[float],
-    on_call: Callable[[float], None] | None,
+    watch: CallWatch | None,
 ) -> tuple[list[Caller], Taps, tuple[int, ...]]:
     """Callers for a model's loss method (one per way to pass the batch and kind of data), the
     taps used, and the sample shape.
@@ -308,7 +309,14 @@ def model_callers(
                 guard.restore()
 
                 def run(build: Callable[[Tensor], Any] = build, x: Tensor = x) -> Any:
-                    return obj.call(**{**extra, batch_param: build(x)})
+                    if watch is not None:
+                        watch.started()
+                    start = time.perf_counter()
+                    try:
+                        return obj.call(**{**extra, batch_param: build(x)})
+                    finally:
+                        if watch is not None:
+                            watch.finished(time.perf_counter() - start)
 
                 try:
                     taps = find_taps(model, run, B, D, names)
@@ -321,7 +329,7 @@ def model_callers(
                 replacements = _Replacements(model, taps)
                 callers: list[Caller] = [
                     ModelCaller(
-                        obj, taps, replacements, build, batch_param, extra, shape, b, guard, timings, on_call
+                        obj, taps, replacements, build, batch_param, extra, shape, b, guard, timings, watch
                     )
                     for b in kinds
                 ]

@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -34,7 +34,7 @@ from vaeloss.check.result import MC_TOLERANCE, MC_ZSCORE, ElementFit, ProbeResul
 from vaeloss.objective.kl import PARAMETERISATIONS, LatentParameterisation, kl_normal
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood, element_nll
 
-__all__ = ["Caller", "Plan", "ProbeFailure", "function_callers", "probe", "search"]
+__all__ = ["CallWatch", "Caller", "Plan", "ProbeFailure", "function_callers", "probe", "search"]
 
 DTYPE = torch.float64
 SEED = 1234
@@ -57,6 +57,15 @@ HYPOTHESES: tuple[Hypothesis, ...] = (
 
 class ProbeFailure(Exception):
     """The loss could not be probed; the message says why."""
+
+
+class CallWatch(Protocol):
+    """Told when each call of the user's code starts and how long it took (the worker reports
+    both, so that ``--timeout`` counts the user's code and not the probe's own work)."""
+
+    def started(self) -> None: ...
+
+    def finished(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ class Caller:
         binary: bool,
         guard: StateGuard,
         timings: list[float],
-        on_call: Callable[[float], None] | None = None,
+        watch: CallWatch | None = None,
     ) -> None:
         self.obj, self.form, self.extra, self.shape, self.binary, self.guard = (
             obj,
@@ -124,7 +133,7 @@ class Caller:
             binary,
             guard,
         )
-        self.timings, self.on_call = timings, on_call
+        self.timings, self.watch = timings, watch
         self.output: Literal["scalar", "per_sample"] = "scalar"
         self.read_as = ""
         self.positions: list[int] = []
@@ -137,7 +146,7 @@ class Caller:
     def with_shape(self, shape: tuple[int, ...]) -> Caller:
         """The same caller for samples of another shape."""
         return Caller(
-            self.obj, self.form, self.extra, shape, self.binary, self.guard, self.timings, self.on_call
+            self.obj, self.form, self.extra, shape, self.binary, self.guard, self.timings, self.watch
         )
 
     def arguments(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> tuple[list[Any], dict[str, Any]]:
@@ -174,14 +183,16 @@ class Caller:
         kwargs.update(override)
         self.guard.restore()
         torch.manual_seed(self.seed)
+        if self.watch is not None:
+            self.watch.started()
         start = time.perf_counter()
         try:
             return self.obj.call(*args, **kwargs)
         finally:
             took = time.perf_counter() - start
             self.timings.append(took)
-            if self.on_call is not None:
-                self.on_call(took)
+            if self.watch is not None:
+                self.watch.finished(took)
 
     def __call__(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, **override: Any) -> list[float]:
         with torch.no_grad():
@@ -568,14 +579,14 @@ def function_callers(
     input_shape: tuple[int, ...] | None,
     guard: StateGuard,
     timings: list[float],
-    on_call: Callable[[float], None] | None = None,
+    watch: CallWatch | None = None,
 ) -> Iterator[Caller]:
     """Callers for a loss function: every call form, layout of the data and kind of data
     (continuous first; binary for losses that refuse non-binary targets)."""
     for binary in (False, True):
         for shape in _layouts(D, input_shape):
             for form in forms:
-                yield Caller(obj, form, extra, shape, binary, guard, timings, on_call)
+                yield Caller(obj, form, extra, shape, binary, guard, timings, watch)
 
 
 def search(
@@ -630,13 +641,13 @@ def probe(
     at three sizes of B, D and k, its KL-weight parameter, its gradients and its behaviour at
     edge inputs.
 
-    ``budget`` is the time left (seconds): when the rest of the full plan would not fit in
-    most of it at the loss's measured speed, the size fits use :meth:`Plan.reduced`.
+    ``budget`` is the time left for the user's calls (seconds): when the rest of the full plan
+    would not fit in most of it at the loss's measured speed, the size fits use
+    :meth:`Plan.reduced`.
 
     Raises:
         ProbeFailure: no form could call the loss, or it returned something that is not a loss.
     """
-    started = time.perf_counter()
     guard = StateGuard(obj.instance)
     timings: list[float] = []
     call, reading = search(make_callers(guard, timings), B=B, k=k, plan=plan)
@@ -657,7 +668,7 @@ def probe(
         plan = replace(Plan.reduced(), mc_draws=plan.mc_draws // 2)
     if budget is not None and timings:
         per_call = sorted(timings)[len(timings) // 2] * (plan.mc_samples(B, k) if monte_carlo else 1)
-        left = budget - (time.perf_counter() - started)
+        left = budget - sum(timings)  # the user's calls only: the budget is theirs
         if per_call * plan.remaining_calls(len(weights)) > 0.7 * left:
             plan = Plan.reduced()
     chosen = [reading.total] if reading.total is not None else list(reading.components or (0,))

@@ -2,10 +2,11 @@
 
 Run as ``python -m vaeloss.check.worker FD`` with the request (JSON) on stdin. Messages go to
 the file descriptor FD, one JSON object per line, so that the user's own prints cannot mix
-with them: ``{"phase": "import"}`` when the user's code starts, ``{"phase": "call"}`` when the
-probing starts, ``{"call": seconds}`` after each call of the loss, and at the end
-``{"ok": true, "result": ...}`` or ``{"ok": false, "error": ..., "phase": ...}``.
-The CLI process enforces ``--timeout`` from the first of those phases (:mod:`runner`).
+with them: ``{"phase": "import"}`` when loading the user's file starts, ``{"phase": "call"}``
+when it is loaded and the probing starts, ``{"enter": 1}`` before each call of the user's code
+and ``{"call": seconds}`` after it, and at the end ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": ..., "phase": ...}``. The CLI process enforces ``--timeout`` on the
+time spent in the user's code: the loading, and the calls (:mod:`runner`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class _Channel:
             self.messages.append(message)
             return
         os.write(self.fd, (json.dumps(message) + "\n").encode())
+
+    def started(self) -> None:
+        """A call of the user's code starts (a :class:`~vaeloss.check.probe.CallWatch`)."""
+        self.send({"enter": 1})
+
+    def finished(self, seconds: float) -> None:
+        self.send({"call": seconds})
 
 
 def _hint(error: str, request: dict[str, Any]) -> str:
@@ -93,8 +101,8 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
     extra = _values(request["args"], namespace)
     B, D, k = request["B"], request["D"], request["k"]
     shape = tuple(request["input_shape"]) if request["input_shape"] else None
+    loaded_in = time.time() - started
     channel.send({"phase": "call", "time": time.time()})
-    on_call = lambda seconds: channel.send({"call": seconds})  # noqa: E731
     plan = Plan()
     names_given = {"mu": request.get("mu"), "scale": request.get("scale"), "recon": request.get("recon")}
     candidates: list[tuple[str, Any, list[Any], str]] = []
@@ -125,7 +133,14 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
             for name, obj, forms, _ in candidates:
                 try:
                     screen = function_callers(
-                        obj, forms, extra, D=D, input_shape=shape, guard=StateGuard(obj.instance), timings=[]
+                        obj,
+                        forms,
+                        extra,
+                        D=D,
+                        input_shape=shape,
+                        guard=StateGuard(obj.instance),
+                        timings=[],
+                        watch=channel,
                     )
                     _, reading = search(screen, B=B, k=k, plan=Plan.reduced())
                     summary = _summary(reading)
@@ -161,7 +176,7 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
                     names=names_given,
                     guard=StateGuard(obj.instance),
                     timings=[],
-                    on_call=on_call,
+                    watch=channel,
                 )
                 D, k = math.prod(sample_shape), taps.k
                 make = lambda guard, timings: callers  # noqa: E731 - the same callers throughout
@@ -183,10 +198,10 @@ def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
                         input_shape=shape,
                         guard=guard,
                         timings=timings,
-                        on_call=on_call,
+                        watch=channel,
                     )
 
-            budget = request["timeout"] - (time.time() - started)
+            budget = request["timeout"] - loaded_in
             result = probe(obj, make, weights, B=B, D=D, k=k, plan=plan, budget=budget)
         except ModelError as exc:
             return fail(
@@ -279,7 +294,9 @@ def main() -> None:
     request = json.loads(sys.stdin.read())
     channel = _Channel(fd)
     channel.send({"phase": "start", "time": time.time()})
-    import torch  # noqa: F401 - start-up, before the clock of --timeout starts
+    import torch  # start-up, before the clock of --timeout starts
+
+    torch.set_num_threads(1)  # a probe's tensors are small: one thread never waits for a core
 
     try:
         answer = run(request, channel)

@@ -137,6 +137,11 @@ def _array_file(kind: str, path_text: str) -> tuple[np.ndarray, np.ndarray | Non
             f"shape {x.shape} in {path}. Try x.reshape(-1, 1) for one feature per sample, or "
             f"x.reshape(1, -1) if it is one sample."
         )
+    if x.shape[0] == 0:
+        raise DataError(
+            f"Expected data rows but got x of shape {x.shape} in {path}: it holds no samples. "
+            f"Try the file your data was saved to, e.g. np.savez(path, x=data) with data of shape [N, ...]."
+        )
     if np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(
             f"Expected real-valued data but got dtype {x.dtype} in {path}. Try np.abs(x) or "

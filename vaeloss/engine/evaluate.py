@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from vaeloss.engine.models import BatchedVAE
+from vaeloss.engine.progress import Progress, progress_mode
 from vaeloss.metrics import (
     active_units,
     collapsed_dims,
@@ -30,8 +29,18 @@ from vaeloss.objective.likelihoods import (
     default_decoder_output,
     element_nll,
 )
+from vaeloss.threads import ThreadTuner, choose_threads
 
-__all__ = ["EvaluationPlan", "ModelMetrics", "aggregate_kl", "evaluate_models", "plan_evaluation"]
+__all__ = [
+    "MIN_ROWS",
+    "EvaluationPlan",
+    "ModelMetrics",
+    "aggregate_kl",
+    "choose_evaluation",
+    "evaluate_models",
+    "plan_evaluation",
+    "time_pass",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class ModelMetrics:
             error (delta method, see :func:`_iwae_chunked`).
         output_diversity: pairwise distance of reconstructions relative to the inputs' (ratio).
         latent_usage: change of the output when z is replaced by a prior sample (ratio).
+        iwae_samples: K the IWAE bound was computed from (fewer than planned when the
+            evaluation's budget ran out; None when it was not computed).
 
     A value is None when its stage was not reached (the evaluation was interrupted).
     """
@@ -69,6 +80,7 @@ class ModelMetrics:
     iwae_se: float | None
     output_diversity: float | None
     latent_usage: float | None
+    iwae_samples: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,16 +107,26 @@ class EvaluationPlan:
     """How much the evaluation measures, chosen to fit its time budget.
 
     Attributes:
-        iwae_samples: K of the IWAE bound; rows: held-out rows used.
+        iwae_samples: K of the IWAE bound (0: no IWAE bound fits the budget).
+        rows: held-out rows used.
+        recon_samples: posterior samples of the reconstruction term.
         decode_seconds: measured seconds of one pass of the decoder and the likelihood over
             ``rows`` rows for all models (one posterior sample per row).
         budget_seconds: the budget it was chosen for (None: no budget, K as asked).
+        estimated_seconds: the evaluation's expected duration at the measured speed.
+        fits: whether even this, the smallest evaluation, fits the budget.
+        samples_per_call: most posterior samples per decoder call (None: as memory allows),
+            so that a slow decoder's call stays a small part of the budget.
     """
 
     iwae_samples: int
     rows: int
     decode_seconds: float = 0.0
     budget_seconds: float | None = None
+    recon_samples: int = 16
+    estimated_seconds: float = 0.0
+    fits: bool = True
+    samples_per_call: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,11 +142,90 @@ def samples_per_call(n_models: int, rows: int, data_dim: int) -> int:
     return max(1, min(100, 2**23 // (n_models * rows * data_dim)))
 
 
-MIN_IWAE_SAMPLES = 64
-"""The smallest K the evaluation budget may choose (below it the bound is loose)."""
-MIN_EVAL_ROWS = 200
-"""The fewest held-out rows the budget may choose (when there are that many)."""
-_RECON_SAMPLES = 16
+PREFERRED_SAMPLES = 64
+"""K is lowered below this only once the rows are down to :data:`PREFERRED_ROWS` (a small K
+loosens the bound, by different amounts for different models)."""
+PREFERRED_ROWS = 200
+"""The rows are lowered below this only once K is down to :data:`FEW_SAMPLES`."""
+FEW_SAMPLES = 8
+MIN_ROWS = 50
+"""The fewest held-out rows the collapse metrics need: active units are a variance over rows,
+the mutual information estimate cannot exceed log N (3.9 nats at 50), output diversity
+compares pairs of rows."""
+RECON_SAMPLES = 16
+PROBE_ROWS = 32
+"""Rows of the first, cheap timing of a decoder pass."""
+PLAN_SHARE = 0.9
+"""The share of the budget the decoder passes are planned for (the rest: the posterior metrics,
+the bound's own arithmetic, a slower machine)."""
+_OTHER_PASSES = 3
+"""Passes besides the IWAE and reconstruction samples: the encoder, the decoded means, and the
+decoded prior samples."""
+
+
+def choose_evaluation(
+    pass_seconds: float,
+    rows: int,
+    budget_seconds: float | None,
+    *,
+    max_samples: int,
+    recon_samples: int = RECON_SAMPLES,
+) -> EvaluationPlan:
+    """K, the rows and the reconstruction samples that fit ``budget_seconds``, from the
+    seconds of one decoder-and-likelihood pass over ``rows`` rows (cost taken as linear in the
+    rows). In order, while the evaluation does not fit: K down to
+    :data:`PREFERRED_SAMPLES`, the rows down to :data:`PREFERRED_ROWS`, K down to
+    :data:`FEW_SAMPLES`, the rows down to :data:`MIN_ROWS`, K down to 1, no IWAE bound, the
+    reconstruction samples down to 1. No floor overrides the budget except the smallest
+    evaluation (:data:`MIN_ROWS` rows, one reconstruction sample), which is then marked as not
+    fitting.
+
+    >>> p = choose_evaluation(0.01, 359, 45.0, max_samples=1000)
+    >>> (p.iwae_samples, p.rows, p.recon_samples)
+    (1000, 359, 16)
+    >>> p = choose_evaluation(0.5, 359, 45.0, max_samples=1000)
+    >>> (p.iwae_samples, p.rows, p.recon_samples)
+    (71, 359, 16)
+    >>> p = choose_evaluation(10.0, 359, 45.0, max_samples=1000)
+    >>> (p.iwae_samples, p.rows, p.recon_samples, p.fits)
+    (8, 59, 16, True)
+    """
+    if budget_seconds is None:
+        return EvaluationPlan(max_samples, rows, 0.0, None, recon_samples)
+    per_row = max(pass_seconds, 1e-9) / max(rows, 1)
+
+    def passes(r: int) -> int:
+        return int(budget_seconds / (per_row * r))
+
+    def plan(r: int, k: int, rec: int, fits: bool = True) -> EvaluationPlan:
+        cost = per_row * r * (k + rec + _OTHER_PASSES)
+        per_call = max(1, int(budget_seconds / 8 / (per_row * r)))  # a call: at most 1/8 of it
+        return EvaluationPlan(k, r, per_row * r, budget_seconds, rec, cost, fits, per_call)
+
+    rec = recon_samples
+    k_top = min(max_samples, PREFERRED_SAMPLES)
+    k = min(max_samples, passes(rows) - rec - _OTHER_PASSES)
+    if k >= k_top:
+        return plan(rows, k, rec)
+    floor_rows = min(PREFERRED_ROWS, rows)
+    r = min(rows, int(budget_seconds / (per_row * (k_top + rec + _OTHER_PASSES))))
+    if r >= floor_rows:
+        return plan(r, k_top, rec)
+    k_few = min(max_samples, FEW_SAMPLES)
+    k = min(k_top, passes(floor_rows) - rec - _OTHER_PASSES)
+    if k >= k_few:
+        return plan(floor_rows, k, rec)
+    min_rows = min(MIN_ROWS, rows)
+    r = min(floor_rows, int(budget_seconds / (per_row * (k_few + rec + _OTHER_PASSES))))
+    if r >= min_rows:
+        return plan(r, k_few, rec)
+    k = min(k_few, passes(min_rows) - rec - _OTHER_PASSES)
+    if k >= 1:
+        return plan(min_rows, k, rec)
+    rec_fit = passes(min_rows) - _OTHER_PASSES
+    if rec_fit >= 1:
+        return plan(min_rows, 0, min(rec, rec_fit))
+    return plan(min_rows, 0, 1, fits=False)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -150,6 +251,53 @@ def _log_likelihood(
 
 
 @torch.no_grad()
+def time_pass(
+    model: BatchedVAE,
+    x: Tensor,
+    *,
+    likelihood: Likelihood = "bernoulli",
+    decoder_output: DecoderOutput | None = None,
+    sigma: float = 1.0,
+) -> float:
+    """Seconds of one pass of the decoder and the likelihood over the rows ``x`` [N, D] for
+    every model (one posterior sample per row), at the fastest thread count. A cheap pass is
+    timed as the evaluation makes them, several samples per decoder call (a call has costs of
+    its own); a slow one (such a call would take over 0.2 s) is timed once, one sample a row."""
+    device = next(model.parameters()).device
+    model.eval()
+    xs = x.to(device)
+    mu, _ = model.encode(xs)
+    kind = decoder_output or default_decoder_output(likelihood)
+    log_lik = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
+
+    def passes(c: int) -> Callable[[], None]:
+        z = mu.unsqueeze(0).expand(c, -1, -1, -1)
+
+        def run() -> None:
+            log_lik(z, xs)
+            _synchronize(device)  # a GPU runs asynchronously: let the call finish before timing
+
+        return run
+
+    start = time.perf_counter()
+    passes(1)()  # the first call also pays one-off costs
+    single = time.perf_counter() - start
+    c = samples_per_call(mu.shape[0], xs.shape[0], xs.shape[1])
+    if single * c > 0.2:
+        return single
+    if device.type == "cpu":
+        _, seconds = choose_threads(passes(c))
+    else:
+        seconds = min(_timed(passes(c)) for _ in range(2))
+    return max(seconds / c, 1e-9)
+
+
+def _timed(work: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
 def plan_evaluation(
     model: BatchedVAE,
     x: Tensor,
@@ -161,32 +309,29 @@ def plan_evaluation(
     decoder_output: DecoderOutput | None = None,
     sigma: float = 1.0,
 ) -> EvaluationPlan:
-    """Choose K and the rows for ``budget_seconds``: time one pass of the likelihood (decoder
-    and NLL) over the rows for every model, keep K = ``max_samples`` if it fits, else lower K
-    (down to :data:`MIN_IWAE_SAMPLES`), then the rows (down to :data:`MIN_EVAL_ROWS`)."""
+    """Choose K, the rows and the reconstruction samples for ``budget_seconds``
+    (:func:`choose_evaluation`) from timed passes: first over :data:`PROBE_ROWS` rows; when that
+    predicts a pass over all the rows to be a large part of the budget (a slow decoder), the
+    prediction is used (it errs on the safe side: a call's fixed costs are counted once a row);
+    else a pass over the rows is timed, and again over the rows chosen when they are fewer (a
+    pass has costs that do not shrink with the rows), and the choice made again."""
     rows = min(max_rows, x.shape[0])
     if budget_seconds is None:
         return EvaluationPlan(max_samples, rows)
-    device = next(model.parameters()).device
-    model.eval()
-    xs = x[:rows].to(device)
-    mu, _ = model.encode(xs)
-    c = samples_per_call(mu.shape[0], rows, x.shape[1])
-    z = mu.unsqueeze(0).expand(c, -1, -1, -1)  # one call as the evaluation makes them
-    kind = decoder_output or default_decoder_output(likelihood)
-    log_lik = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
-    log_lik(z, xs)  # the first call pays one-off costs
-    _synchronize(device)  # a GPU runs asynchronously: let the first call finish before timing
-    t0 = time.perf_counter()
-    log_lik(z, xs)
-    _synchronize(device)
-    per_pass = max((time.perf_counter() - t0) / c, 1e-6)
-    passes = int(budget_seconds / per_pass) - _RECON_SAMPLES - 2
-    K = min(max_samples, max(MIN_IWAE_SAMPLES, passes))
-    if passes < MIN_IWAE_SAMPLES:
-        share = budget_seconds / ((MIN_IWAE_SAMPLES + _RECON_SAMPLES + 2) * per_pass)
-        rows = max(min(MIN_EVAL_ROWS, rows), int(rows * share))
-    return EvaluationPlan(K, rows, per_pass, budget_seconds)
+
+    def timed(n: int) -> float:
+        return time_pass(model, x[:n], likelihood=likelihood, decoder_output=decoder_output, sigma=sigma)
+
+    aim = PLAN_SHARE * budget_seconds  # the metrics beside the decoder passes cost a little too
+    probe = min(rows, PROBE_ROWS)
+    first = timed(probe)
+    if first * rows / probe > budget_seconds / 20:  # a slow decoder: do not spend its budget timing it
+        plan = choose_evaluation(first * rows / probe, rows, aim, max_samples=max_samples)
+    else:
+        plan = choose_evaluation(timed(rows), rows, aim, max_samples=max_samples)
+        if plan.rows < rows:
+            plan = choose_evaluation(timed(plan.rows), plan.rows, aim, max_samples=max_samples)
+    return replace(plan, budget_seconds=budget_seconds)
 
 
 @torch.no_grad()
@@ -200,9 +345,11 @@ def evaluate_models(
     iwae_samples: int = 1000,
     max_points: int = 1000,
     seed: int = 0,
-    recon_samples: int = _RECON_SAMPLES,
+    recon_samples: int = RECON_SAMPLES,
     should_stop: Callable[[], bool] | None = None,
-    progress: bool = False,
+    budget_seconds: float | None = None,
+    max_per_call: int | None = None,
+    progress: bool | None = False,
 ) -> list[ModelMetrics]:
     """Metrics per model on data ``x`` [N, D] (at most ``max_points`` rows are used), with
     the models in ``eval()`` mode.
@@ -212,7 +359,9 @@ def evaluate_models(
     standard error. ``should_stop`` is asked between stages and between IWAE chunks; what
     was not measured when it says stop is None. When it already says stop at the start
     (training was interrupted), only a quick evaluation runs: the posteriors and one-sample
-    reconstructions, no IWAE.
+    reconstructions, no IWAE. ``budget_seconds``: when the evaluation runs past it (the machine
+    slowed down), the IWAE bound ends with the samples drawn so far (``iwae_samples`` of each
+    :class:`ModelMetrics` says how many).
 
     Args:
         model: S trained models.
@@ -220,59 +369,73 @@ def evaluate_models(
         likelihood: the decoder's likelihood; decoder_output: what it emits (default: logits
             for Bernoulli kinds, mean for Gaussian, as the built-in models do).
         sigma: Gaussian decoder std.
-        iwae_samples: K of the IWAE bound; recon_samples: samples of the reconstruction term.
-        progress: show a progress bar over the IWAE chunks (on stderr).
+        iwae_samples: K of the IWAE bound (0: none); recon_samples: samples of the
+            reconstruction term.
+        max_per_call: most posterior samples per decoder call (the plan's, for a slow decoder).
+        progress: progress on stderr (see :func:`vaeloss.engine.progress.progress_mode`).
 
     Returns:
         One :class:`ModelMetrics` per model.
     """
     kind = decoder_output or default_decoder_output(likelihood)
     quick = should_stop is not None and should_stop()
+    started = time.perf_counter()
 
     def stop() -> bool:
         return not quick and should_stop is not None and should_stop()
 
+    def enough() -> bool:
+        return budget_seconds is not None and time.perf_counter() - started > budget_seconds
+
     model.eval()
     device = next(model.parameters()).device
     x = x[:max_points].to(device)
-    mu_all, logvar_all = model.encode(x)  # [S, N, k]
-    S, N, k = mu_all.shape
-    g = torch.Generator(device=device).manual_seed(seed)
+    tuner = ThreadTuner.for_device(device)
+    with tuner:
+        mu_all, logvar_all = model.encode(x)  # [S, N, k]
+        S, N, k = mu_all.shape
+        g = torch.Generator(device=device).manual_seed(seed)
 
-    log_lik = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
-    posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
-    chunk = samples_per_call(S, N, x.shape[1])
-    recon: list[float | None] = [None] * S
-    diversity: list[float | None] = [None] * S
-    usage: list[float | None] = [None] * S
-    if not stop():
-        n_rec = 1 if quick else recon_samples
-        recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
-        for start in range(0, n_rec, chunk):
-            c = min(chunk, n_rec - start)
-            eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
-            recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
-        recon = (recon_sum / (n_rec * N)).tolist()
-        means = decoder_mean(model.decode(mu_all), kind, likelihood)  # [S, N, D]
-        prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
-        prior_means = decoder_mean(model.decode(prior), kind, likelihood)
-        for s in range(S):
-            gen = torch.Generator().manual_seed(seed)
-            diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)
-            usage[s] = latent_usage_from(means[s], prior_means[s], x)
-    iwae: list[float | None] = [None] * S
-    iwae_se: list[float | None] = [None] * S
-    if not quick and not stop():
-        bar = tqdm(
-            total=iwae_samples, disable=not progress, unit="sample", leave=False, file=sys.stderr, desc="IWAE"
-        )
-        try:
-            found = _iwae_chunked(x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop, bar.update)
-        finally:
-            bar.close()
-        if found is not None:
-            nll, se = found
-            iwae, iwae_se = nll.tolist(), se.tolist()
+        plain = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
+
+        def log_lik(z: Tensor, xx: Tensor) -> Tensor:
+            with tuner.step():
+                return plain(z, xx)
+
+        posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
+        chunk = min(samples_per_call(S, N, x.shape[1]), max_per_call or 100)
+        recon: list[float | None] = [None] * S
+        diversity: list[float | None] = [None] * S
+        usage: list[float | None] = [None] * S
+        if not stop():
+            n_rec = 1 if quick else max(1, recon_samples)
+            recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
+            for start in range(0, n_rec, chunk):
+                c = min(chunk, n_rec - start)
+                eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
+                recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
+            recon = (recon_sum / (n_rec * N)).tolist()
+            means = decoder_mean(model.decode(mu_all), kind, likelihood)  # [S, N, D]
+            prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
+            prior_means = decoder_mean(model.decode(prior), kind, likelihood)
+            for s in range(S):
+                gen = torch.Generator().manual_seed(seed)
+                diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)
+                usage[s] = latent_usage_from(means[s], prior_means[s], x)
+        iwae: list[float | None] = [None] * S
+        iwae_se: list[float | None] = [None] * S
+        drawn: int | None = None
+        if not quick and iwae_samples > 0 and not stop():
+            bar = Progress(iwae_samples, what="IWAE", unit="sample", mode=progress_mode(progress))
+            try:
+                found = _iwae_chunked(
+                    x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop, enough, bar.update
+                )
+            finally:
+                bar.close()
+            if found is not None:
+                nll, se, drawn = found
+                iwae, iwae_se = nll.tolist(), se.tolist()
     out = []
     for s in range(S):
         p = posterior[s]
@@ -285,6 +448,7 @@ def evaluate_models(
                 iwae_se=iwae_se[s],
                 output_diversity=diversity[s],
                 latent_usage=usage[s],
+                iwae_samples=drawn,
                 **p,
             )
         )
@@ -318,17 +482,28 @@ def _iwae_chunked(
     chunk: int,
     g: torch.Generator,
     stop: Callable[[], bool],
-    advance: Callable[[int], Any],
-) -> tuple[Tensor, Tensor] | None:
-    """The IWAE bound (:func:`vaeloss.metrics.iwae_bound`) per model [S], mean over rows, and
-    its Monte-Carlo standard error [S]: rows are independent, so the mean over N rows has
-    standard error sqrt(sum of the rows' variances) / N. ``stop`` is asked between chunks
-    (None when stopped); ``advance`` gets the samples done (a progress bar)."""
+    enough: Callable[[], bool],
+    advance: Callable[..., Any],
+) -> tuple[Tensor, Tensor, int] | None:
+    """The IWAE bound (:func:`vaeloss.metrics.iwae_bound`) per model [S], mean over rows, its
+    Monte-Carlo standard error [S] (rows are independent, so the mean over N rows has standard
+    error sqrt(sum of the rows' variances) / N) and the samples drawn. ``stop`` is asked
+    between chunks (None when stopped), ``enough`` after them (the budget ran out: the samples
+    so far are used); ``advance`` gets the samples done (a progress bar)."""
 
     found = iwae_bound(
-        x, mu, logvar, log_lik, samples=samples, chunk=chunk, generator=g, stop=stop, advance=advance
+        x,
+        mu,
+        logvar,
+        log_lik,
+        samples=samples,
+        chunk=chunk,
+        generator=g,
+        stop=stop,
+        enough=enough,
+        advance=advance,
     )
     if found is None:
         return None
-    nll, var = found  # [S, N]
-    return nll.mean(-1), var.sum(-1).sqrt() / nll.shape[-1]
+    nll, var = found.nll, found.variance  # [S, N]
+    return nll.mean(-1), var.sum(-1).sqrt() / nll.shape[-1], found.samples

@@ -38,6 +38,17 @@ class BatchedVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def encode_one(self, s: int, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Model s's posterior of ``x`` [N, D]: (mu, logvar) [N, k] each."""
+        mu, logvar = self.encode(x)
+        return mu[s], logvar[s]
+
+    def decode_one(self, s: int, z: Tensor) -> Tensor:
+        """Model s's decoder output for ``z`` [N, k]: [N, D] (the models built on a module
+        run model s alone; the stacked ones run all S, which costs them little)."""
+        zz = z.reshape(1, -1, z.shape[-1]).expand(self.n_models, -1, -1).contiguous()
+        return self.decode(zz)[s]
+
     def model_tensors(self) -> list[tuple[Tensor, int | None]]:
         """The parameters and per-model buffers: ``(tensor, None)`` for a tensor stacked over
         the S models on its first dim, ``(tensor, s)`` for a tensor of model s alone."""

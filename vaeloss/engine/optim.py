@@ -7,11 +7,13 @@ tensors is S independent Adam steps:
 .. math::  m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,
    \quad p \leftarrow p - \eta_s\,\frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
 
-The step is PyTorch's fused Adam at the largest rate :math:`\eta_0`; a model s whose rate is
-lower is then moved back along its step, :math:`p \leftarrow p_{new} + (1 - \eta_s/\eta_0)
-(p_{old} - p_{new})` (one ``lerp``), which is the same update at rate :math:`\eta_s`. A model
-with rate 0 does not move (it converged, or diverged). Tested against ``torch.optim.Adam``
-(tests/engine/test_optim.py).
+The step is PyTorch's fused Adam kernel (``torch._fused_adam_``, the one ``torch.optim.Adam(
+fused=True)`` runs, called directly: creating a ``torch.optim`` optimiser imports
+``torch._dynamo``, 2 s of every audit's start-up on this CPU) at the largest rate
+:math:`\eta_0`; a model s whose rate is lower is then moved back along its step,
+:math:`p \leftarrow p_{new} + (1 - \eta_s/\eta_0) (p_{old} - p_{new})` (one ``lerp``), which is
+the same update at rate :math:`\eta_s`. A model with rate 0 does not move (it converged, or
+diverged). Tested against ``torch.optim.Adam`` (tests/engine/test_optim.py).
 """
 
 from __future__ import annotations
@@ -58,14 +60,42 @@ class BatchedAdam:
         self.n_models = n_models
         self.base_lr = float(lr)
         self.lr = torch.full((n_models,), float(lr))
+        self.betas, self.eps = betas, eps
         tensors = [p for p, _ in self.params]
-        device = tensors[0].device if tensors else torch.device("cpu")
-        self._adam = torch.optim.Adam(
-            tensors, lr=lr, betas=betas, eps=eps, fused=device.type in ("cpu", "cuda")
-        )
+        self._exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in tensors]
+        self._exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in tensors]
+        self._steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in tensors]
 
     def zero_grad(self) -> None:
-        self._adam.zero_grad(set_to_none=True)
+        for p, _ in self.params:
+            p.grad = None
+
+    def _adam_step(self, lr: float) -> None:
+        """One Adam step at rate ``lr`` of every parameter that has a gradient."""
+        live = [i for i, (p, _) in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params: list[torch.Tensor] = [self.params[i][0] for i in live]
+        grads: list[torch.Tensor] = [p.grad for p in params if p.grad is not None]
+        steps = [self._steps[i] for i in live]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params,
+            grads,
+            [self._exp_avg[i] for i in live],
+            [self._exp_avg_sq[i] for i in live],
+            [],
+            steps,
+            lr=lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=0.0,
+            eps=self.eps,
+            amsgrad=False,
+            maximize=False,
+            grad_scale=None,
+            found_inf=None,
+        )
 
     @torch.no_grad()
     def step(self, *, scale: float = 1.0) -> None:
@@ -77,9 +107,7 @@ class BatchedAdam:
             for i, (p, model) in enumerate(self.params)
             if p.grad is not None and (model in slowed if model is not None else slowed)
         }
-        for group in self._adam.param_groups:
-            group["lr"] = self.base_lr * scale
-        self._adam.step()
+        self._adam_step(self.base_lr * scale)
         for i, saved in old.items():
             p, model = self.params[i]
             if model is None:

@@ -126,6 +126,19 @@ class FuncStack(BatchedVAE):
         out = self._run(1, z.reshape(z.shape[0], -1, z.shape[-1]), True)
         return out.reshape(z.shape[0], *lead, -1)
 
+    def _one(self, which: int, s: int, x: Tensor) -> Any:
+        """Copy s alone (no vmap): its slice of every stacked tensor."""
+        params = {f"m.{n}": getattr(self, _mangle(n))[s] for n in self._names[0]}
+        buffers = {f"m.{n}": getattr(self, _mangle(n))[s] for n in self._names[1]}
+        return functional_call(self._calls[which], (params, buffers), (x,), strict=True)
+
+    def encode_one(self, s: int, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self._one(0, s, x)
+        return mu, logvar
+
+    def decode_one(self, s: int, z: Tensor) -> Tensor:
+        return self._one(1, s, z).reshape(z.shape[0], -1)
+
     def model_tensors(self) -> list[tuple[Tensor, int | None]]:
         return [(t, None) for t in [*self.parameters(), *self.buffers()]]
 
@@ -155,6 +168,12 @@ class ModuleStack(BatchedVAE):
         lead = z.shape[1:-1]
         outs = [decode_with(m, z[i].reshape(-1, z.shape[-1]), self.iface) for i, m in enumerate(self.models)]
         return torch.stack([o.reshape(*lead, -1) for o in outs])
+
+    def encode_one(self, s: int, x: Tensor) -> tuple[Tensor, Tensor]:
+        return encode_with(self.models[s], x, self.iface)
+
+    def decode_one(self, s: int, z: Tensor) -> Tensor:
+        return decode_with(self.models[s], z, self.iface).reshape(z.shape[0], -1)
 
     def model_tensors(self) -> list[tuple[Tensor, int | None]]:
         return [(t, s) for s, m in enumerate(self.models) for t in [*m.parameters(), *m.buffers()]]
