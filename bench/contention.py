@@ -18,8 +18,9 @@ every case in a fresh process, as a user's command would run. Cases:
 * ``vaeloss audit``: the default audit on the built-in digits (the CLI, wall time);
 * ``vaeloss check``: ``vaeloss check`` on a shared example loss (the CLI, wall time).
 
-Prints one table: seconds idle, and with 1 and 2 busy processes as a ratio to idle; then the
-ratios the issue's goals are about. Run: python bench/contention.py [--quick]
+Prints one table: seconds idle, and with 1 and 2 busy processes as a ratio to idle (each the
+median of ``--repeats`` timings in this run); then the ratios the goals are about.
+Run: python bench/contention.py [--quick] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -199,28 +201,39 @@ def _cli(*args: str, env: dict[str, str]) -> float:
     return took
 
 
-def measure(load: int, *, epochs: int, pythae: bool, limit: float) -> dict[str, float | None]:
-    """Every case at one load level (``load`` busy processes)."""
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure(load: int, *, epochs: int, pythae: bool, limit: float, repeats: int) -> dict[str, float | None]:
+    """Every case at one load level (``load`` busy processes); each timed ``repeats`` times
+    (pythae once), the median kept: this machine's speed drifts by up to 1.6x within minutes."""
     procs = _busy(load, limit)
     time.sleep(0.3)
     try:
         flags = ["--sequential"] + (["--pythae"] if pythae else [])
-        tuned = _python(SWEEP, str(epochs), *flags, env=_env())
-        fixed = _python(SWEEP, str(epochs), env=_env(VAELOSS_THREADS="2"))
-        small = _python(SMALL, env=_env())
+        first = _python(SWEEP, str(epochs), *flags, env=_env())
+        tuned = [first["sweep"]] + [
+            _python(SWEEP, str(epochs), env=_env())["sweep"] for _ in range(repeats - 1)
+        ]
+        fixed = [_python(SWEEP, str(epochs), env=_env(VAELOSS_THREADS="2"))["sweep"] for _ in range(repeats)]
+        small = [_python(SMALL, env=_env()) for _ in range(repeats)]
         example = ROOT / "vaeloss" / "examples" / "mean_bce_sum_kld.py"
+        audit = [_cli("audit", "--out", "r", env=_env()) for _ in range(repeats)]
+        check = [_cli("check", str(example), env=_env()) for _ in range(repeats)]
+        check3 = [_cli("check", str(example), "--timeout", "3", env=_env()) for _ in range(repeats)]
         return {
-            "sweep": tuned["sweep"],
-            "sweep, fixed 2 threads (main)": fixed["sweep"],
-            "pythae-style sequential loop": tuned["sequential"],
-            "pythae 0.1.2 BaseTrainer": tuned.get("pythae"),
-            "linear VAE steps/s": small["linear"],
-            "linear VAE plain loop steps/s": small["linear_plain"],
-            "MLP VAE steps/s": small["mlp"],
-            "MLP VAE plain loop steps/s": small["mlp_plain"],
-            "vaeloss audit (default, digits)": _cli("audit", "--out", "r", env=_env()),
-            "vaeloss check": _cli("check", str(example), env=_env()),
-            "vaeloss check --timeout 3": _cli("check", str(example), "--timeout", "3", env=_env()),
+            "sweep": _median(tuned),
+            "sweep, fixed 2 threads (main)": _median(fixed),
+            "pythae-style sequential loop": first["sequential"],
+            "pythae 0.1.2 BaseTrainer": first.get("pythae"),
+            "linear VAE steps/s": _median([r["linear"] for r in small]),
+            "linear VAE plain loop steps/s": _median([r["linear_plain"] for r in small]),
+            "MLP VAE steps/s": _median([r["mlp"] for r in small]),
+            "MLP VAE plain loop steps/s": _median([r["mlp_plain"] for r in small]),
+            "vaeloss audit (default, digits)": _median(audit),
+            "vaeloss check": _median(check),
+            "vaeloss check --timeout 3": _median(check3),
         }
     finally:
         _stop(procs)
@@ -229,10 +242,14 @@ def measure(load: int, *, epochs: int, pythae: bool, limit: float) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 epochs instead of 40, no pythae")
-    parser.add_argument("--limit", type=float, default=900.0, help="most seconds a busy process runs")
+    parser.add_argument("--limit", type=float, default=1800.0, help="most seconds a busy process runs")
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each case, the median kept (3)")
     opts = parser.parse_args()
     epochs = 10 if opts.quick else 40
-    rows = {load: measure(load, epochs=epochs, pythae=not opts.quick, limit=opts.limit) for load in LOADS}
+    rows = {
+        load: measure(load, epochs=epochs, pythae=not opts.quick, limit=opts.limit, repeats=opts.repeats)
+        for load in LOADS
+    }
     print(f"{'case':<36} {'idle':>9} {'1 busy':>16} {'2 busy':>16}")
     for case in rows[0]:
         idle = rows[0][case]

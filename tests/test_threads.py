@@ -50,21 +50,22 @@ def _fresh():
 
 
 def _tuner(machine, **kw):
-    return ThreadTuner((1, 2), clock=machine.clock, **kw)
+    return ThreadTuner((1, 2), clock=machine.clock, **{"recheck": 5.0, **kw})
 
 
 def test_the_faster_count_is_chosen():
     m = Machine({1: 1.0, 2: 0.5})
     with _tuner(m) as tuner:
-        m.run(tuner, 20)
+        m.run(tuner, 18)
     assert tuner.chosen == 2
-    assert tuner.history == [(pytest.approx(6 * 1.0 + 6 * 0.5), 2)]  # after one trial of each
+    # after one trial: 3 rounds of each count, one untimed and two timed steps a round
+    assert tuner.history == [(pytest.approx(9 * 1.0 + 9 * 0.5), 2)]
 
 
 def test_fewer_threads_win_a_near_tie():
     m = Machine({1: 1.0, 2: 0.97})
     with _tuner(m) as tuner:
-        m.run(tuner, 20)
+        m.run(tuner, 18)
     assert tuner.chosen == 1
 
 
@@ -72,15 +73,15 @@ def test_a_clearly_slower_count_is_abandoned_early():
     """Beside a busy process two threads can be 10x slower: the trial stops after one timed step."""
     m = Machine({1: 1.0, 2: 10.0})
     with _tuner(m) as tuner:
-        m.run(tuner, 10)
+        m.run(tuner, 12)
     assert tuner.chosen == 1
-    assert m.steps[2] == 2  # one warm-up step and one timed step
+    assert m.steps[2] == 3  # one round only: an untimed step and two timed ones
 
 
 def test_a_load_that_arrives_later_is_followed():
     m = Machine({1: 1.0, 2: 0.5})
     with _tuner(m) as tuner:
-        m.run(tuner, 15)
+        m.run(tuner, 18)
         assert tuner.chosen == 2
         m.seconds[2] = 3.0  # another process starts: two threads now wait for a core
         m.run(tuner, 30)
@@ -93,8 +94,8 @@ def test_an_unchanged_choice_is_checked_less_and_less_often():
     with _tuner(m, recheck=5.0, max_recheck=20.0) as tuner:
         m.run(tuner, 400)
     # trials at t = 0, then after 5, 10, 20, 20, ... seconds at two threads: few steps at one
-    trials = m.steps[1] // 6
-    assert 8 <= trials <= 12, m.steps
+    trials = m.steps[1] // 9
+    assert 6 <= trials <= 10, m.steps
     assert tuner.chosen == 2
 
 
@@ -104,8 +105,8 @@ def test_a_recent_choice_is_taken_over_without_a_trial():
         m.run(first, 20)
     m.steps = {1: 0, 2: 0}
     with _tuner(m) as second:
-        m.run(second, 5)
-    assert second.chosen == 2 and m.steps == {1: 0, 2: 5}
+        m.run(second, 8)
+    assert second.chosen == 2 and m.steps == {1: 0, 2: 8}
 
 
 def test_threads_are_set_while_tuning_and_restored_after():

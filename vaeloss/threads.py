@@ -147,7 +147,6 @@ class _Trial:
     """Step times measured at one thread count during a trial."""
 
     threads: int
-    warmup: int
     times: list[float] = field(default_factory=list)
 
     @property
@@ -181,12 +180,15 @@ class ThreadTuner:
     validation pass, is not counted), and ``with tuner:`` around the whole loop (it restores
     torch's thread count at the end).
 
-    A *trial* runs ``warmup`` untimed steps and up to ``trial_steps`` timed steps at each
-    candidate count, one thread first, and stops a candidate early once it is clearly slower
-    than the best so far. The fastest count is then used until ``recheck`` seconds have passed
-    (doubling, up to ``max_recheck``, while the choice stays the same) or until the median of
-    the last steps exceeds ``drift`` times the chosen count's trial median (the load changed);
-    then a new trial starts.
+    A *trial* interleaves the candidates, one thread first: ``rounds`` rounds in which each
+    candidate runs ``warmup`` untimed steps and ``block`` timed ones, so that a machine whose
+    speed drifts (it does, by up to 1.6x within minutes) slows every candidate alike. A
+    candidate whose round took more than twice the best one's is clearly slower (two threads
+    beside a busy process) and is dropped from the later rounds. The count with the lowest
+    median step is then used until ``recheck`` seconds have passed (doubling, up to
+    ``max_recheck``, while the choice stays the same) or until the median of the last steps
+    exceeds ``drift`` times the chosen count's trial median (the load changed); then a new
+    trial starts.
 
     Attributes:
         candidates: thread counts to choose among (one count: no tuning).
@@ -195,16 +197,18 @@ class ThreadTuner:
     """
 
     candidates: tuple[int, ...]
-    trial_steps: int = 5
+    rounds: int = 3
+    block: int = 2
     warmup: int = 1
-    recheck: float = 5.0
+    recheck: float = 1.0
     max_recheck: float = 60.0
     drift: float = 1.5
     clock: Callable[[], float] = time.perf_counter
     chosen: int | None = None
     history: list[tuple[float, int]] = field(default_factory=list)
-    _trials: list[_Trial] = field(default_factory=list)
-    _pending: list[int] = field(default_factory=list)
+    _trials: dict[int, _Trial] = field(default_factory=dict)
+    _pending: list[tuple[int, bool]] = field(default_factory=list)
+    _round: dict[int, float] = field(default_factory=dict)
     _chosen_median: float = 0.0
     _recent: list[float] = field(default_factory=list)
     _next_check: float = 0.0
@@ -246,7 +250,7 @@ class ThreadTuner:
             if recent is None:
                 self._start_trial()
             else:  # another tuner of this process just chose: start from its choice
-                self.chosen, self._measuring = recent, self.trial_steps
+                self.chosen, self._measuring = recent, self.window
                 self._next_check = self.clock() + self.recheck
             torch.set_num_threads(self.current)  # the work between steps runs at the choice too
         else:
@@ -260,10 +264,15 @@ class ThreadTuner:
             torch.set_num_threads(self._saved)
 
     @property
+    def window(self) -> int:
+        """Steps whose median is compared with the choice's trial median (the drift check)."""
+        return self.rounds * self.block
+
+    @property
     def current(self) -> int:
         """The thread count the next step runs with."""
         if self._pending:
-            return self._pending[0]
+            return self._pending[0][0]
         return self.chosen if self.chosen is not None else self.candidates[-1]
 
     @contextmanager
@@ -284,45 +293,54 @@ class ThreadTuner:
     def record(self, seconds: float) -> None:
         """Account for one step of ``seconds`` at :attr:`current` threads."""
         if self._pending:
-            trial = self._trials[-1]
-            if trial.warmup > 0:
-                trial.warmup -= 1
-                return
-            trial.times.append(seconds)
-            best = min((t.median for t in self._trials[:-1]), default=float("inf"))
-            clearly_slower = sum(trial.times) > 1.5 * best * self.trial_steps
-            if len(trial.times) >= self.trial_steps or clearly_slower:
-                self._pending.pop(0)
-                if self._pending:
-                    self._trials.append(_Trial(self._pending[0], self.warmup))
-                else:
-                    self._decide()
+            self._trial_step(seconds)
             return
         self._recent.append(seconds)
-        del self._recent[: -self.trial_steps]
+        del self._recent[: -self.window]
         if self._measuring:  # the first steps at a choice taken over from another tuner
             self._measuring -= 1
             if not self._measuring:
                 self._chosen_median = statistics.median(self._recent)
             return
-        now = self.clock()
         drifted = (
-            len(self._recent) == self.trial_steps
+            len(self._recent) == self.window
             and statistics.median(self._recent) > self.drift * self._chosen_median
         )
-        if now >= self._next_check or drifted:
+        if self.clock() >= self._next_check or drifted:
             if drifted:
                 self._interval = self.recheck
             self._start_trial()
 
+    def _trial_step(self, seconds: float) -> None:
+        threads, timed = self._pending.pop(0)
+        if timed:
+            self._trials[threads].times.append(seconds)
+            self._round[threads] = self._round.get(threads, 0.0) + seconds
+        if any(n == threads for n, _ in self._pending[: self.warmup + self.block - 1]):
+            return  # this candidate's block goes on
+        if len(self._round) == len(self._live()):  # a round is over: drop the clearly slower
+            best = min(self._round.values())
+            slow = {n for n, t in self._round.items() if t > 2 * best}
+            self._pending = [(n, m) for n, m in self._pending if n not in slow]
+            self._round = {}
+        if not self._pending:
+            self._decide()
+
+    def _live(self) -> set[int]:
+        """The candidates still in the trial."""
+        return {n for n, _ in self._pending} | set(self._round)
+
     def _start_trial(self) -> None:
-        self._pending = list(self.candidates)
-        self._trials = [_Trial(self._pending[0], self.warmup)]
+        self._trials = {n: _Trial(n) for n in self.candidates}
+        self._round = {}
+        block = [False] * self.warmup + [True] * self.block
+        self._pending = [(n, m) for _ in range(self.rounds) for n in self.candidates for m in block]
         self._recent = []
 
     def _decide(self) -> None:
-        best = self._trials[0]
-        for t in self._trials[1:]:
+        trials = [self._trials[n] for n in self.candidates]
+        best = trials[0]
+        for t in trials[1:]:
             if t.median < 0.95 * best.median:
                 best = t
         if best.threads == self.chosen:
