@@ -15,6 +15,7 @@ __all__ = [
     "UnknownConventionError",
     "DataError",
     "LossCheckError",
+    "UserCodeError",
     "DeviceError",
     "OutputError",
     "TrainingError",
@@ -41,8 +42,12 @@ class DataError(VaelossError, ValueError):
     """A data set that cannot be loaded or does not fit the likelihood."""
 
 
+class UserCodeError(VaelossError):
+    """A user's file cannot be read or loaded (missing, not Python, a class that is not there)."""
+
+
 class LossCheckError(VaelossError):
-    """A user's loss file cannot be checked (missing, crashes, never returns...)."""
+    """A user's loss cannot be checked (crashes, never returns, returns no loss...)."""
 
 
 class DeviceError(VaelossError, ValueError):

@@ -9,37 +9,51 @@ from pathlib import Path
 
 import pytest
 
+from vaeloss.check.protocol import CallFinished, CallStarted, CheckRequest, PhaseStarted
 from vaeloss.check.runner import OWN_LIMIT, _Worker
 
 EXAMPLE = Path(__file__).parents[2] / "vaeloss" / "examples" / "sum_bce_sum_kld.py"
 
 
 def _worker(timeout=3.0):
-    w = _Worker({"names": ["loss"], "path": "/somewhere/loss.py"}, timeout)
+    request = CheckRequest(
+        path="/somewhere/loss.py",
+        module="loss",
+        search_path=(),
+        names=("loss",),
+        explicit=True,
+        args={},
+        init={},
+        sizes={"B": 128, "D": 784, "k": 20},
+        input_shape=None,
+        timeout=timeout,
+        exec_module=False,
+    )
+    w = _Worker(request, timeout)
     w.started = 0.0
     return w
 
 
 def test_only_the_users_code_counts():
     w = _worker()
-    w._receive({"phase": "start"}, 0.0)
-    w._receive({"phase": "import"}, 4.0)  # Python and torch took 4 s to start: not counted
-    w._receive({"phase": "call"}, 4.2)  # the file loaded in 0.2 s
+    w._receive(PhaseStarted("start"), 0.0)
+    w._receive(PhaseStarted("import"), 4.0)  # Python and torch took 4 s to start: not counted
+    w._receive(PhaseStarted("call"), 4.2)  # the file loaded in 0.2 s
     now = 4.2
     for _ in range(80):
         now += 0.5  # the probe's own work between calls, on a very busy machine
-        w._receive({"enter": 1}, now)
+        w._receive(CallStarted(), now)
         now += 0.001
-        w._receive({"call": 0.001}, now)
+        w._receive(CallFinished(0.001), now)
     assert now > 40
     assert w._left(now) == pytest.approx(3.0 - 0.2 - 80 * 0.001)
 
 
 def test_a_call_that_does_not_return_runs_out_the_clock():
     w = _worker()
-    w._receive({"phase": "import"}, 1.0)
-    w._receive({"phase": "call"}, 1.5)
-    w._receive({"enter": 1}, 2.0)
+    w._receive(PhaseStarted("import"), 1.0)
+    w._receive(PhaseStarted("call"), 1.5)
+    w._receive(CallStarted(), 2.0)
     assert w._left(4.4) == pytest.approx(0.1)
     assert w._left(4.6) < 0
     assert "the first call did not return (the call phase)" in w._timeout_message()
@@ -47,15 +61,15 @@ def test_a_call_that_does_not_return_runs_out_the_clock():
 
 def test_loading_counts_while_it_runs():
     w = _worker()
-    w._receive({"phase": "import"}, 1.0)
+    w._receive(PhaseStarted("import"), 1.0)
     assert w._left(3.5) == pytest.approx(0.5)
     assert w._left(4.5) < 0
 
 
 def test_the_probes_own_work_has_a_limit_of_its_own():
     w = _worker(timeout=60.0)
-    w._receive({"phase": "import"}, 0.0)
-    w._receive({"phase": "call"}, 1.0)
+    w._receive(PhaseStarted("import"), 0.0)
+    w._receive(PhaseStarted("call"), 1.0)
     assert w._left(OWN_LIMIT + 2.0) < 0
     message = w._timeout_message()
     assert message.startswith(

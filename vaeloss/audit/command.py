@@ -13,9 +13,9 @@ from typing import Any
 
 from vaeloss.audit import defaults
 from vaeloss.audit.stop import StopRequest
-from vaeloss.construct import assignment
 from vaeloss.errors import InvalidArgumentError
 from vaeloss.exit_codes import EXIT_FINDING, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
+from vaeloss.usercode.construct import assignment
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 

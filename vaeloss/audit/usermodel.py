@@ -1,7 +1,7 @@
 """``--model FILE:Class``: load a user's VAE class as it is written, build it, and find out how
 to call it and what its decoder emits.
 
-The file is loaded as ``vaeloss check`` loads a loss file (:mod:`vaeloss.check.loader`): as a
+The file is loaded as ``vaeloss check`` loads a loss file (:mod:`vaeloss.usercode`): as a
 member of its package when it is in one (relative imports work), its folder first on
 ``sys.path`` (sibling imports work), training loops and ``__main__`` blocks not run, nothing
 written. The class is built with ``--init NAME=VALUE`` arguments (literals, or expressions in
@@ -12,14 +12,11 @@ the file's namespace); its interface and decoder output are found by probing one
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from vaeloss.construct import BuildError, build, evaluate_value
 from vaeloss.engine.build import UserModel
 from vaeloss.engine.decoder_output import (
     DecoderKind,
@@ -28,52 +25,11 @@ from vaeloss.engine.decoder_output import (
     in_unit_interval,
 )
 from vaeloss.engine.interface import ModelInterface, decode_with, find_interface, parse_model_api
-from vaeloss.errors import InvalidArgumentError, LossCheckError
+from vaeloss.errors import InvalidArgumentError
+from vaeloss.usercode.classes import user_class
+from vaeloss.usercode.construct import BuildError, build, evaluate_value
 
-__all__ = ["load_user_model", "user_class"]
-
-
-def user_class(spec: str) -> tuple[type[nn.Module], dict[str, Any]]:
-    """The class named by ``FILE:Class`` (or ``pkg.module:Class``) and its module's namespace."""
-    from vaeloss.check.loader import load_module
-    from vaeloss.check.target import resolve_target
-
-    where, _, name = spec.rpartition(":")
-    if not where or not name.isidentifier():
-        raise InvalidArgumentError(
-            f"Expected --model mlp|conv|linear|FILE:Class but got model={spec!r}. Try --model my_vae.py:VAE."
-        )
-    try:
-        target = resolve_target(spec)
-    except LossCheckError:
-        raise InvalidArgumentError(
-            f"Expected --model FILE:Class with an existing file but got model={spec!r}: no file "
-            f"{where!r}. Try --model path/to/my_vae.py:VAE."
-        ) from None
-    argv = list(sys.argv)
-    try:
-        loaded = load_module(target.path, target.module, target.search_path)
-    except Exception as exc:  # noqa: BLE001 - the user's file
-        raise InvalidArgumentError(
-            f"Expected {target.path.name} to load but it raised {type(exc).__name__}: {exc}."
-        ) from None
-    finally:
-        sys.argv = argv
-    namespace = vars(loaded.module)
-    cls = namespace.get(name)
-    if cls is None:
-        why = loaded.explain_name(name) if hasattr(loaded, "explain_name") else None
-        raise InvalidArgumentError(
-            f"Expected a class named {name} in {target.path.name} but there is none"
-            + (f" ({why})" if why else "")
-            + ". Try --model FILE:Class with the name of your VAE class."
-        )
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        raise InvalidArgumentError(
-            f"Expected {name} in {target.path.name} to be an nn.Module class but it is "
-            f"{type(cls).__name__}. Try --model FILE:Class with your VAE class."
-        )
-    return cls, namespace
+__all__ = ["load_user_model"]
 
 
 def load_user_model(

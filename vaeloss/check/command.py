@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from vaeloss.construct import assignment
 from vaeloss.errors import LossCheckError, VaelossError
 from vaeloss.exit_codes import EXIT_ERROR
+from vaeloss.usercode.construct import assignment
 
 __all__ = ["add_check_parser", "run_check"]
 

@@ -320,7 +320,7 @@ def _formula_at_these_sizes(r: CheckReport, ctx: Context) -> Found:
 
 @rule("learned-decoder-scale", "info")
 def _learned_decoder_scale(r: CheckReport, ctx: Context) -> Found:
-    scales = (r.through_model or {}).get("log_scales") or {}
+    scales = {} if r.through_model is None else r.through_model.log_scales
     for name, value in scales.items():
         yield (
             f"the decoder's scale is learned ({name} = {value:.4g} now): the reconstruction factor "
@@ -430,7 +430,8 @@ def build_fix(r: CheckReport) -> str:
     if abs(value - 1) < 1e-9:
         return "None needed: this is the negative ELBO (beta = 1)."
     if r.kl_weight_parameter is not None:
-        current = float(r.defaults.get(r.kl_weight_parameter, 1.0))
+        given = r.defaults.get(r.kl_weight_parameter, 1.0)
+        current = float(given) if isinstance(given, (int, float)) else 1.0
         return (
             f"This is a beta-VAE with beta = {value:.6g}. For the ELBO (beta = 1) set "
             f"{r.kl_weight_parameter}={current / value:.6g}."

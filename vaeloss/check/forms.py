@@ -7,9 +7,7 @@ decoder's distribution). The parameters' names and how the body uses them (``out
 ``a, b, c = out``, ``q.rsample()``) give a ranked list of :class:`CallForm` candidates; the
 probe keeps the first one under which the loss fits exactly.
 
-Return forms: a scalar or a one-element tensor, one value per sample, a dict or an object with
-a loss under a key such as ``loss``/``total_loss``/``elbo`` (case-insensitive), or a tuple of
-values; :func:`read_output` turns each into a vector of numbers, one per returned value.
+How it gives its value is :mod:`vaeloss.check.probe.outputs`.
 """
 
 from __future__ import annotations
@@ -18,23 +16,13 @@ import ast
 import inspect
 import itertools
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-__all__ = [
-    "CallForm",
-    "OutputError",
-    "Param",
-    "Slot",
-    "call_forms",
-    "missing_arguments",
-    "params_of",
-    "read_output",
-]
+__all__ = ["CallForm", "Param", "Slot", "call_forms", "missing_arguments", "params_of"]
 
 Role = Literal["recon", "data", "mu", "scale", "z"]
 SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder"]
@@ -83,10 +71,6 @@ _PACK_ORDERS: dict[int, list[tuple[Role, ...]]] = {
     4: [("recon", "data", "mu", "scale"), ("recon", "mu", "scale", "z"), ("recon", "z", "mu", "scale")],
     5: [("recon", "data", "mu", "scale", "z"), ("recon", "mu", "scale", "z", "data")],
 }
-
-
-class OutputError(Exception):
-    """The loss returned something that is not a loss value; the message says what."""
 
 
 @dataclass(frozen=True)
@@ -323,95 +307,3 @@ def _orders(needed: list[Role], named: list[Role | None], n: int) -> list[tuple[
 
 def _unique(forms: list[CallForm]) -> list[CallForm]:
     return list(dict.fromkeys(forms))
-
-
-_LOSS_KEYS = (
-    "loss",
-    "total_loss",
-    "totalloss",
-    "total",
-    "loss_total",
-    "objective",
-    "neg_elbo",
-    "nelbo",
-    "elbo",
-)
-
-
-def _number(value: Any, B: int) -> float | None:
-    if isinstance(value, Tensor):
-        if value.dim() == 0 or value.numel() == 1:
-            return float(value.reshape(()).detach())
-        if value.dim() == 1 and value.shape[0] == B:
-            return float(value.detach().mean())
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def loss_value(out: Any, B: int) -> tuple[Any, str]:
-    """The part of a loss's return value that holds the loss, and how it was found."""
-    if isinstance(out, Mapping) or hasattr(out, "keys") and callable(out.keys):
-        keys = {str(k).lower(): k for k in out.keys()}
-        for key in _LOSS_KEYS:
-            if key in keys:
-                return out[keys[key]], f"the dict key {keys[key]!r}"
-        losses = [k for k in keys if "loss" in k]
-        if len(losses) == 1:
-            return out[keys[losses[0]]], f"the dict key {keys[losses[0]]!r}"
-        raise OutputError(
-            f"the function returned a dict without a loss key (keys: {sorted(map(str, out.keys()))}); "
-            f"return the total under 'loss'"
-        )
-    if not isinstance(out, (Tensor, tuple, list)) and hasattr(out, "loss"):
-        return out.loss, "its attribute .loss"
-    return out, ""
-
-
-def read_output(out: Any, B: int) -> tuple[list[float], str, list[int]]:
-    """The numbers a loss returned: a vector with one value per returned value (a tuple gives
-    several), how the output was read, and the positions in the tuple of those values.
-
-    A tensor of shape [B] counts as one value per sample, averaged over the batch as
-    frameworks do; a one-element tensor is a scalar.
-    """
-    value, how = loss_value(out, B)
-    if isinstance(value, (tuple, list)):
-        numbers: list[float] = []
-        where: list[int] = []
-        for i, element in enumerate(value):
-            n = _number(element, B)
-            if n is not None:
-                numbers.append(n)
-                where.append(i)
-        if not numbers:
-            raise OutputError(
-                f"the function returned a {type(value).__name__} of "
-                f"{', '.join(type(v).__name__ for v in value)}, with no tensor or number in it; "
-                "return the loss"
-            )
-        return numbers, how or "a tuple", where
-    n = _number(value, B)
-    if n is None:
-        if isinstance(value, Tensor):
-            raise OutputError(
-                f"the function returned a tensor of shape {tuple(value.shape)}; expected a scalar or "
-                f"one value per sample (shape [{B}])"
-            )
-        raise OutputError(
-            f"the function returned {type(value).__name__}, not a tensor; return the loss tensor "
-            "(a scalar, or one value per sample)"
-        )
-    return [n], how, [0]
-
-
-def output_tensor(out: Any, B: int, index: int) -> Tensor:
-    """Element ``index`` of the loss's output as a tensor (for gradients), averaged over the
-    batch when it is one value per sample."""
-    value, _ = loss_value(out, B)
-    if isinstance(value, (tuple, list)):
-        value = value[index]
-    if not isinstance(value, Tensor):
-        return torch.tensor(float(value))
-    return value.mean() if value.dim() == 1 and value.shape[0] == B else value.reshape(())

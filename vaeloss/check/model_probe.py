@@ -250,16 +250,26 @@ class ModelCaller(Caller):
             "recon": f"{t.recon} (its output)",
         }
 
-    def arguments(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> tuple[list[Any], dict[str, Any]]:
+    def tensors(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> dict[str, Tensor]:
         B = r.shape[0]
+        return {
+            "recon": r.reshape(B, *self.taps.recon_shape),
+            "data": x.reshape(B, *self.shape),
+            "mu": mu,
+            "scale": s,
+        }
+
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The batch for the method; the posterior and decoder outputs go to the hooks."""
+        mu, s = values["mu"], values["scale"]
         self.replacements.current = {
             "mu": mu,
             "scale": s,
             "head": torch.cat([mu, s], dim=-1),
-            "recon": r.reshape(B, *self.taps.recon_shape),
+            "recon": values["recon"],
         }
         kwargs = dict(self.extra)
-        kwargs[self.batch_param] = self.batch(x.reshape(B, *self.shape))
+        kwargs[self.batch_param] = self.batch(values["data"])
         return [], kwargs
 
 

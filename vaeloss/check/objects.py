@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from vaeloss.check.loader import Loaded
 from vaeloss.check.source import returns_inner_function
-from vaeloss.construct import BuildError, build
+from vaeloss.usercode.construct import BuildError, build
+from vaeloss.usercode.loader import Loaded
 
 __all__ = ["LossObject", "ObjectError", "StateGuard", "resolve_object"]
 

@@ -73,10 +73,10 @@ def _skipped(r: CheckReport) -> list[str]:
     by_kind: dict[str, list[str]] = {}
     failed = []
     for s in r.skipped:
-        where = r.where(s["line"]) or f"line {s['line']}"
-        kind = _NOT_RUN.get(s["reason"])
+        where = r.where(s.line) or f"line {s.line}"
+        kind = _NOT_RUN.get(s.reason)
         if kind is None:
-            failed.append(f"{where} `{s['code']}`: {s['reason']}")
+            failed.append(f"{where} `{s.code}`: {s.reason}")
         else:
             by_kind.setdefault(kind, []).append(where)
     lines = []
@@ -109,17 +109,17 @@ def format_report(r: CheckReport) -> str:
         lines.append(f"  parameters used: {used}")
     if r.through_model:
         m = r.through_model
-        shape = "x".join(map(str, m["input_shape"]))
+        shape = "x".join(map(str, m.input_shape))
         lines.append(
-            f"  probed through the model: the outputs of {m['mu']} (mu), {m['scale']} (scale) and "
-            f"{m['recon']} (decoder) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
+            f"  probed through the model: the outputs of {m.mu} (mu), {m.scale} (scale) and "
+            f"{m.recon} (decoder) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
         )
         lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
     lines += _skipped(r)
     for other in r.others:
         lines.append(
-            f"  also a candidate: {other['name']} ({other['summary']}); check it with "
-            f"'vaeloss check {r.path}:{other['name']}'"
+            f"  also a candidate: {other.name} ({other.summary}); check it with "
+            f"'vaeloss check {r.path}:{other.name}'"
         )
     lines.append("")
     fixed = (

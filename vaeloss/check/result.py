@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
+from vaeloss.jsontypes import JsonObject
 from vaeloss.objective.algebra import Monomial
 from vaeloss.objective.convention import Convention, Output
+from vaeloss.usercode.loader import Skipped
 
 if TYPE_CHECKING:  # the types only: the CLI process of check does not import torch
     from vaeloss.objective.kl import LatentParameterisation
@@ -19,12 +21,16 @@ if TYPE_CHECKING:  # the types only: the CLI process of check does not import to
 __all__ = [
     "MC_TOLERANCE",
     "TOLERANCE",
+    "CandidateKind",
+    "CandidateSummary",
     "CheckReport",
     "ElementFit",
     "Finding",
+    "Plain",
     "ProbeResult",
     "Severity",
     "SizeFit",
+    "ThroughModel",
     "fit_monomial",
 ]
 
@@ -37,6 +43,60 @@ MC_TOLERANCE = 0.05
 MC_ZSCORE = 4.0
 """A Monte-Carlo fit is kept only when every probe's misfit is within this many standard
 errors of its average."""
+
+
+Plain = int | float | str | bool | None
+"""A value as JSON carries it (the loss's arguments and defaults; others as their repr)."""
+CandidateKind = Literal["full loss", "terms apart", "reconstruction only", "KL only", "neither", "unprobed"]
+_SUMMARIES: dict[CandidateKind, str] = {
+    "full loss": "a full loss (reconstruction and KL)",
+    "terms apart": "the loss's terms, returned apart",
+    "reconstruction only": "a reconstruction term only",
+    "KL only": "a KL term only",
+    "neither": "neither term of a VAE loss",
+    "unprobed": "cannot be probed",
+}
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """What a candidate of the file probed as, when the user named none."""
+
+    name: str
+    kind: CandidateKind
+    error: str | None = None  # why it cannot be probed (the exception's type)
+
+    @property
+    def summary(self) -> str:
+        """The report's words: ``a full loss (reconstruction and KL)``..."""
+        text = _SUMMARIES[self.kind]
+        return f"{text} ({self.error})" if self.error else text
+
+    @property
+    def whole(self) -> bool:
+        """Whether it probes as a whole VAE loss (both terms, together or apart)."""
+        return self.kind in ("full loss", "terms apart")
+
+
+@dataclass(frozen=True)
+class ThroughModel:
+    """How a loss computed inside a model was probed: the submodules whose outputs were
+    replaced, the shape of one sample, and the model's learned decoder scales (by name)."""
+
+    mu: str
+    scale: str
+    recon: str
+    input_shape: tuple[int, ...]
+    log_scales: dict[str, float]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "mu": self.mu,
+            "scale": self.scale,
+            "recon": self.recon,
+            "input_shape": list(self.input_shape),
+            "log_scales": dict(self.log_scales),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,11 +139,11 @@ class CheckReport:
     recon_factor: Monomial | None
     kl_factor: Monomial | None
     fixed_dims: tuple[str, ...]
-    defaults: dict[str, Any]
+    defaults: dict[str, Plain]
     kl_weight_parameter: str | None
-    others: list[dict[str, str]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    through_model: dict[str, Any] | None = None
+    others: tuple[CandidateSummary, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    through_model: ThroughModel | None = None
     where: Callable[[int | None], str | None] = field(
         default=lambda line: None if line is None else f"line {line}"
     )
@@ -199,9 +259,9 @@ class CheckReport:
             "monte_carlo_kl": p.monte_carlo,
             "defaults": self.defaults,
             "data_dim_fixed": self.data_dim_fixed,
-            "other_candidates": self.others,
-            "through_model": self.through_model,
-            "statements_not_run": self.skipped,
+            "other_candidates": [{"name": o.name, "summary": o.summary} for o in self.others],
+            "through_model": None if self.through_model is None else self.through_model.to_json(),
+            "statements_not_run": [s.to_json() for s in self.skipped],
             "seconds_per_call": p.seconds_per_call,
             "findings": [f.to_json() for f in self.findings],
             "fix": self.fix,

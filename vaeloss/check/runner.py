@@ -10,7 +10,6 @@ took. vaeloss's own work has a limit of its own (:data:`OWN_LIMIT`), far above w
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import selectors
@@ -19,15 +18,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
-from vaeloss.check.result import CheckReport, ProbeResult, fit_monomial
-from vaeloss.check.source import read_static, select
-from vaeloss.check.sourcefile import read_source_file
-from vaeloss.check.target import resolve_target
+from vaeloss.check.protocol import (
+    CallStarted,
+    CheckAnswer,
+    CheckFailure,
+    CheckRequest,
+    Message,
+    PhaseStarted,
+    TapNames,
+    decode,
+    encode,
+)
+from vaeloss.check.result import CheckReport, fit_monomial
+from vaeloss.check.source import StaticSource, read_static, select
 from vaeloss.errors import LossCheckError
+from vaeloss.usercode.sourcefile import read_source_file
+from vaeloss.usercode.target import resolve_target
 from vaeloss.validation import check_positive, check_positive_int
 
 __all__ = ["CheckReport", "check_loss"]
@@ -46,25 +58,25 @@ def _text(value: Any) -> str:
 class _Worker:
     """The worker process and what it has said so far."""
 
-    def __init__(self, request: dict[str, Any], timeout: float) -> None:
+    def __init__(self, request: CheckRequest, timeout: float) -> None:
         self.request, self.timeout = request, timeout
         self.phase = "start"
         self.calls: list[float] = []
-        self.answer: dict[str, Any] | None = None
+        self.answer: CheckAnswer | CheckFailure | None = None
         self.user_seconds = 0.0  # in the user's code, finished parts
         self.user_since: float | None = None  # the user's code running since (monotonic)
         self.own_since: float | None = None  # the user's file started loading at
         self.started = time.monotonic()
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> CheckAnswer | CheckFailure:
         tmp = Path(tempfile.mkdtemp(prefix="vaeloss-check-"))
         try:
             return self._run(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _run(self, tmp: Path) -> dict[str, Any]:
-        self.request["writable"] = [str(tmp)]
+    def _run(self, tmp: Path) -> CheckAnswer | CheckFailure:
+        request = replace(self.request, writable=(str(tmp),))
         read_fd, write_fd = os.pipe()
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
@@ -87,7 +99,7 @@ class _Worker:
             )
         os.close(write_fd)
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(self.request).encode())
+        proc.stdin.write(encode(request))
         proc.stdin.close()
         try:
             self._listen(read_fd, proc)
@@ -100,7 +112,7 @@ class _Worker:
             tail = (err_path.read_text(errors="replace") or out_path.read_text(errors="replace")).strip()
             lines = tail.splitlines()[-5:]
             raise LossCheckError(
-                f"Expected the check of {self.request['path']} to finish but its process exited with "
+                f"Expected the check of {self.request.path} to finish but its process exited with "
                 f"status {proc.returncode} before reporting (os._exit or a crash?). "
                 + ("Its last output: " + " | ".join(lines) if lines else "It printed nothing.")
             )
@@ -110,10 +122,13 @@ class _Worker:
         """Seconds until a limit runs out: the start-up's, the user's code's, or the probe's own."""
         if self.phase == "start":
             return self.started + STARTUP_LIMIT - now
-        running = 0.0 if self.user_since is None else now - self.user_since
-        user = self.user_seconds + running
+        user = self._user(now)
         own = (now - self.own_since) - user if self.own_since is not None else 0.0
         return min(self.timeout - user, OWN_LIMIT - own)
+
+    def _user(self, now: float) -> float:
+        """Seconds spent in the user's code so far."""
+        return self.user_seconds + (0.0 if self.user_since is None else now - self.user_since)
 
     def _listen(self, fd: int, proc: subprocess.Popen[bytes]) -> None:
         sel = selectors.DefaultSelector()
@@ -134,37 +149,36 @@ class _Worker:
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                self._receive(json.loads(line), time.monotonic())
+                self._receive(decode(line), time.monotonic())
 
-    def _receive(self, message: dict[str, Any], now: float) -> None:
-        if "ok" in message:
+    def _receive(self, message: Message, now: float) -> None:
+        if isinstance(message, (CheckAnswer, CheckFailure)):
             self.answer = message
-        elif "phase" in message:
-            if message["phase"] == "import":  # loading the user's file: the user's code
+        elif isinstance(message, PhaseStarted):
+            if message.phase == "import":  # loading the user's file: the user's code
                 self.own_since = self.user_since = now
-            elif message["phase"] == "call" and self.user_since is not None:
+            elif message.phase == "call" and self.user_since is not None:
                 self.user_seconds += now - self.user_since
                 self.user_since = None
-            self.phase = message["phase"]
-        elif "enter" in message:
+            self.phase = message.phase
+        elif isinstance(message, CallStarted):
             self.user_since = now
-        elif "call" in message:
-            took = float(message["call"])
-            self.calls.append(took)
-            self.user_seconds += took
+        else:
+            self.calls.append(message.seconds)
+            self.user_seconds += message.seconds
             self.user_since = None
 
     def _timeout_message(self) -> str:
-        name = self.request["names"][0] if len(self.request["names"]) == 1 else "the loss"
-        path = Path(self.request["path"]).name
+        names = self.request.names
+        name = names[0] if len(names) == 1 else "the loss"
+        path = Path(self.request.path).name
         t = self.timeout
         if self.phase == "start":
             return (
                 f"Expected the check's worker process to start Python and torch within "
                 f"{STARTUP_LIMIT:g} s but it did not (a very busy machine?). Try again."
             )
-        now = time.monotonic()
-        user = self.user_seconds + (0.0 if self.user_since is None else now - self.user_since)
+        user = self._user(time.monotonic())
         if user < self.timeout and self.own_since is not None:
             return (
                 f"Expected the probe's own work to finish within {OWN_LIMIT:g} s but it did not "
@@ -195,17 +209,16 @@ class _Worker:
         )
 
 
-def _run_worker(request: dict[str, Any], timeout: float, isolate: bool) -> dict[str, Any]:
+def _run_worker(request: CheckRequest, timeout: float, isolate: bool) -> CheckAnswer | CheckFailure:
     if isolate:
         return _Worker(request, timeout).run()
-    from vaeloss.check.worker import _Channel, run
+    from vaeloss.check.worker import Channel, run
 
-    request["writable"] = [tempfile.gettempdir()]
-    return run(request, _Channel(None))
+    return run(replace(request, writable=(tempfile.gettempdir(),)), Channel(None))
 
 
-def _failure(answer: dict[str, Any], target: str, static: Any) -> LossCheckError:
-    error = answer["error"]
+def _failure(answer: CheckFailure, target: str, static: StaticSource) -> LossCheckError:
+    error = answer.error
     if "No module named" in error:
         for framework in _MISSING_FRAMEWORKS:
             if f"'{framework}" in error and static.imports(framework):
@@ -215,13 +228,34 @@ def _failure(answer: dict[str, Any], target: str, static: Any) -> LossCheckError
                     f"vaeloss into the project's environment."
                 )
                 break
-    if answer.get("phase") == "resolve":
+    if answer.phase == "resolve":
         return LossCheckError(error)
     what = {"import": "loading the file", "call": "calling the loss"}
-    during = what.get(answer.get("phase", ""), "the check")
+    during = what.get(answer.phase, "the check")
     return LossCheckError(
         f"Expected a loss that can be probed but {target} could not be checked ({during}): {error}"
     )
+
+
+def _sizes(
+    batch_size: int, data_dim: int | None, latent_dim: int, input_shape: tuple[int, ...] | None
+) -> dict[str, int]:
+    """B, D and k of a check, checked (D from ``input_shape`` when given)."""
+    B = check_positive_int("batch_size", batch_size, example=128)
+    k = check_positive_int("latent_dim", latent_dim, example=20)
+    if input_shape is None:
+        D = check_positive_int("data_dim", data_dim if data_dim is not None else 784, example=784)
+        return {"B": B, "D": D, "k": k}
+    for n in input_shape:
+        check_positive_int("input_shape", n, example=28)
+    D = math.prod(input_shape)
+    if data_dim is not None and data_dim != D:
+        raise LossCheckError(
+            f"Expected --data-dim to equal the product of --input-shape but got "
+            f"data_dim={data_dim}, input_shape={','.join(map(str, input_shape))}. "
+            f"Try leaving out --data-dim."
+        )
+    return {"B": B, "D": D, "k": k}
 
 
 def check_loss(
@@ -242,105 +276,76 @@ def check_loss(
     """Check the loss ``TARGET`` (``PATH[:NAME]`` or ``pkg.module[:NAME]``) and report.
 
     The file is loaded in a separate Python process without being run as a script (see
-    :mod:`vaeloss.check.loader`), with ``timeout`` seconds from when its code starts;
-    ``isolate=False`` runs it in this process instead (no time limit; for tests).
-    ``args`` are values for the loss's own arguments, ``init`` for its class's or factory's
-    constructor; each a value, or text read as a literal, else an expression in the module.
-    A loss computed inside a model (a training step, ``forward`` returning the loss) is probed
-    through the model; ``taps`` names its submodules ``{"mu": ..., "scale": ..., "recon": ...}``
-    when they cannot be told by name and shape.
+    :mod:`vaeloss.usercode.loader`), with ``timeout`` seconds for the user's code (the loading
+    and the calls of the loss); ``isolate=False`` runs it in this process instead (no time
+    limit; for tests). ``args`` are values for the loss's own arguments, ``init`` for its
+    class's or factory's constructor; each a value, or text read as a literal, else an
+    expression in the module. A loss computed inside a model (a training step, ``forward``
+    returning the loss) is probed through the model; ``taps`` names its submodules
+    ``{"mu": ..., "scale": ..., "recon": ...}`` when they cannot be told by name and shape.
 
     Raises:
-        LossCheckError: the file cannot be checked (missing, syntax error, no candidate,
-            crashes, never returns, returns a non-tensor or NaN).
+        LossCheckError: the loss cannot be checked (no candidate, crashes, never returns,
+            returns a non-tensor or NaN).
+        UserCodeError: the file cannot be read (missing, not text, a broken notebook).
     """
-    B = check_positive_int("batch_size", batch_size, example=128)
-    k = check_positive_int("latent_dim", latent_dim, example=20)
+    sizes = _sizes(batch_size, data_dim, latent_dim, input_shape)
     check_positive("timeout", timeout)
-    if input_shape is not None:
-        for n in input_shape:
-            check_positive_int("input_shape", n, example=28)
-        D = math.prod(input_shape)
-        if data_dim is not None and data_dim != D:
-            raise LossCheckError(
-                f"Expected --data-dim to equal the product of --input-shape but got "
-                f"data_dim={data_dim}, input_shape={','.join(map(str, input_shape))}. "
-                f"Try leaving out --data-dim."
-            )
-    else:
-        D = check_positive_int("data_dim", data_dim if data_dim is not None else 784, example=784)
     resolved = resolve_target(target)
     static = read_static(read_source_file(resolved.path))
     names, why, explicit = select(static, resolved.name)
-    request = {
-        "path": str(resolved.path),
-        "module": resolved.module,
-        "search_path": list(resolved.search_path),
-        "names": names,
-        "explicit": explicit,
-        "args": {n: _text(v) for n, v in (args or {}).items()},
-        "init": {n: _text(v) for n, v in (init or {}).items()},
-        "B": B,
-        "D": D,
-        "k": k,
-        "input_shape": list(input_shape) if input_shape else None,
-        "timeout": timeout,
-        "exec_module": exec_module,
-        **{role: (taps or {}).get(role) for role in ("mu", "scale", "recon")},
-    }
+    request = CheckRequest(
+        path=str(resolved.path),
+        module=resolved.module,
+        search_path=tuple(resolved.search_path),
+        names=tuple(names),
+        explicit=explicit,
+        args={n: _text(v) for n, v in (args or {}).items()},
+        init={n: _text(v) for n, v in (init or {}).items()},
+        sizes=sizes,
+        input_shape=input_shape,
+        timeout=timeout,
+        exec_module=exec_module,
+        taps=TapNames(**(taps or {})),
+    )
     answer = _run_worker(request, timeout, isolate)
     shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
-    if not answer["ok"]:
+    if isinstance(answer, CheckFailure):
         error = _failure(answer, shown, static)
         fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
-        if fixed and D != 784:
+        if fixed and sizes["D"] != 784:
             raise LossCheckError(
                 f"{error}\nThe file hard-codes 784 ({static.source.where(fixed[0])}): try --data-dim 784, "
                 f"or use x.view(x.shape[0], -1) instead of a fixed size."
             ) from None
         raise error
-    name = answer["name"]
     if not why:
-        why = f"{name!r}: " + (
-            "the one candidate that probes as a whole VAE loss"
-            if all(not o["summary"].startswith(("a full", "the loss's")) for o in answer["others"])
-            else "the first candidate that probes as a whole VAE loss"
+        why = f"{answer.name!r}: " + (
+            "the first candidate that probes as a whole VAE loss"
+            if any(o.whole for o in answer.others)
+            else "the one candidate that probes as a whole VAE loss"
         )
-    probe = ProbeResult.from_json(answer["probe"])
     return build_report(
-        probe,
-        static.lines_for(name),
-        name=name,
+        answer,
+        static.lines_for(answer.name),
         path=str(resolved.path),
         why=why,
-        described=answer["described"],
-        sizes=answer["sizes"],
-        defaults=answer["defaults"],
-        through_model=answer.get("model"),
         expect_beta=expect_beta,
-        others=answer["others"],
-        skipped=answer["skipped"],
         where=static.source.where,
     )
 
 
 def build_report(
-    probe: ProbeResult,
+    answer: CheckAnswer,
     lines: dict[str, list[int]],
     *,
-    name: str,
     path: str,
     why: str,
-    described: str,
-    sizes: dict[str, int],
-    defaults: dict[str, Any],
     expect_beta: float | None,
-    others: list[dict[str, str]],
-    skipped: list[dict[str, Any]],
-    where: Any,
-    through_model: dict[str, Any] | None = None,
+    where: Callable[[int | None], str | None],
 ) -> CheckReport:
     """The report of a probe: factors as monomials, the KL-weight parameter, findings, fix."""
+    probe, sizes = answer.probe, answer.sizes
     rfit, kfit = probe.recon_fit, probe.kl_fit
     rtol = max(rfit.tolerance, kfit.tolerance)
     recon_ok, kl_ok = rfit.recon_ok, kfit.kl_ok
@@ -354,21 +359,21 @@ def build_report(
         if abs(eff["b"] / kfit.b - target) < 1e-6 and abs(eff["a"] / rfit.a - 1) < 1e-6:
             weight_param = pname
     report = CheckReport(
-        function=name,
+        function=answer.name,
         path=path,
         selected_because=why,
-        described=described,
+        described=answer.described,
         sizes=sizes,
         probe=probe,
         recon_factor=recon_factor,
         kl_factor=kl_factor,
         fixed_dims=tuple(sorted(set(fixed_r) | set(fixed_k))),
-        defaults=defaults,
+        defaults=answer.defaults,
         kl_weight_parameter=weight_param,
-        others=others,
-        skipped=skipped,
+        others=answer.others,
+        skipped=answer.skipped,
         where=where,
-        through_model=through_model,
+        through_model=answer.model,
     )
     report.findings = build_findings(report, Context(lines, expect_beta, where))
     report.fix = build_fix(report)

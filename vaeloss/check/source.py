@@ -9,8 +9,8 @@ import ast
 from dataclasses import dataclass
 from typing import Literal
 
-from vaeloss.check.sourcefile import SourceFile
 from vaeloss.errors import LossCheckError
+from vaeloss.usercode.sourcefile import SourceFile
 
 __all__ = ["Candidate", "StaticSource", "read_static", "returns_inner_function"]
 

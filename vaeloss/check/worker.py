@@ -1,12 +1,14 @@
 """Worker process of ``vaeloss check``: loads the user's file and probes one loss.
 
-Run as ``python -m vaeloss.check.worker FD`` with the request (JSON) on stdin. Messages go to
-the file descriptor FD, one JSON object per line, so that the user's own prints cannot mix
-with them: ``{"phase": "import"}`` when loading the user's file starts, ``{"phase": "call"}``
-when it is loaded and the probing starts, ``{"enter": 1}`` before each call of the user's code
-and ``{"call": seconds}`` after it, and at the end ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": ..., "phase": ...}``. The CLI process enforces ``--timeout`` on the
-time spent in the user's code: the loading, and the calls (:mod:`runner`).
+Run as ``python -m vaeloss.check.worker FD`` with the request on stdin. Messages go to the file
+descriptor FD, one line each (:mod:`vaeloss.check.protocol`), so that the user's own prints
+cannot mix with them: :class:`~vaeloss.check.protocol.PhaseStarted` ``import`` when loading the
+user's file starts and ``call`` when it is loaded and the probing starts,
+:class:`~vaeloss.check.protocol.CallStarted` and
+:class:`~vaeloss.check.protocol.CallFinished` around each call of the user's code, and at the
+end a :class:`~vaeloss.check.protocol.CheckAnswer` or
+:class:`~vaeloss.check.protocol.CheckFailure`. The CLI process enforces ``--timeout`` on the
+time spent in the user's code: the loading, and the calls (:mod:`vaeloss.check.runner`).
 """
 
 from __future__ import annotations
@@ -17,32 +19,66 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["run"]
+from vaeloss.check.protocol import (
+    CallFinished,
+    CallStarted,
+    CandidateKind,
+    CandidateSummary,
+    CheckAnswer,
+    CheckFailure,
+    CheckRequest,
+    FailurePhase,
+    Message,
+    PhaseStarted,
+    Plain,
+    ThroughModel,
+    decode_request,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from vaeloss.check.forms import CallForm
+    from vaeloss.check.objects import LossObject
+    from vaeloss.usercode.loader import Loaded
+
+__all__ = ["Channel", "run"]
 
 
-class _Channel:
+class Channel:
+    """Where the worker's messages go: the pipe to the CLI process, or a list (in-process)."""
+
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[Message] = []
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Message) -> None:
         if self.fd is None:
             self.messages.append(message)
             return
-        os.write(self.fd, (json.dumps(message) + "\n").encode())
+        os.write(self.fd, encode(message))
 
     def started(self) -> None:
         """A call of the user's code starts (a :class:`~vaeloss.check.probe.CallWatch`)."""
-        self.send({"enter": 1})
+        self.send(CallStarted())
 
     def finished(self, seconds: float) -> None:
-        self.send({"call": seconds})
+        self.send(CallFinished(seconds))
 
 
-def _hint(error: str, request: dict[str, Any]) -> str:
+@dataclass
+class _Candidate:
+    """A name of the file resolved into something to call, with its call forms."""
+
+    name: str
+    obj: LossObject
+    forms: list[CallForm]
+
+
+def _hint(error: str) -> str:
     missing = re.search(r"KeyError: '(\w+)'", error)
     if missing:
         error += (
@@ -53,218 +89,135 @@ def _hint(error: str, request: dict[str, Any]) -> str:
 
 
 def _values(texts: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
-    from vaeloss.construct import evaluate_value
+    from vaeloss.usercode.construct import evaluate_value
 
     return {name: evaluate_value(text, namespace) for name, text in texts.items()}
 
 
-def _summary(reading: Any) -> str:
+def _summary(reading: Any) -> CandidateKind:
     fits = reading.fits
     if reading.total is not None and fits[reading.total].a and fits[reading.total].b:
-        return "a full loss (reconstruction and KL)"
+        return "full loss"
     if reading.components is not None:
-        return "the loss's terms, returned apart"
+        return "terms apart"
     if any(f.a for f in fits) and not any(f.b for f in fits):
-        return "a reconstruction term only"
+        return "reconstruction only"
     if any(f.b for f in fits) and not any(f.a for f in fits):
-        return "a KL term only"
-    return "neither term of a VAE loss"
+        return "KL only"
+    return "neither"
 
 
-def run(request: dict[str, Any], channel: _Channel) -> dict[str, Any]:
-    """Load the file, resolve and probe the loss; the answer as JSON-able data."""
-    from vaeloss.check import sandbox
-    from vaeloss.check.forms import OutputError, call_forms, missing_arguments, params_of
-    from vaeloss.check.loader import load_module
-    from vaeloss.check.model_probe import ModelError, model_callers, model_of
-    from vaeloss.check.objects import ObjectError, StateGuard, resolve_object
-    from vaeloss.check.probe import Plan, ProbeFailure, function_callers, probe, search
+def _load(request: CheckRequest) -> Loaded | CheckFailure:
+    """The user's file, loaded by the rules of :mod:`vaeloss.usercode.loader`."""
+    from vaeloss.usercode.loader import load_module
 
-    def fail(message: str, phase: str, skipped: list[Any] | None = None) -> dict[str, Any]:
-        return {"ok": False, "error": message, "phase": phase, "skipped": skipped or []}
-
-    sandbox.install([Path(p) for p in request["writable"]])
-    path = Path(request["path"])
-    started = time.time()
-    channel.send({"phase": "import", "time": started})
+    path = Path(request.path)
     try:
-        loaded = load_module(
-            path, request["module"], tuple(request["search_path"]), exec_module=request["exec_module"]
-        )
+        return load_module(path, request.module, request.search_path, exec_module=request.exec_module)
     except SystemExit as exc:
-        return fail(f"importing {path.name} called sys.exit({exc.code!r})", "import")
+        return CheckFailure(f"importing {path.name} called sys.exit({exc.code!r})", "import")
     except BaseException as exc:  # noqa: BLE001 - with --exec-module, any import failure
-        return fail(f"importing {path.name} raised {type(exc).__name__}: {exc}", "import")
-    skipped = [s.to_json() for s in loaded.skipped]
-    namespace = vars(loaded.module)
-    init = _values(request["init"], namespace)
-    extra = _values(request["args"], namespace)
-    B, D, k = request["B"], request["D"], request["k"]
-    shape = tuple(request["input_shape"]) if request["input_shape"] else None
-    loaded_in = time.time() - started
-    channel.send({"phase": "call", "time": time.time()})
-    plan = Plan()
-    names_given = {"mu": request.get("mu"), "scale": request.get("scale"), "recon": request.get("recon")}
-    candidates: list[tuple[str, Any, list[Any], str]] = []
+        return CheckFailure(f"importing {path.name} raised {type(exc).__name__}: {exc}", "import")
+
+
+def _candidates(
+    request: CheckRequest, loaded: Loaded, init: dict[str, Any], extra: dict[str, Any]
+) -> list[_Candidate] | CheckFailure:
+    """The names of the request that resolve into something the probe can call."""
+    from vaeloss.check.forms import call_forms, missing_arguments, params_of
+    from vaeloss.check.model_probe import model_of
+    from vaeloss.check.objects import ObjectError, resolve_object
+
+    found: list[_Candidate] = []
     problems: list[str] = []
-    with sandbox.enforced():
-        for name in request["names"]:
-            try:
-                obj = resolve_object(loaded, name, init)
-            except ObjectError as exc:
-                problems.append(str(exc) if request["explicit"] else f"{name}: {exc}")
-                continue
-            params = params_of(obj.function or obj.call, obj.call, set(extra))
-            forms = call_forms(params)
-            missing = missing_arguments(params)
-            if missing and not (not forms and model_of(obj) is not None):
-                hint = " ".join(f"--arg {m}=VALUE" for m in missing)
-                problems.append(
-                    f"Expected values for the required argument(s) {', '.join(missing)} of {name} but got "
-                    f"none. Try {hint}."
-                )
-                continue
-            candidates.append((name, obj, forms, obj.described))
-        if not candidates:
-            return fail("; ".join(problems) or "nothing to check", "resolve", skipped)
-        chosen = candidates[0]
-        others: list[dict[str, str]] = []
-        if not request["explicit"] and len(candidates) > 1:
-            for name, obj, forms, _ in candidates:
-                try:
-                    screen = function_callers(
-                        obj,
-                        forms,
-                        extra,
-                        D=D,
-                        input_shape=shape,
-                        guard=StateGuard(obj.instance),
-                        timings=[],
-                        watch=channel,
-                    )
-                    _, reading = search(screen, B=B, k=k, plan=Plan.reduced())
-                    summary = _summary(reading)
-                except Exception as exc:  # noqa: BLE001 - a candidate that cannot be probed
-                    summary = f"cannot be probed ({type(exc).__name__})"
-                others.append({"name": name, "summary": summary})
-            full = [
-                i
-                for i, o in enumerate(others)
-                if o["summary"].startswith(("a full loss", "the loss's terms"))
-            ]
-            pick = full[0] if full else 0
-            chosen = candidates[pick]
-            others = [o for i, o in enumerate(others) if i != pick]
-        name, obj, forms, described = chosen
-        defaults = _numeric_defaults(obj.call, set(extra))
-        weights = {
-            n: float(v)
-            for n, v in {**defaults, **extra}.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
-        through_model: dict[str, Any] | None = None
-        model = model_of(obj) if not forms else None
+    for name in request.names:
         try:
-            first = time.perf_counter()
-            if model is not None:
-                callers, taps, sample_shape = model_callers(
-                    obj,
-                    model,
-                    extra,
-                    B=B,
-                    input_shape=shape,
-                    names=names_given,
-                    guard=StateGuard(obj.instance),
-                    timings=[],
-                    watch=channel,
-                )
-                D, k = math.prod(sample_shape), taps.k
-                make = lambda guard, timings: callers  # noqa: E731 - the same callers throughout
-                through_model = {
-                    "mu": taps.mu,
-                    "scale": taps.scale,
-                    "recon": taps.recon,
-                    "input_shape": list(sample_shape),
-                    "log_scales": _log_scales(model),
-                }
-            else:
-
-                def make(guard: Any, timings: list[float]) -> Any:
-                    return function_callers(
-                        obj,
-                        forms,
-                        extra,
-                        D=D,
-                        input_shape=shape,
-                        guard=guard,
-                        timings=timings,
-                        watch=channel,
-                    )
-
-            budget = request["timeout"] - loaded_in
-            result = probe(obj, make, weights, B=B, D=D, k=k, plan=plan, budget=budget)
-        except ModelError as exc:
-            return fail(
-                f"Expected a model whose posterior and decoder outputs can be found but {exc}",
-                "call",
-                skipped,
+            obj = resolve_object(loaded, name, init)
+        except ObjectError as exc:
+            problems.append(str(exc) if request.explicit else f"{name}: {exc}")
+            continue
+        params = params_of(obj.function or obj.call, obj.call, set(extra))
+        forms = call_forms(params)
+        missing = missing_arguments(params)
+        if missing and not (not forms and model_of(obj) is not None):
+            hint = " ".join(f"--arg {m}=VALUE" for m in missing)
+            problems.append(
+                f"Expected values for the required argument(s) {', '.join(missing)} of {name} but got "
+                f"none. Try {hint}."
             )
-        except (ProbeFailure, OutputError) as exc:
-            return fail(_explain(str(exc), loaded), "call", skipped)
-        except SystemExit as exc:
-            return fail(f"calling {name} called sys.exit({exc.code!r})", "call", skipped)
-        except Exception as exc:  # noqa: BLE001 - the user's code
-            return fail(
-                _explain(f"calling {name} raised {type(exc).__name__}: {exc}", loaded), "call", skipped
-            )
-    return {
-        "ok": True,
-        "name": name,
-        "described": described,
-        "others": others,
-        "probe": result.to_json(),
-        "skipped": skipped,
-        "init": {k_: _plain(v) for k_, v in init.items()},
-        "defaults": {**defaults, **{k_: _plain(v) for k_, v in extra.items()}},
-        "seconds": time.perf_counter() - first,
-        "sizes": {"B": B, "D": D, "k": k},
-        "model": through_model,
-    }
+            continue
+        found.append(_Candidate(name, obj, forms))
+    if not found:
+        return CheckFailure("; ".join(problems) or "nothing to check", "resolve")
+    return found
 
 
-def _plain(value: Any) -> Any:
+def _screen(
+    request: CheckRequest, c: _Candidate, extra: dict[str, Any], channel: Channel
+) -> CandidateSummary:
+    """What one candidate probes as, with the fewest calls."""
+    from vaeloss.check.objects import StateGuard
+    from vaeloss.check.probe import Plan, function_callers, search
+
+    try:
+        callers = function_callers(
+            c.obj,
+            c.forms,
+            extra,
+            D=request.sizes["D"],
+            input_shape=request.input_shape,
+            guard=StateGuard(c.obj.instance),
+            timings=[],
+            watch=channel,
+        )
+        _, reading = search(callers, B=request.sizes["B"], k=request.sizes["k"], plan=Plan.reduced())
+    except Exception as exc:  # noqa: BLE001 - a candidate that cannot be probed
+        return CandidateSummary(c.name, "unprobed", type(exc).__name__)
+    return CandidateSummary(c.name, _summary(reading))
+
+
+def _choose(
+    request: CheckRequest, found: list[_Candidate], extra: dict[str, Any], channel: Channel
+) -> tuple[_Candidate, tuple[CandidateSummary, ...]]:
+    """The candidate to probe (the first that is a whole VAE loss) and what the others are."""
+    if request.explicit or len(found) == 1:
+        return found[0], ()
+    summaries = [_screen(request, c, extra, channel) for c in found]
+    pick = next((i for i, s in enumerate(summaries) if s.whole), 0)
+    return found[pick], tuple(s for i, s in enumerate(summaries) if i != pick)
+
+
+def _plain(value: Any) -> Plain:
     """A value as JSON can carry it: numbers, text and booleans as they are, else its repr."""
     return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
+
+
+_SCALE_NAMES = (
+    "log_scale",
+    "logscale",
+    "log_sigma",
+    "logsigma",
+    "log_std",
+    "log_var_x",
+    "logvar_x",
+    "x_logvar",
+    "x_log_var",
+    "log_var",
+    "logvar",
+)
 
 
 def _log_scales(model: Any) -> dict[str, float]:
     """Learned decoder scales of a model (parameters named like log_scale, log_sigma), by name:
     their mean value (a log standard deviation or log variance, as named)."""
-    out = {}
-    for pname, p in model.named_parameters():
-        last = pname.rsplit(".", 1)[-1].lower()
-        if (
-            last
-            in (
-                "log_scale",
-                "logscale",
-                "log_sigma",
-                "logsigma",
-                "log_std",
-                "log_var_x",
-                "logvar_x",
-                "x_logvar",
-                "x_log_var",
-                "log_var",
-                "logvar",
-            )
-            and p.numel() <= 4096
-        ):
-            out[pname] = float(p.detach().double().mean())
-    return out
+    return {
+        pname: float(p.detach().double().mean())
+        for pname, p in model.named_parameters()
+        if pname.rsplit(".", 1)[-1].lower() in _SCALE_NAMES and p.numel() <= 4096
+    }
 
 
-def _numeric_defaults(call: Any, given: set[str]) -> dict[str, float | int]:
+def _numeric_defaults(call: Any, given: set[str]) -> dict[str, Plain]:
     """The loss's own arguments with numeric defaults (candidates for its KL weight)."""
     import inspect
 
@@ -279,7 +232,7 @@ def _numeric_defaults(call: Any, given: set[str]) -> dict[str, float | int]:
     }
 
 
-def _explain(message: str, loaded: Any) -> str:
+def _explain(message: str, loaded: Loaded) -> str:
     """Add why a name the loss needs is missing (a skipped statement) to an error."""
     missing = re.search(r"NameError: name '(\w+)' is not defined", message)
     if missing:
@@ -289,21 +242,149 @@ def _explain(message: str, loaded: Any) -> str:
     return message
 
 
+def _probe(
+    request: CheckRequest, chosen: _Candidate, extra: dict[str, Any], channel: Channel, budget: float
+) -> tuple[Any, dict[str, int], ThroughModel | None]:
+    """Probe the chosen loss (through its model when it is a model's method taking a batch):
+    the probe's result, the sizes it ran at, and how the model was probed."""
+    from vaeloss.check.model_probe import model_callers, model_of
+    from vaeloss.check.objects import StateGuard
+    from vaeloss.check.probe import Plan, function_callers, probe
+
+    obj, forms = chosen.obj, chosen.forms
+    B, D, k = request.sizes["B"], request.sizes["D"], request.sizes["k"]
+    weights = {
+        n: float(v)
+        for n, v in {**_numeric_defaults(obj.call, set(extra)), **extra}.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    model = model_of(obj) if not forms else None
+    if model is None:
+
+        def make(guard: Any, timings: list[float]) -> Any:
+            return function_callers(
+                obj,
+                forms,
+                extra,
+                D=D,
+                input_shape=request.input_shape,
+                guard=guard,
+                timings=timings,
+                watch=channel,
+            )
+
+        return (
+            probe(obj, make, weights, B=B, D=D, k=k, plan=Plan(), budget=budget),
+            {"B": B, "D": D, "k": k},
+            None,
+        )
+    t = request.taps
+    callers, taps, shape = model_callers(
+        obj,
+        model,
+        extra,
+        B=B,
+        input_shape=request.input_shape,
+        names={"mu": t.mu, "scale": t.scale, "recon": t.recon},
+        guard=StateGuard(obj.instance),
+        timings=[],
+        watch=channel,
+    )
+    D, k = math.prod(shape), taps.k
+    result = probe(obj, lambda guard, timings: callers, weights, B=B, D=D, k=k, plan=Plan(), budget=budget)
+    through = ThroughModel(taps.mu, taps.scale, taps.recon, tuple(shape), _log_scales(model))
+    return result, {"B": B, "D": D, "k": k}, through
+
+
+def _probed(
+    request: CheckRequest,
+    chosen: _Candidate,
+    extra: dict[str, Any],
+    loaded: Loaded,
+    channel: Channel,
+    budget: float,
+) -> tuple[Any, dict[str, int], ThroughModel | None] | CheckFailure:
+    """:func:`_probe`, with the user's code's failures as a :class:`CheckFailure`."""
+    from vaeloss.check.model_probe import ModelError
+    from vaeloss.check.probe import ProbeFailure, ReturnValueError
+
+    try:
+        return _probe(request, chosen, extra, channel, budget)
+    except ModelError as exc:
+        return CheckFailure(
+            f"Expected a model whose posterior and decoder outputs can be found but {exc}", "call"
+        )
+    except (ProbeFailure, ReturnValueError) as exc:
+        return CheckFailure(_explain(str(exc), loaded), "call")
+    except SystemExit as exc:
+        return CheckFailure(f"calling {chosen.name} called sys.exit({exc.code!r})", "call")
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        return CheckFailure(
+            _explain(f"calling {chosen.name} raised {type(exc).__name__}: {exc}", loaded), "call"
+        )
+
+
+def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
+    """Load the file, resolve and probe the loss; the answer."""
+    from vaeloss.usercode import sandbox
+
+    sandbox.install([Path(p) for p in request.writable])
+    channel.send(PhaseStarted("import"))
+    started = time.time()
+    loaded = _load(request)
+    if isinstance(loaded, CheckFailure):
+        return loaded
+    skipped = tuple(loaded.skipped)
+    namespace = vars(loaded.module)
+    init, extra = _values(request.init, namespace), _values(request.args, namespace)
+    loaded_in = time.time() - started
+    channel.send(PhaseStarted("call"))
+    with sandbox.enforced():
+        found = _candidates(request, loaded, init, extra)
+        if isinstance(found, CheckFailure):
+            return replace(found, skipped=skipped)
+        chosen, others = _choose(request, found, extra, channel)
+        first = time.perf_counter()
+        probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in)
+    if isinstance(probed, CheckFailure):
+        return replace(probed, skipped=skipped)
+    result, sizes, through = probed
+    return CheckAnswer(
+        name=chosen.name,
+        described=chosen.obj.described,
+        others=others,
+        probe=result,
+        skipped=skipped,
+        init={k_: _plain(v) for k_, v in init.items()},
+        defaults={
+            **_numeric_defaults(chosen.obj.call, set(extra)),
+            **{k_: _plain(v) for k_, v in extra.items()},
+        },
+        seconds=time.perf_counter() - first,
+        sizes=sizes,
+        model=through,
+    )
+
+
+def _failure(phase: FailurePhase, error: str) -> CheckFailure:
+    return CheckFailure(error, phase)
+
+
 def main() -> None:
     fd = int(sys.argv[1])
-    request = json.loads(sys.stdin.read())
-    channel = _Channel(fd)
-    channel.send({"phase": "start", "time": time.time()})
+    request = decode_request(json.loads(sys.stdin.read()))
+    channel = Channel(fd)
+    channel.send(PhaseStarted("start"))
     import torch  # start-up, before the clock of --timeout starts
 
     torch.set_num_threads(1)  # a probe's tensors are small: one thread never waits for a core
-
+    answer: CheckAnswer | CheckFailure
     try:
         answer = run(request, channel)
     except BaseException as exc:  # noqa: BLE001 - an internal error, reported as such
-        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "phase": "internal", "skipped": []}
-    if not answer["ok"]:
-        answer["error"] = _hint(answer["error"], request)
+        answer = _failure("internal", f"{type(exc).__name__}: {exc}")
+    if isinstance(answer, CheckFailure):
+        answer = replace(answer, error=_hint(answer.error))
     channel.send(answer)
     sys.stdout.flush()
     os._exit(0)  # no interpreter shutdown: the user's objects may not finalise cleanly

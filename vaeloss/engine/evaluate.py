@@ -12,14 +12,13 @@ from torch import Tensor
 
 from vaeloss.engine.models import BatchedVAE
 from vaeloss.engine.progress import Progress, progress_mode
+from vaeloss.jsontypes import JsonObject
 from vaeloss.metrics import (
-    active_units,
-    collapsed_dims,
+    CollapseSummary,
     iwae_bound,
-    kl_per_dim,
     latent_usage_from,
-    mutual_information,
     output_diversity,
+    summarize,
 )
 from vaeloss.objective.kl import reparameterise
 from vaeloss.objective.likelihoods import (
@@ -35,7 +34,6 @@ __all__ = [
     "MIN_ROWS",
     "EvaluationPlan",
     "ModelMetrics",
-    "aggregate_kl",
     "choose_evaluation",
     "evaluate_models",
     "plan_evaluation",
@@ -43,19 +41,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ModelMetrics:
-    """The collapse metrics of one model on held-out data (nats per sample unless stated).
+@dataclass(frozen=True, kw_only=True)
+class ModelMetrics(CollapseSummary):
+    """The collapse metrics of one model on held-out data (nats per sample unless stated): its
+    posteriors' :class:`~vaeloss.metrics.CollapseSummary`, and what needs the decoder.
 
     Attributes:
-        recon: reconstruction NLL (Monte-Carlo estimate); kl: analytic KL to the prior.
-        elbo: ``-(recon + kl)``.
-        kl_per_dim: KL per latent dim [k].
-        active_units: dims with Var_x E[z_j] above the threshold; au_variances: those variances [k].
-        collapsed_dims: number of (eps, delta)-collapsed dims (Lucas et al. 2019).
-        mutual_information: I(x; z) (He et al. 2019 estimator, at most log N).
-        marginal_kl: ``kl - mutual_information`` (Hoffman & Johnson 2016).
-        aggregate_kl: KL of the aggregate posterior's moment-matched Gaussian to N(0, I).
+        recon: reconstruction NLL (Monte-Carlo estimate); elbo: ``-(recon + kl)``.
         iwae_nll: importance-weighted bound on -log p(x); iwae_se: its Monte-Carlo standard
             error (delta method, see :func:`_iwae_chunked`).
         output_diversity: pairwise distance of reconstructions relative to the inputs' (ratio).
@@ -67,39 +59,16 @@ class ModelMetrics:
     """
 
     recon: float | None
-    kl: float
     elbo: float | None
-    kl_per_dim: list[float]
-    active_units: int
-    au_variances: list[float]
-    collapsed_dims: int
-    mutual_information: float
-    marginal_kl: float
-    aggregate_kl: float
     iwae_nll: float | None
     iwae_se: float | None
     output_diversity: float | None
     latent_usage: float | None
     iwae_samples: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def aggregate_kl(mu: Tensor, logvar: Tensor) -> float:
-    """KL from the moment-matched Gaussian of the aggregate posterior to N(0, I), nats.
-
-    The aggregate posterior q(z) = mean_x q(z|x) has mean ``mean(mu)`` and covariance
-    ``Cov(mu) + diag(mean(exp(logvar)))``; this is its Gaussian fit's KL to the prior.
-
-    >>> round(aggregate_kl(torch.zeros(10, 2), torch.zeros(10, 2)), 6)
-    0.0
-    """
-    m = mu.double().mean(0)
-    c = torch.cov(mu.double().T, correction=0).reshape(mu.shape[1], mu.shape[1])
-    c = c + torch.diag(logvar.double().exp().mean(0))
-    k = mu.shape[1]
-    return float(0.5 * (torch.trace(c) + m @ m - k - torch.logdet(c)))
+    def to_json(self) -> JsonObject:
+        out: JsonObject = asdict(self)
+        return out
 
 
 @dataclass(frozen=True)
@@ -402,7 +371,7 @@ def evaluate_models(
             with tuner.step():
                 return plain(z, xx)
 
-        posterior = [_posterior_metrics(mu_all[s], logvar_all[s], g) for s in range(S)]
+        posterior = [summarize(mu_all[s], logvar_all[s], generator=g) for s in range(S)]
         chunk = min(samples_per_call(S, N, x.shape[1]), max_per_call or 100)
         recon: list[float | None] = [None] * S
         diversity: list[float | None] = [None] * S
@@ -442,35 +411,17 @@ def evaluate_models(
         r = recon[s]
         out.append(
             ModelMetrics(
+                **vars(p),
                 recon=r,
-                elbo=None if r is None else -(r + p["kl"]),
+                elbo=None if r is None else -(r + p.kl),
                 iwae_nll=iwae[s],
                 iwae_se=iwae_se[s],
                 output_diversity=diversity[s],
                 latent_usage=usage[s],
                 iwae_samples=drawn,
-                **p,
             )
         )
     return out
-
-
-def _posterior_metrics(mu: Tensor, logvar: Tensor, g: torch.Generator) -> dict[str, Any]:
-    """The metrics of one model that need only its posteriors [N, k]."""
-    kl_d = kl_per_dim(mu, logvar)
-    kl = float(kl_d.sum())
-    mi = mutual_information(mu, logvar, generator=g)
-    au = active_units(mu)
-    return {
-        "kl": kl,
-        "kl_per_dim": kl_d.tolist(),
-        "active_units": au.number,
-        "au_variances": au.variances.tolist(),
-        "collapsed_dims": int(collapsed_dims(mu, logvar).sum()),
-        "mutual_information": mi,
-        "marginal_kl": kl - mi,
-        "aggregate_kl": aggregate_kl(mu, logvar),
-    }
 
 
 def _iwae_chunked(

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaeloss.errors import LossCheckError
+from vaeloss.errors import UserCodeError
 
 __all__ = ["SourceFile", "read_source_file"]
 
@@ -60,7 +60,7 @@ def _notebook(path: Path, raw: str) -> SourceFile:
         nb = json.loads(raw)
         cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise LossCheckError(
+        raise UserCodeError(
             f"Expected a Jupyter notebook (JSON with 'cells') but could not read path={str(path)!r}. "
             f"Try 'jupyter nbconvert --to script {path.name}' and check the .py file."
         ) from None
@@ -87,22 +87,22 @@ def read_source_file(path: Path) -> SourceFile:
     """Read ``path`` (a ``.py`` file or an ``.ipynb`` notebook) as Python text.
 
     Raises:
-        LossCheckError: it does not exist, is a folder, or is not text.
+        UserCodeError: it does not exist, is a folder, or is not text.
     """
     if not path.exists():
-        raise LossCheckError(
+        raise UserCodeError(
             f"Expected a Python file or notebook but got path={str(path)!r}, which does not exist. "
             f"Try 'vaeloss check path/to/loss.py'."
         )
     if path.is_dir():
-        raise LossCheckError(
+        raise UserCodeError(
             f"Expected a Python file but got path={str(path)!r}, a directory. "
             f"Try the file that defines your loss."
         )
     try:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise LossCheckError(f"Expected a UTF-8 Python file but got path={str(path)!r}.") from None
+        raise UserCodeError(f"Expected a UTF-8 Python file but got path={str(path)!r}.") from None
     if path.suffix == ".ipynb":
         return _notebook(path, raw)
     return SourceFile(path, raw)

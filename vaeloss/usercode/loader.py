@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaeloss.check import sandbox
-from vaeloss.check.sourcefile import SourceFile, read_source_file
+from vaeloss.jsontypes import JsonObject
+from vaeloss.usercode import sandbox
+from vaeloss.usercode.sourcefile import SourceFile, read_source_file
 
 __all__ = ["STATEMENT_BUDGET", "Loaded", "Skipped", "load_module"]
 
@@ -68,8 +69,15 @@ class Skipped:
     names: tuple[str, ...]
     error: str | None = None  # the exception it raised, when it failed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"line": self.line, "code": self.code, "reason": self.reason, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> Skipped:
+        """The statement from :meth:`to_json` (the names it would have made are not kept)."""
+        line, error = data["line"], data["error"]
+        assert isinstance(line, int) and (error is None or isinstance(error, str))
+        return cls(line, str(data["code"]), str(data["reason"]), (), error)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaeloss.errors import LossCheckError
+from vaeloss.errors import UserCodeError
 
 __all__ = ["Target", "resolve_target"]
 
@@ -75,19 +75,19 @@ def resolve_target(text: str) -> Target:
     """Resolve ``PATH[:NAME]`` or ``pkg.module[:NAME]``.
 
     Raises:
-        LossCheckError: neither a file nor a module that can be found.
+        UserCodeError: neither a file nor a module that can be found.
     """
     where, name = _split(text)
     path = Path(where)
     if not path.exists() and path.suffix in (".py", ".ipynb"):
-        raise LossCheckError(
+        raise UserCodeError(
             f"Expected a Python file or notebook but got path={where!r}, which does not exist. "
             f"Try 'vaeloss check path/to/loss.py'."
         )
     if not path.exists() and all(p.isidentifier() for p in where.split(".")):
         found = _module_file(where)
         if found is None:
-            raise LossCheckError(
+            raise UserCodeError(
                 f"Expected a Python file or an importable module but got target={text!r}: no file "
                 f"{where!r} and no module of that name in this folder or on sys.path. Try the path "
                 f"of the file, e.g. 'vaeloss check models/vae.py:loss_function'."

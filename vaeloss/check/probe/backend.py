@@ -1,0 +1,125 @@
+"""How the probe talks to the framework a loss is written in: make arrays of the probe's
+values, seed its random numbers, read a number from what it returns, take a gradient.
+
+The probe itself computes in torch (float64): its synthetic inputs, the reference NLLs and
+KLs, the fits. A backend turns those inputs into the framework's arrays and distributions, and
+the loss's outputs back into numbers, so that a Keras, TensorFlow or JAX loss is a new backend
+file, not a change to the probe. :class:`TorchBackend` is the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.distributions import Bernoulli, Normal
+
+__all__ = ["Backend", "TorchBackend"]
+
+
+class Backend(Protocol):
+    """What the probe needs from a framework (see the module docstring)."""
+
+    name: str
+
+    def array(self, value: Tensor) -> Any:
+        """The probe's float64 tensor as the framework's array."""
+        ...
+
+    def normal(self, loc: Tensor, scale: Tensor) -> Any:
+        """A Normal distribution object of the framework (for a loss taking ``q``)."""
+        ...
+
+    def bernoulli(self, probs: Tensor) -> Any:
+        """A Bernoulli distribution object of the framework (for a loss taking ``p(x|z)``)."""
+        ...
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's global random numbers before a call."""
+        ...
+
+    def is_array(self, value: Any) -> bool:
+        """Whether ``value`` is an array of the framework."""
+        ...
+
+    def shape(self, value: Any) -> tuple[int, ...]: ...
+
+    def number(self, value: Any, batch: int) -> float | None:
+        """A scalar, a one-element array, or one value per sample (shape ``[batch]``, averaged
+        as frameworks do) as a float; None for anything else."""
+        ...
+
+    def scalar(self, value: Any, batch: int) -> Any:
+        """The same reading as :meth:`number`, kept as an array of the framework (for a
+        gradient)."""
+        ...
+
+    def no_grad(self) -> AbstractContextManager[None]:
+        """A block in which calls build no gradient graph."""
+        ...
+
+    def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
+        """The gradient of ``fn(*arrays)`` (a scalar array) at ``inputs`` with respect to each
+        of them, as torch tensors (None where it does not depend on one); None when the output
+        carries no gradient at all."""
+        ...
+
+
+class TorchBackend:
+    """Losses written in PyTorch."""
+
+    name = "torch"
+
+    def array(self, value: Tensor) -> Tensor:
+        return value
+
+    def normal(self, loc: Tensor, scale: Tensor) -> Normal:
+        return Normal(loc, scale, validate_args=False)
+
+    def bernoulli(self, probs: Tensor) -> Bernoulli:
+        return Bernoulli(probs=probs, validate_args=False)
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def is_array(self, value: Any) -> bool:
+        return isinstance(value, Tensor)
+
+    def shape(self, value: Any) -> tuple[int, ...]:
+        return tuple(value.shape)
+
+    def number(self, value: Any, batch: int) -> float | None:
+        if isinstance(value, Tensor):
+            if value.dim() == 0 or value.numel() == 1:
+                return float(value.reshape(()).detach())
+            if value.dim() == 1 and value.shape[0] == batch:
+                return float(value.detach().mean())
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    def scalar(self, value: Any, batch: int) -> Tensor:
+        if not isinstance(value, Tensor):
+            return torch.tensor(float(value))
+        return value.mean() if value.dim() == 1 and value.shape[0] == batch else value.reshape(())
+
+    def no_grad(self) -> AbstractContextManager[None]:
+        return _no_grad()
+
+    def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
+        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+        out = fn(*leaves)
+        if not isinstance(out, Tensor) or not out.requires_grad:
+            return None
+        grads = torch.autograd.grad(out, leaves, allow_unused=True)
+        return list(grads)
+
+
+@contextmanager
+def _no_grad() -> Iterator[None]:
+    with torch.no_grad():
+        yield

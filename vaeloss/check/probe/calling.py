@@ -1,0 +1,130 @@
+"""Calling the user's loss: the probe's tensors placed into its signature by a
+:class:`~vaeloss.check.forms.CallForm`, the framework's random numbers seeded, the loss
+object's state restored, each call timed (and reported, so that ``--timeout`` counts the
+user's code only), and what it returns read as a vector of numbers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal, Protocol
+
+from torch import Tensor
+
+from vaeloss.check.forms import CallForm
+from vaeloss.check.objects import LossObject, StateGuard
+from vaeloss.check.probe.backend import Backend, TorchBackend
+from vaeloss.check.probe.inputs import SEED
+from vaeloss.check.probe.outputs import output_kind, read_output
+
+__all__ = ["CallWatch", "Caller"]
+
+
+class CallWatch(Protocol):
+    """Told when each call of the user's code starts and how long it took (the worker reports
+    both, so that ``--timeout`` counts the user's code and not the probe's own work)."""
+
+    def started(self) -> None: ...
+
+    def finished(self, seconds: float) -> None: ...
+
+
+class Caller:
+    """Calls the loss with the probe's tensors placed by a :class:`CallForm`, and reads what it
+    returns as a vector of numbers (through the framework's :class:`Backend`)."""
+
+    def __init__(
+        self,
+        obj: LossObject,
+        form: CallForm,
+        extra: dict[str, Any],
+        shape: tuple[int, ...],
+        binary: bool,
+        guard: StateGuard,
+        timings: list[float],
+        watch: CallWatch | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.obj, self.form, self.extra, self.shape = obj, form, extra, shape
+        self.binary, self.guard, self.timings, self.watch = binary, guard, timings, watch
+        self.backend: Backend = backend or TorchBackend()
+        self.output: Literal["scalar", "per_sample"] = "scalar"
+        self.read_as = ""
+        self.positions: list[int] = []
+        self.seed = SEED
+
+    def describe(self) -> dict[str, str]:
+        """Role -> where the probe puts it, for the report."""
+        return self.form.describe()
+
+    def with_shape(self, shape: tuple[int, ...]) -> Caller:
+        """The same caller for samples of another shape."""
+        return Caller(
+            self.obj,
+            self.form,
+            self.extra,
+            shape,
+            self.binary,
+            self.guard,
+            self.timings,
+            self.watch,
+            self.backend,
+        )
+
+    def tensors(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> dict[str, Tensor]:
+        """The probe's tensors by role, shaped as the loss takes them."""
+        B = r.shape[0]
+        return {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
+
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Positional and keyword arguments of the call, from the framework's arrays by role."""
+        b = self.backend
+        values = {**values, "z": values["mu"] + 0.1 * values["scale"]}
+        kwargs: dict[str, Any] = dict(self.extra)
+        positional: dict[int, Any] = {}
+        for slot in self.form.slots:
+            if slot.kind == "tensor":
+                value: Any = values[slot.roles[0]]
+            elif slot.kind == "pack":
+                value = tuple(values[role] for role in slot.roles)
+            elif slot.kind == "posterior":
+                value = b.normal(values["mu"], values["scale"])
+            elif slot.kind == "prior":
+                value = b.normal(0 * values["mu"], 0 * values["scale"] + 1)
+            else:
+                value = b.bernoulli(values["recon"])
+            if slot.param.startswith("*"):
+                for i, role in enumerate(slot.roles):
+                    positional[int(slot.param[1:]) + i] = values[role]
+            else:
+                kwargs[slot.param] = value
+        return [positional[i] for i in sorted(positional)], kwargs
+
+    def invoke(self, values: dict[str, Any], **override: Any) -> Any:
+        """One call of the loss with these arrays, seeded, its object's state restored, timed."""
+        args, kwargs = self.place(values)
+        kwargs.update(override)
+        self.guard.restore()
+        self.backend.seed(self.seed)
+        if self.watch is not None:
+            self.watch.started()
+        start = time.perf_counter()
+        try:
+            return self.obj.call(*args, **kwargs)
+        finally:
+            took = time.perf_counter() - start
+            self.timings.append(took)
+            if self.watch is not None:
+                self.watch.finished(took)
+
+    def raw(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, **override: Any) -> Any:
+        """What the loss returns at the probe's tensors (its own objects)."""
+        arrays = {role: self.backend.array(t) for role, t in self.tensors(r, x, mu, s).items()}
+        return self.invoke(arrays, **override)
+
+    def __call__(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, **override: Any) -> list[float]:
+        with self.backend.no_grad():
+            out = self.raw(r, x, mu, s, **override)
+        B = r.shape[0]
+        values, self.read_as, self.positions = read_output(out, B, self.backend)
+        self.output = output_kind(out, B, self.backend)
+        return values

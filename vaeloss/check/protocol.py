@@ -1,0 +1,225 @@
+"""The check's process boundary, typed: the request the CLI process sends to the worker, and the
+messages the worker sends back (its phases, each call of the user's code, the answer), each a
+frozen dataclass, serialised as one JSON line in one place (:func:`encode`, :func:`decode`).
+
+>>> decode(encode(CallFinished(0.25)))
+CallFinished(seconds=0.25)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from vaeloss.check.result import CandidateKind, CandidateSummary, Plain, ProbeResult, ThroughModel
+from vaeloss.jsontypes import Json, JsonObject
+from vaeloss.usercode.loader import Skipped
+
+__all__ = [
+    "CallFinished",
+    "CallStarted",
+    "CandidateKind",
+    "CandidateSummary",
+    "CheckAnswer",
+    "CheckFailure",
+    "CheckRequest",
+    "FailurePhase",
+    "Message",
+    "PhaseStarted",
+    "Plain",
+    "TapNames",
+    "ThroughModel",
+    "decode",
+    "encode",
+]
+
+FailurePhase = Literal["import", "resolve", "call", "internal"]
+
+
+@dataclass(frozen=True)
+class TapNames:
+    """The submodules a user named for a loss computed inside a model (``--mu`` ...)."""
+
+    mu: str | None = None
+    scale: str | None = None
+    recon: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What the worker checks: the file and how to import it, the candidate names, the values
+    of ``--arg``/``--init`` (as text), the sizes, and the limits.
+
+    Attributes:
+        explicit: the user named the target (``FILE:NAME``): no candidate search.
+        sizes: ``{"B": ..., "D": ..., "k": ...}``.
+        writable: folders the checked code may write to (the worker's private temporary one).
+    """
+
+    path: str
+    module: str
+    search_path: tuple[str, ...]
+    names: tuple[str, ...]
+    explicit: bool
+    args: dict[str, str]
+    init: dict[str, str]
+    sizes: dict[str, int]
+    input_shape: tuple[int, ...] | None
+    timeout: float
+    exec_module: bool
+    taps: TapNames = field(default_factory=TapNames)
+    writable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    """The worker entered a phase: ``start`` (Python and torch starting), ``import`` (loading
+    the user's file: the user's code), ``call`` (probing)."""
+
+    phase: Literal["start", "import", "call"]
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """A call of the user's code starts."""
+
+
+@dataclass(frozen=True)
+class CallFinished:
+    """A call of the user's code returned (or raised) after ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckAnswer:
+    """The worker's answer when the loss could be probed."""
+
+    name: str
+    described: str
+    others: tuple[CandidateSummary, ...]
+    probe: ProbeResult
+    skipped: tuple[Skipped, ...]
+    init: dict[str, Plain]
+    defaults: dict[str, Plain]
+    seconds: float
+    sizes: dict[str, int]
+    model: ThroughModel | None = None
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """The worker's answer when the loss could not be checked: why, in which phase, and what
+    of the file was not run."""
+
+    error: str
+    phase: FailurePhase
+    skipped: tuple[Skipped, ...] = ()
+
+
+Message = PhaseStarted | CallStarted | CallFinished | CheckAnswer | CheckFailure
+_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (PhaseStarted, CallStarted, CallFinished, CheckAnswer, CheckFailure)
+}
+
+
+def _skipped(items: list[JsonObject]) -> tuple[Skipped, ...]:
+    return tuple(Skipped.from_json(s) for s in items)
+
+
+def _to_json(message: Message | CheckRequest) -> JsonObject:
+    if isinstance(message, CheckAnswer):
+        data: JsonObject = {
+            "name": message.name,
+            "described": message.described,
+            "others": [asdict(o) for o in message.others],
+            "probe": message.probe.to_json(),
+            "skipped": [s.to_json() for s in message.skipped],
+            "init": dict(message.init),
+            "defaults": dict(message.defaults),
+            "seconds": message.seconds,
+            "sizes": dict(message.sizes),
+            "model": None if message.model is None else message.model.to_json(),
+        }
+        return data
+    if isinstance(message, CheckFailure):
+        return {
+            "error": message.error,
+            "phase": message.phase,
+            "skipped": [s.to_json() for s in message.skipped],
+        }
+    out: JsonObject = asdict(message)
+    return out
+
+
+def encode(message: Message | CheckRequest) -> bytes:
+    """One JSON line: ``{"type": <class name>, ...its fields}``."""
+    return (json.dumps({"type": type(message).__name__, **_to_json(message)}) + "\n").encode()
+
+
+def decode_request(data: JsonObject) -> CheckRequest:
+    """The request from its JSON object (:func:`encode` of a :class:`CheckRequest`)."""
+    d = dict(data)
+    d.pop("type", None)
+    shape = d["input_shape"]
+    return CheckRequest(
+        path=str(d["path"]),
+        module=str(d["module"]),
+        search_path=tuple(_strings(d["search_path"])),
+        names=tuple(_strings(d["names"])),
+        explicit=bool(d["explicit"]),
+        args={str(k): str(v) for k, v in _object(d["args"]).items()},
+        init={str(k): str(v) for k, v in _object(d["init"]).items()},
+        sizes={str(k): int(_number(v)) for k, v in _object(d["sizes"]).items()},
+        input_shape=None if shape is None else tuple(int(_number(n)) for n in _list(shape)),
+        timeout=float(_number(d["timeout"])),
+        exec_module=bool(d["exec_module"]),
+        taps=TapNames(**{str(k): None if v is None else str(v) for k, v in _object(d["taps"]).items()}),
+        writable=tuple(_strings(d.get("writable", []))),
+    )
+
+
+def decode(line: bytes | str) -> Message:
+    """The message of one line written by :func:`encode`."""
+    data = json.loads(line)
+    kind = data.pop("type")
+    if kind == "CheckAnswer":
+        model = data["model"]
+        return CheckAnswer(
+            name=data["name"],
+            described=data["described"],
+            others=tuple(CandidateSummary(**o) for o in data["others"]),
+            probe=ProbeResult.from_json(data["probe"]),
+            skipped=_skipped(data["skipped"]),
+            init=data["init"],
+            defaults=data["defaults"],
+            seconds=data["seconds"],
+            sizes=data["sizes"],
+            model=None
+            if model is None
+            else ThroughModel(**{**model, "input_shape": tuple(model["input_shape"])}),
+        )
+    if kind == "CheckFailure":
+        return CheckFailure(data["error"], data["phase"], _skipped(data["skipped"]))
+    message: Message = _TYPES[kind](**data)
+    return message
+
+
+def _object(value: Json) -> dict[str, Json]:
+    assert isinstance(value, dict)
+    return value
+
+
+def _list(value: Json) -> list[Json]:
+    assert isinstance(value, list)
+    return value
+
+
+def _strings(value: Json) -> list[str]:
+    return [str(v) for v in _list(value)]
+
+
+def _number(value: Json) -> float:
+    assert isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value

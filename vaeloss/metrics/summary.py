@@ -1,0 +1,90 @@
+"""The collapse summary of one model's posteriors: one type for the audit's evaluation, the
+collapse monitor and the callbacks (nats per sample unless a count or a ratio)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from vaeloss.jsontypes import JsonObject
+from vaeloss.metrics.posterior import (
+    ACTIVE_THRESHOLD,
+    active_units,
+    aggregate_kl,
+    collapsed_dims,
+    kl_per_dim,
+    marginal_kl,
+    mutual_information,
+)
+
+__all__ = ["CollapseSummary", "summarize"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollapseSummary:
+    """What a model's posteriors say about collapse.
+
+    Attributes:
+        kl: KL to the prior, summed over latent dims, mean over rows; kl_per_dim: per dim [k].
+        active_units: dims with Var_x E[z_j] above the threshold; au_variances: those variances [k].
+        collapsed_dims: number of (eps, delta)-collapsed dims (Lucas et al. 2019).
+        mutual_information: I(x; z) (He et al. 2019 estimator, at most log N).
+        marginal_kl: ``kl - mutual_information`` (Hoffman & Johnson 2016).
+        aggregate_kl: KL of the aggregate posterior's moment-matched Gaussian to N(0, I).
+        rows: the rows summarised (the mutual information may use a sample of them).
+    """
+
+    kl: float
+    kl_per_dim: list[float]
+    active_units: int
+    au_variances: list[float]
+    collapsed_dims: int
+    mutual_information: float
+    marginal_kl: float
+    aggregate_kl: float
+    rows: int = 0
+
+    @property
+    def latent_dim(self) -> int:
+        return len(self.kl_per_dim)
+
+    @property
+    def posterior_collapsed(self) -> bool:
+        """No latent dim is active: the posterior is the prior for every input."""
+        return self.active_units == 0
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = asdict(self)
+        return out
+
+
+def summarize(
+    mu: Tensor,
+    logvar: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    threshold: float = ACTIVE_THRESHOLD,
+) -> CollapseSummary:
+    """The collapse summary of posteriors ``mu``, ``logvar`` [N, k], every metric on every row.
+
+    >>> s = summarize(torch.tensor([[0.0, 1.0], [0.0, -1.0]]), torch.zeros(2, 2))
+    >>> s.active_units, s.latent_dim, round(s.kl, 3)
+    (1, 2, 0.5)
+    """
+    kl_d = kl_per_dim(mu, logvar)
+    kl = float(kl_d.sum())
+    mi = mutual_information(mu, logvar, generator=generator)
+    au = active_units(mu, threshold=threshold)
+    return CollapseSummary(
+        kl=kl,
+        kl_per_dim=kl_d.tolist(),
+        active_units=au.number,
+        au_variances=au.variances.tolist(),
+        collapsed_dims=int(collapsed_dims(mu, logvar).sum()),
+        mutual_information=mi,
+        marginal_kl=marginal_kl(kl, mi),
+        aggregate_kl=aggregate_kl(mu, logvar),
+        rows=int(mu.shape[0]),
+    )
