@@ -1,9 +1,12 @@
 # Quick start: `make audit` runs the main job on the built-in data; `make test` runs the tests.
-# Both create .venv and install vaeloss with its test extras the first time, and only then.
+# Both create .venv the first time: `make audit` installs vaeloss, `make test` also its test
+# tools and every optional framework (the extra `all`: Keras, TensorFlow, JAX, Lightning, Ray,
+# TensorBoard), so that the tests that need one run.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAMP_ALL := $(VENV)/.installed-all
 
 .PHONY: audit test lint bench examples clean
 
@@ -13,15 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+$(STAMP_ALL): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,all]'
+	touch $(STAMP_ALL)
+
 audit: $(STAMP)
 	$(BIN)/vaeloss audit
 
-test: $(STAMP)
+test: $(STAMP_ALL)
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 	$(BIN)/ruff check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss
 
-lint: $(STAMP)
+lint: $(STAMP_ALL)
 	$(BIN)/ruff check vaeloss tests scripts bench
 	$(BIN)/ruff format --check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss

@@ -17,7 +17,7 @@ __all__ = [
     "LossCheckError",
     "UserCodeError",
     "DeviceError",
-    "OutputError",
+    "ReportFolderError",
     "TrainingError",
 ]
 
@@ -54,7 +54,7 @@ class DeviceError(VaelossError, ValueError):
     """A device that was asked for is not available."""
 
 
-class OutputError(VaelossError, ValueError):
+class ReportFolderError(VaelossError, ValueError):
     """A report folder that may not be written (exists, not writable, disk full)."""
 
 

@@ -1,15 +1,26 @@
-"""The exit statuses of the ``vaeloss`` command (the README states the contract).
+"""The exit statuses of the ``vaeloss`` command (the README and ``--help`` state the contract)."""
 
-* 0: done (for ``audit``, collapse is a finding, not a failure);
-* 1: an error finding (``check``) or collapse with ``--fail-on-collapse`` (``audit``);
-* 2: bad input, or the job cannot run; also an internal error ("this is a bug in vaeloss");
-* 130 / 143: interrupted by SIGINT / SIGTERM (``audit`` keeps a partial report).
-"""
+from enum import IntEnum
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDING", "EXIT_OK", "EXIT_SIGINT", "EXIT_SIGTERM"]
+__all__ = ["ExitCode"]
 
-EXIT_OK = 0
-EXIT_FINDING = 1
-EXIT_ERROR = 2
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+
+class ExitCode(IntEnum):
+    """What the ``vaeloss`` command's exit status means.
+
+    >>> int(ExitCode.USAGE_ERROR), int(ExitCode.INTERNAL_ERROR)
+    (2, 3)
+    """
+
+    OK = 0
+    """Done (for ``audit``, collapse is a finding, not a failure)."""
+    FINDING = 1
+    """An error finding (``check``), or collapse with ``--fail-on-collapse`` (``audit``)."""
+    USAGE_ERROR = 2
+    """Bad input, or the job cannot run with it: ``error: ...`` says why and what to change."""
+    INTERNAL_ERROR = 3
+    """A bug in vaeloss: one line naming it, to report."""
+    SIGINT = 130
+    """Interrupted by SIGINT (Ctrl-C); ``audit`` keeps a partial report."""
+    SIGTERM = 143
+    """Interrupted by SIGTERM; ``audit`` keeps a partial report."""

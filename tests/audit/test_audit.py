@@ -211,7 +211,7 @@ def test_report_is_atomic(tmp_path, capsys, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(figures, "draw_all", boom)
-    assert main(["audit", "--out", str(tmp_path / "r"), *FAST, "--sweep", "none", "--epochs", "1"]) == 2
+    assert main(["audit", "--out", str(tmp_path / "r"), *FAST, "--sweep", "none", "--epochs", "1"]) == 3
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("error: this is a bug in vaeloss, please report it: RuntimeError: disk full (at ")
     assert "Traceback" not in err

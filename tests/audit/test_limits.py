@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-import vaeloss.audit.pipeline as pipeline
+import vaeloss.audit.execute as execute
 from vaeloss.cli import main
 
 
@@ -16,7 +16,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started on bad input")
 
-    monkeypatch.setattr(pipeline, "train", refuse)
+    monkeypatch.setattr(execute, "train", refuse)
 
 
 def _arrays(tmp_path):

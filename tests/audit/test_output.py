@@ -11,7 +11,7 @@ import pytest
 
 from vaeloss.audit.output import MARKER, is_report, prepare_report_folder
 from vaeloss.cli import main
-from vaeloss.errors import OutputError
+from vaeloss.errors import ReportFolderError
 
 QUICK = ["--epochs", "1", "--sweep", "none", "--iwae-samples", "10"]
 
@@ -88,7 +88,7 @@ def test_previous_report_is_replaced_only_with_overwrite(tmp_path, capsys):
 
 def test_folder_that_cannot_be_created_is_exit_2_before_training(tmp_path, capsys, monkeypatch):
     (tmp_path / "a-file").write_text("x")
-    import vaeloss.audit.pipeline as core
+    import vaeloss.audit.execute as core
 
     def no_training(*a, **kw):
         raise AssertionError("trained although --out cannot be written")
@@ -160,7 +160,7 @@ def test_symlink_is_refused(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
-    with pytest.raises(OutputError, match=r"a symbolic link"):
+    with pytest.raises(ReportFolderError, match=r"a symbolic link"):
         prepare_report_folder(tmp_path / "link", overwrite=True)
 
 
@@ -213,6 +213,8 @@ def test_a_lock_left_by_a_crashed_audit_is_taken_over(tmp_path):
 
 def test_a_lock_file_vaeloss_did_not_write_is_left_alone(tmp_path):
     (tmp_path / ".r.lock").write_text("someone else's\n")
-    with pytest.raises(OutputError, match=r"with a file '.r.lock' beside it that vaeloss did not write"):
+    with pytest.raises(
+        ReportFolderError, match=r"with a file '.r.lock' beside it that vaeloss did not write"
+    ):
         prepare_report_folder(tmp_path / "r")
     assert (tmp_path / ".r.lock").read_text() == "someone else's\n"

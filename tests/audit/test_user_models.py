@@ -268,7 +268,7 @@ def test_batchnorm_dropout_model_is_measured_in_eval_mode(tmp_path, capsys, monk
         seen.append(model.training)
         return out
 
-    monkeypatch.setattr("vaeloss.audit.pipeline.evaluate_models", spy)
+    monkeypatch.setattr("vaeloss.audit.execute.evaluate_models", spy)
     code, res, err = _audit(
         tmp_path, capsys, "--model", f"{MODELS}/activations.py:BatchNormDropoutVAE", *QUICK
     )

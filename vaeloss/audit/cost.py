@@ -24,6 +24,7 @@ from vaeloss.engine.evaluate import EvaluationPlan
 from vaeloss.engine.loss import step_loss, terms
 from vaeloss.engine.models import BatchedLinearVAE, BatchedVAE
 from vaeloss.engine.optim import BatchedAdam
+from vaeloss.jsontypes import JsonObject
 
 __all__ = ["CostEstimate", "estimate_training", "time_once"]
 
@@ -125,7 +126,7 @@ class CostEstimate:
             )
         return out
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         out = asdict(self)
         out["evaluation"] = self.evaluation.to_json()
         out["epochs_in_budget"] = self.epochs_in_budget

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,6 +247,111 @@ def sweep_panels(
     return files
 
 
+Figure = Callable[[], "str | dict[str, str]"]
+
+
+@dataclass
+class _Scene:
+    """What the figures of one audit are drawn from: the audited model's latent means of the
+    rows the evaluation measured, and its decoder."""
+
+    run: AuditRun
+    out: Path
+    x: torch.Tensor
+    mu: torch.Tensor
+    mu_all: torch.Tensor | None
+    labels: np.ndarray | None
+    beta_label: str
+
+    def decode_s(self, z: torch.Tensor, i: int) -> torch.Tensor:
+        model, setup = self.run.model, self.run.result.setup
+        out = model.decode_one(i, z.to(self.x.device))
+        return decoder_mean(out, setup.decoder_output, setup.likelihood).clamp(0, 1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode_s(z, self.run.result.current)
+
+
+def _scene(run: AuditRun, out: Path) -> _Scene:
+    res, model = run.result, run.model
+    device = next(model.parameters()).device
+    # the rows the evaluation measured (fewer for a slow model), and at most the t-SNE's
+    rows = min(TSNE_POINTS, res.evaluation.rows if res.evaluation is not None else TSNE_POINTS)
+    x = run.data.x_val[:rows].to(device)
+    panels = model.latent_dim == 2 and model.n_models > 1  # the sweep's panels need every model
+    mu_all = model.encode(x)[0] if panels else None
+    mu = mu_all[res.current] if mu_all is not None else model.encode_one(res.current, x)[0]
+    labels = run.data.y_val[: len(mu)].numpy() if run.data.y_val is not None else None
+    label = f"{_fmt(res.objective.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
+    return _Scene(run, out, x, mu, mu_all, labels, label)
+
+
+def _image_figures(sc: _Scene) -> list[tuple[str, Figure]]:
+    """Inputs vs reconstructions, prior samples, and the decoded 2-D manifold (k = 2)."""
+    res, shape, out = sc.run.result, sc.run.data.shape, sc.out
+    cur, n = res.current_row.metrics, 12
+    diversity = (
+        "" if cur is None or cur.output_diversity is None else f" (diversity {cur.output_diversity:.2f})"
+    )
+    rows_of = [("input", sc.x[:n].cpu().numpy()), ("recon", sc.decode(sc.mu[:n]).cpu().numpy())]
+    prior = torch.randn(64, sc.mu.shape[1], generator=torch.Generator().manual_seed(res.setup.seed))
+    todo: list[tuple[str, Figure]] = [
+        (
+            "reconstructions",
+            lambda: image_grid(
+                rows_of, shape, n, f"inputs vs reconstructions{diversity}", out / "reconstructions.png"
+            ),
+        ),
+        (
+            "samples",
+            lambda: samples(
+                sc.decode(prior).cpu().numpy(), shape, "samples from the prior", out / "samples.png"
+            ),
+        ),
+    ]
+    if sc.mu.shape[1] == 2:
+        title = f"decoded latent grid at beta = {sc.beta_label}"
+        todo.append(("manifold", lambda: manifold(sc.decode, shape, out / "manifold.png", title)))
+    return todo
+
+
+def _figures(sc: _Scene, quick: bool) -> list[tuple[str, Figure]]:
+    """Every figure of the report, in order, each a function that draws it."""
+    run, out = sc.run, sc.out
+    res, s = run.result, run.result.current
+    cur = res.current_row.metrics
+    todo: list[tuple[str, Figure]] = []
+    if not run.history.empty:
+        todo.append(("curves", lambda: curves(run.history, s, sc.beta_label, out / "curves.png")))
+    if cur is not None:
+        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
+        todo.append(("kl_per_dim", lambda: kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")))
+    if len(run.data.shape) in (2, 3):
+        todo += _image_figures(sc)
+    todo.append(
+        (
+            "latent",
+            lambda: latent_scatter(
+                sc.mu.cpu().numpy(),
+                sc.labels,
+                f"beta = {sc.beta_label}",
+                out / "latent.png",
+                res.setup.seed,
+                tsne=not quick,
+            ),
+        )
+    )
+    if sc.mu_all is not None:
+        mus = [m.cpu().numpy() for m in sc.mu_all]
+        todo.append(("sweep", lambda: sweep_panels(run, sc.decode_s, mus, sc.labels, out)))
+    if len(res.sweep) > 1:
+        rec = None if res.recommendation is None else res.recommendation.index
+        todo.append(
+            ("rate_distortion", lambda: rate_distortion(res.sweep, s, rec, out / "rate_distortion.png"))
+        )
+    return todo
+
+
 @torch.no_grad()
 def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[str, str]:
     """Every figure of the report into ``out``; returns {name: file}.
@@ -255,85 +361,11 @@ def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[
     start (an earlier phase was interrupted), every figure is drawn but the t-SNE.
     """
     stop = stop or StopRequest()
-    res, ds, model = run.result, run.data, run.model
     quick = stop()
-    s = res.current
-    obj = res.objective
-    beta_label = f"{_fmt(obj.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
-    cur = res.current_row.metrics
-    device = next(model.parameters()).device
-    # the rows the evaluation measured (fewer for a slow model), and at most the t-SNE's
-    rows = min(TSNE_POINTS, res.evaluation.rows if res.evaluation is not None else TSNE_POINTS)
-    x = ds.x_val[:rows].to(device)
-    S, k = model.n_models, model.latent_dim
-    mu_all = model.encode(x)[0] if k == 2 and S > 1 else None  # the sweep's panels need them all
-    mu = mu_all[s] if mu_all is not None else model.encode_one(s, x)[0]
-    kind = res.setup.decoder_output
-    labels = ds.y_val[: len(mu)].numpy() if ds.y_val is not None else None
-
-    def decode_s(z: torch.Tensor, i: int) -> torch.Tensor:
-        return decoder_mean(model.decode_one(i, z.to(device)), kind, res.setup.likelihood).clamp(0, 1)
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return decode_s(z, s)
-
-    todo: list[tuple[str, Callable[[], str | dict[str, str]]]] = []
-    if not run.history.empty:
-        todo.append(("curves", lambda: curves(run.history, s, beta_label, out / "curves.png")))
-    if cur is not None:
-        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
-        todo.append(("kl_per_dim", lambda: kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")))
-    if len(ds.shape) in (2, 3):
-        n = 12
-        diversity = (
-            "" if cur is None or cur.output_diversity is None else f" (diversity {cur.output_diversity:.2f})"
-        )
-        rows_of = [("input", x[:n].cpu().numpy()), ("recon", decode(mu[:n]).cpu().numpy())]
-        todo.append(
-            (
-                "reconstructions",
-                lambda: image_grid(
-                    rows_of, ds.shape, n, f"inputs vs reconstructions{diversity}", out / "reconstructions.png"
-                ),
-            )
-        )
-        prior = torch.randn(64, k, generator=torch.Generator().manual_seed(res.setup.seed))
-        todo.append(
-            (
-                "samples",
-                lambda: samples(
-                    decode(prior).cpu().numpy(), ds.shape, "samples from the prior", out / "samples.png"
-                ),
-            )
-        )
-        if k == 2:
-            title = f"decoded latent grid at beta = {beta_label}"
-            todo.append(("manifold", lambda: manifold(decode, ds.shape, out / "manifold.png", title)))
-    todo.append(
-        (
-            "latent",
-            lambda: latent_scatter(
-                mu.cpu().numpy(),
-                labels,
-                f"beta = {beta_label}",
-                out / "latent.png",
-                res.setup.seed,
-                tsne=not quick,
-            ),
-        )
-    )
-    if mu_all is not None:
-        mus = [m.cpu().numpy() for m in mu_all]
-        todo.append(("sweep", lambda: sweep_panels(run, decode_s, mus, labels, out)))
-    if len(res.sweep) > 1:
-        rec = None if res.recommendation is None else res.recommendation.index
-        todo.append(
-            ("rate_distortion", lambda: rate_distortion(res.sweep, s, rec, out / "rate_distortion.png"))
-        )
     files: dict[str, str] = {}
-    for name, draw in todo:
+    for name, draw in _figures(_scene(run, out), quick):
         if not quick and stop():
-            res.interrupt("figures", stop.reason)
+            run.result.interrupt("figures", stop.reason)
             break
         drawn = draw()
         files.update(drawn if isinstance(drawn, dict) else {name: drawn})

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaeloss._version import __version__
-from vaeloss.errors import OutputError
+from vaeloss.errors import ReportFolderError
 
 __all__ = ["MARKER", "ReportFolder", "is_report", "prepare_report_folder"]
 
@@ -80,29 +80,29 @@ def _listing(folder: Path, limit: int = 4) -> str:
 
 
 def _check_target(out: Path, *, overwrite: bool) -> None:
-    """Raise :class:`OutputError` unless ``out`` may be written (see the module rules)."""
+    """Raise :class:`ReportFolderError` unless ``out`` may be written (see the module rules)."""
     shown = str(out)
     if out.is_symlink():
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected --out to be a new folder but got out={shown!r}, a symbolic link. "
             f"Try a new path such as out={shown + '-report'!r}."
         )
     if not out.exists():
         return
     if not out.is_dir():
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected --out to be a new folder but got out={shown!r}, an existing file; vaeloss "
             f"never replaces a file it did not write. Try a new path such as out={shown + '-report'!r}."
         )
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected --out to be a folder for the report but got out={shown!r}, the current "
             f"folder or one above it. Try a new path such as out='vaeloss-report'."
         )
     empty = not any(out.iterdir())
     if not empty and not is_report(out):
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected --out to be a new folder or an earlier vaeloss report but got out={shown!r}, "
             f"an existing folder that is not one ({_listing(out)}); vaeloss never writes into or "
             f"deletes a folder it did not create. Try a new path such as "
@@ -110,7 +110,7 @@ def _check_target(out: Path, *, overwrite: bool) -> None:
         )
     if not overwrite:
         what = "an empty folder" if empty else "an earlier vaeloss report"
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected --out to be a new folder but got out={shown!r}, {what}. Try --overwrite "
             f"to replace it, or a new path."
         )
@@ -121,7 +121,7 @@ def _lock_path(out: Path) -> Path:
 
 
 def _take_lock(out: Path) -> Path:
-    """Create ``out``'s lock file, or raise :class:`OutputError` naming the audit that holds it."""
+    """Create ``out``'s lock file, or raise :class:`ReportFolderError` naming the audit that holds it."""
     lock = _lock_path(out)
     for _ in range(2):
         try:
@@ -133,13 +133,13 @@ def _take_lock(out: Path) -> Path:
                 data = {}
             pid = data.get("pid") if isinstance(data, dict) and data.get("tool") == "vaeloss" else None
             if _pid_alive(pid):
-                raise OutputError(
+                raise ReportFolderError(
                     f"Expected --out to be free but got out={str(out)!r}, which another vaeloss audit "
                     f"(process {pid}) is writing its report to now. Try another --out, or wait for it "
                     f"to finish."
                 ) from None
             if pid is None:
-                raise OutputError(
+                raise ReportFolderError(
                     f"Expected --out to be free but got out={str(out)!r}, with a file {lock.name!r} "
                     f"beside it that vaeloss did not write. Try another --out."
                 ) from None
@@ -148,7 +148,7 @@ def _take_lock(out: Path) -> Path:
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps({"tool": "vaeloss", "pid": os.getpid()}) + "\n")
         return lock
-    raise OutputError(f"Expected to lock out={str(out)!r} but another audit took it first. Try again.")
+    raise ReportFolderError(f"Expected to lock out={str(out)!r} but another audit took it first. Try again.")
 
 
 @dataclass
@@ -208,7 +208,7 @@ def prepare_report_folder(
     """Check ``out`` and create the temporary report folder beside it, before any training.
 
     Raises:
-        OutputError: ``out`` exists and may not be replaced, its folder cannot be created or
+        ReportFolderError: ``out`` exists and may not be replaced, its folder cannot be created or
             written, or it has less free space than ``size_estimate`` bytes.
     """
     out = Path(os.path.abspath(Path(out).expanduser()))
@@ -226,7 +226,7 @@ def prepare_report_folder(
     except OSError as exc:
         if lock is not None:
             lock.unlink(missing_ok=True)
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected a folder that can be written for --out but got out={str(out)!r}: "
             f"{exc.strerror or exc} ({exc.filename or parent}). Try --out in a folder you can write to."
         ) from None
@@ -236,13 +236,13 @@ def prepare_report_folder(
         free = shutil.disk_usage(tmp).free
     except OSError as exc:
         folder.discard()
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected a folder that can be written for --out but got out={str(out)!r}: "
             f"{exc.strerror or exc}. Try --out in a folder you can write to."
         ) from None
     if free < size_estimate:
         folder.discard()
-        raise OutputError(
+        raise ReportFolderError(
             f"Expected at least {size_estimate / _MiB:.0f} MiB free for the report but the disk of "
             f"out={str(out)!r} has {free / _MiB:.1f} MiB. Try --out on another disk, or free some space."
         )

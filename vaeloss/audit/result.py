@@ -19,6 +19,7 @@ from vaeloss.audit.cost import CostEstimate
 from vaeloss.audit.text import format_seconds
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics
 from vaeloss.engine.states import Divergence, ModelStatus
+from vaeloss.jsontypes import JsonObject
 from vaeloss.objective.convention import Convention
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
 
@@ -196,7 +197,7 @@ class SweepRow:
             return None
         return m.kl / m.recon if m.recon else math.inf
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         metrics: dict[str, Any] = (
             self.metrics.to_json()
             if self.metrics is not None
@@ -227,7 +228,7 @@ class Recommendation:
     reason: str
     sigma_trace: list[float] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"own_units": self.kl_weight, "elbo": self.elbo_beta, "rule": self.rule, "reason": self.reason}
 
 
@@ -239,7 +240,7 @@ class PredictionCheck:
     mean_abs_error: float
     exact: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"rows": self.rows, "mean_abs_error": self.mean_abs_error, "exact": self.exact}
 
 
@@ -252,7 +253,7 @@ class CollapsePoints:
     kl_weights: list[float]
     check: PredictionCheck
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "reference_beta": self.reference_beta,
             "betas": self.elbo_betas,
@@ -321,7 +322,7 @@ class AuditResult:
     def effective_beta_formula(self) -> str:
         return self.objective.convention.with_kl_weight(self.objective.kl_weight).effective_beta_formula
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The ``--json`` object (non-finite numbers as null)."""
         cur = self.current_row.to_json()
         s = self.setup

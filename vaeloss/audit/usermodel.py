@@ -59,7 +59,8 @@ def load_user_model(
     api = parse_model_api(model_api) if model_api else None
     iface = find_interface(model, x[:2], data_shape, api=api)
     semantics = _semantics(model, iface, decoder_output)
-    return UserModel(cls, spec, iface, semantics, kwargs, stacking)
+    # the class is loaded: the model source keeps it for this process
+    return UserModel(spec, tuple(init), iface, semantics, stacking, {"cls": cls, "kwargs": kwargs})
 
 
 def _semantics(model: nn.Module, iface: ModelInterface, override: DecoderKind | None) -> DecoderSemantics:

@@ -223,7 +223,7 @@ class ModelCaller(Caller):
         replacements: _Replacements,
         batch: Callable[[Tensor], Any],
         batch_param: str,
-        extra: dict[str, Any],
+        extra: dict[str, object],
         shape: tuple[int, ...],
         binary: bool,
         guard: StateGuard,
@@ -259,7 +259,7 @@ class ModelCaller(Caller):
             "scale": s,
         }
 
-    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object]]:
         """The batch for the method; the posterior and decoder outputs go to the hooks."""
         mu, s = values["mu"], values["scale"]
         self.replacements.current = {
@@ -276,7 +276,7 @@ class ModelCaller(Caller):
 def model_callers(
     obj: LossObject,
     model: nn.Module,
-    extra: dict[str, Any],
+    extra: dict[str, object],
     *,
     B: int,
     input_shape: tuple[int, ...] | None,

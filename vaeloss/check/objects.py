@@ -50,7 +50,7 @@ class LossObject:
     described: str
     function: Callable[..., Any] | None
     instance: object | None = None
-    init: dict[str, Any] = field(default_factory=dict)
+    init: dict[str, object] = field(default_factory=dict)
 
 
 def _uses_self(fn: Callable[..., Any]) -> bool:
@@ -68,7 +68,7 @@ def _uses_self(fn: Callable[..., Any]) -> bool:
     )
 
 
-def _build(what: Callable[..., Any], label: str, init: dict[str, Any]) -> Any:
+def _build(what: Callable[..., Any], label: str, init: dict[str, object]) -> Any:
     try:
         return build(what, label, init)
     except BuildError as exc:
@@ -96,14 +96,14 @@ def _looks_like_factory(fn: Callable[..., Any]) -> bool:
     )
 
 
-def _of_instance(obj: Any, name: str, described: str, init: dict[str, Any]) -> LossObject:
+def _of_instance(obj: Any, name: str, described: str, init: dict[str, object]) -> LossObject:
     if isinstance(obj, nn.Module):
         return LossObject(obj, name, f"{described}, its forward", type(obj).forward, obj, init)
     call = type(obj).__call__
     return LossObject(obj, name, f"{described}, its __call__", call, obj, init)
 
 
-def resolve_object(loaded: Loaded, name: str, init: dict[str, Any]) -> LossObject:
+def resolve_object(loaded: Loaded, name: str, init: dict[str, object]) -> LossObject:
     """The callable that ``name`` denotes in the loaded module (see the module docstring).
 
     Raises:
@@ -174,7 +174,7 @@ def resolve_object(loaded: Loaded, name: str, init: dict[str, Any]) -> LossObjec
     raise ObjectError(f"{head} is a {type(obj).__name__}, not a function, class or callable object")
 
 
-def _args(init: dict[str, Any]) -> str:
+def _args(init: dict[str, object]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in init.items())
 
 
@@ -186,10 +186,10 @@ class StateGuard:
         self.obj = obj
         self.saved = self._snapshot()
 
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self) -> dict[str, object]:
         if self.obj is None:
             return {}
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         names = set(getattr(self.obj, "__dict__", {}))
         names |= {n for n, v in vars(type(self.obj)).items() if isinstance(v, (int, float, bool, str))}
         for n in names:

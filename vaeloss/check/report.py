@@ -95,10 +95,14 @@ def _skipped(r: CheckReport) -> list[str]:
     return lines
 
 
-def format_report(r: CheckReport) -> str:
-    """The report as text: terms, effective beta, findings with lines, and the fix."""
+def _at(r: CheckReport) -> str:
     s = r.sizes
-    at = f"B={s['B']}, D={s['D']}, k={s['k']}"
+    return f"B={s['B']}, D={s['D']}, k={s['k']}"
+
+
+def _header(r: CheckReport) -> list[str]:
+    """What was checked, how it was called, what was not run, the other candidates."""
+    s = r.sizes
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
     lines = [f"{r.path}:{r.function}  ({r.selected_because})", f"  checked: {r.described}"]
@@ -121,64 +125,79 @@ def format_report(r: CheckReport) -> str:
             f"  also a candidate: {other.name} ({other.summary}); check it with "
             f"'vaeloss check {r.path}:{other.name}'"
         )
-    lines.append("")
+    return lines
+
+
+def _recon_lines(r: CheckReport) -> list[str]:
+    fit = r.probe.recon_fit
+    if fit.recon_ok and not fit.a:
+        return ["reconstruction: none (the value does not change with the reconstruction)"]
+    if r.recon_factor is not None:
+        key = (r.likelihood, r.decoder_output)
+        return [
+            f"reconstruction: {_LIK.get(key, f'{r.likelihood} ({r.decoder_output})')}",
+            f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}",
+        ]
+    if fit.recon_ok and fit.a:
+        key = (fit.likelihood, fit.decoder_output)
+        return [f"reconstruction: {_LIK.get(key, str(key))}; factor {_g(fit.a)} at {_at(r)}"]
+    return ["reconstruction: not a multiple of any supported NLL (see findings)"]
+
+
+def _kl_lines(r: CheckReport) -> list[str]:
+    fit = r.probe.kl_fit
+    kind = "Monte-Carlo estimate of the " if r.probe.monte_carlo else ""
+    if fit.kl_ok and not fit.b:
+        return ["KL:             none (the value does not change with mu or the posterior scale)"]
+    if r.kl_factor is not None:
+        return [
+            f"KL:             {kind}Gaussian KL to N(0, I) from {r.latent_parameterisation}",
+            f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}",
+        ]
+    if fit.kl_ok and fit.b:
+        return [
+            f"KL:             {kind}Gaussian KL to N(0, I) from {fit.parameterisation}; "
+            f"factor {_g(fit.b)} at {_at(r)}"
+        ]
+    return ["KL:             not a multiple of the Gaussian KL (see findings)"]
+
+
+def _beta_lines(r: CheckReport) -> list[str]:
+    obj, beta = r.objective, r.effective_beta
+    if beta is None:
+        return ["effective beta: none (the loss is not a*NLL + b*KL + const)"]
+    s = r.sizes
     fixed = (
         f" (the loss runs only at {', '.join(f'{d}={s[d]}' for d in r.fixed_dims)})"
         if r.fixed_dims and not r.through_model
         else ""
     )
-    if r.probe.recon_fit.recon_ok and not r.probe.recon_fit.a:
-        lines.append("reconstruction: none (the value does not change with the reconstruction)")
-    elif r.recon_factor is not None:
-        key = (r.likelihood, r.decoder_output)
-        lines.append(f"reconstruction: {_LIK.get(key, f'{r.likelihood} ({r.decoder_output})')}")
-        lines.append(f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}")
-    elif r.probe.recon_fit.recon_ok and r.probe.recon_fit.a:
-        key = (r.probe.recon_fit.likelihood, r.probe.recon_fit.decoder_output)
-        lines.append(f"reconstruction: {_LIK.get(key, str(key))}; factor {_g(r.probe.recon_fit.a)} at {at}")
-    else:
-        lines.append("reconstruction: not a multiple of any supported NLL (see findings)")
-    kl_kind = "Monte-Carlo estimate of the " if r.probe.monte_carlo else ""
-    if r.probe.kl_fit.kl_ok and not r.probe.kl_fit.b:
-        lines.append("KL:             none (the value does not change with mu or the posterior scale)")
-    elif r.kl_factor is not None:
-        lines.append(f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.latent_parameterisation}")
-        lines.append(f"                {_reductions(r.kl_factor, 'k')}; factor {r.kl_factor.formula()}")
-    elif r.probe.kl_fit.kl_ok and r.probe.kl_fit.b:
-        lines.append(
-            f"KL:             {kl_kind}Gaussian KL to N(0, I) from {r.probe.kl_fit.parameterisation}; "
-            f"factor {_g(r.probe.kl_fit.b)} at {at}"
-        )
-    else:
-        lines.append("KL:             not a multiple of the Gaussian KL (see findings)")
-    obj = r.objective
-    beta = r.effective_beta
-    if beta is not None:
-        shown = _both(obj.beta_monomial, beta) if obj is not None else f"{_g(beta)} (at these sizes only)"
-        lines.append(f"effective beta: {shown} at {at}{fixed}  (relative to the per-sample negative ELBO)")
-        if r.likelihood == "gaussian":
-            lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(beta)}")
-        grad = r.gradient_scale
-        if grad is not None:
-            shown_g = _both(obj.gradient_scale_monomial, grad) if obj is not None else _g(grad)
-            lines.append(f"gradient scale: {shown_g}  (loss = scale * per-sample ELBO_beta + const)")
-        if r.kl_weight_for_elbo is not None:
-            shown_w = (
-                _both(obj.kl_weight_for_elbo_monomial, r.kl_weight_for_elbo)
-                if obj is not None
-                else _g(r.kl_weight_for_elbo)
-            )
-            lines.append(f"KL multiplier for the true ELBO (beta = 1): {shown_w}")
-    else:
-        lines.append("effective beta: none (the loss is not a*NLL + b*KL + const)")
-    lines.append("")
-    if r.findings:
-        lines.append("findings:")
-        for f in r.findings:
-            where = f" ({f.where})" if f.where else ""
-            lines.append(f"  {f.severity:<7} {f.code}{where}: {f.message}")
-    else:
-        lines.append("findings: none")
-    lines.append("")
-    lines.append(f"fix: {r.fix}")
-    return "\n".join(lines)
+    shown = _both(obj.beta_monomial, beta) if obj is not None else f"{_g(beta)} (at these sizes only)"
+    lines = [f"effective beta: {shown} at {_at(r)}{fixed}  (relative to the per-sample negative ELBO)"]
+    if r.likelihood == "gaussian":
+        lines.append(f"implied decoder variance at beta = 1: sigma^2 = {_g(beta)}")
+    grad = r.gradient_scale
+    if grad is not None:
+        shown_g = _both(obj.gradient_scale_monomial, grad) if obj is not None else _g(grad)
+        lines.append(f"gradient scale: {shown_g}  (loss = scale * per-sample ELBO_beta + const)")
+    weight = r.kl_weight_for_elbo
+    if weight is not None:
+        shown_w = _both(obj.kl_weight_for_elbo_monomial, weight) if obj is not None else _g(weight)
+        lines.append(f"KL multiplier for the true ELBO (beta = 1): {shown_w}")
+    return lines
+
+
+def _finding_lines(r: CheckReport) -> list[str]:
+    if not r.findings:
+        return ["findings: none"]
+    lines = ["findings:"]
+    for f in r.findings:
+        where = f" ({f.where})" if f.where else ""
+        lines.append(f"  {f.severity:<7} {f.code}{where}: {f.message}")
+    return lines
+
+
+def format_report(r: CheckReport) -> str:
+    """The report as text: terms, effective beta, findings with lines, and the fix."""
+    lines = [*_header(r), "", *_recon_lines(r), *_kl_lines(r), *_beta_lines(r), "", *_finding_lines(r)]
+    return "\n".join([*lines, "", f"fix: {r.fix}"])

@@ -110,7 +110,7 @@ class Finding:
     line: int | None = None
     where: str | None = None  # "line 12", or "cell 3, line 4" in a notebook
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "code": self.code,
             "severity": self.severity,
@@ -228,7 +228,7 @@ class CheckReport:
     def exit_code(self) -> int:
         return 1 if any(f.severity == "error" for f in self.findings) else 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         obj = self.objective
         no_kl = obj is None or obj.kl_base.coef == 0
         p = self.probe
@@ -267,7 +267,7 @@ class CheckReport:
             "fix": self.fix,
         }
 
-    def returns_json(self) -> dict[str, Any]:
+    def returns_json(self) -> JsonObject:
         """How the loss returns its value: one value, the loss among several, or its terms."""
         p = self.probe
         if p.components is not None:
@@ -390,7 +390,7 @@ class ProbeResult:
         """The fit of the value holding the KL term."""
         return self.fits[self.components[1] if self.components else (self.total or 0)]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
     @classmethod

@@ -88,7 +88,7 @@ def _hint(error: str) -> str:
     return error
 
 
-def _values(texts: dict[str, str], namespace: dict[str, Any]) -> dict[str, Any]:
+def _values(texts: dict[str, str], namespace: dict[str, object]) -> dict[str, object]:
     from vaeloss.usercode.construct import evaluate_value
 
     return {name: evaluate_value(text, namespace) for name, text in texts.items()}
@@ -121,7 +121,7 @@ def _load(request: CheckRequest) -> Loaded | CheckFailure:
 
 
 def _candidates(
-    request: CheckRequest, loaded: Loaded, init: dict[str, Any], extra: dict[str, Any]
+    request: CheckRequest, loaded: Loaded, init: dict[str, object], extra: dict[str, object]
 ) -> list[_Candidate] | CheckFailure:
     """The names of the request that resolve into something the probe can call."""
     from vaeloss.check.forms import call_forms, missing_arguments, params_of
@@ -153,7 +153,7 @@ def _candidates(
 
 
 def _screen(
-    request: CheckRequest, c: _Candidate, extra: dict[str, Any], channel: Channel
+    request: CheckRequest, c: _Candidate, extra: dict[str, object], channel: Channel
 ) -> CandidateSummary:
     """What one candidate probes as, with the fewest calls."""
     from vaeloss.check.objects import StateGuard
@@ -177,7 +177,7 @@ def _screen(
 
 
 def _choose(
-    request: CheckRequest, found: list[_Candidate], extra: dict[str, Any], channel: Channel
+    request: CheckRequest, found: list[_Candidate], extra: dict[str, object], channel: Channel
 ) -> tuple[_Candidate, tuple[CandidateSummary, ...]]:
     """The candidate to probe (the first that is a whole VAE loss) and what the others are."""
     if request.explicit or len(found) == 1:
@@ -243,7 +243,7 @@ def _explain(message: str, loaded: Loaded) -> str:
 
 
 def _probe(
-    request: CheckRequest, chosen: _Candidate, extra: dict[str, Any], channel: Channel, budget: float
+    request: CheckRequest, chosen: _Candidate, extra: dict[str, object], channel: Channel, budget: float
 ) -> tuple[Any, dict[str, int], ThroughModel | None]:
     """Probe the chosen loss (through its model when it is a model's method taking a batch):
     the probe's result, the sizes it ran at, and how the model was probed."""
@@ -299,7 +299,7 @@ def _probe(
 def _probed(
     request: CheckRequest,
     chosen: _Candidate,
-    extra: dict[str, Any],
+    extra: dict[str, object],
     loaded: Loaded,
     channel: Channel,
     budget: float,

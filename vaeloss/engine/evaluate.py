@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -348,80 +348,141 @@ def evaluate_models(
     """
     kind = decoder_output or default_decoder_output(likelihood)
     quick = should_stop is not None and should_stop()
-    started = time.perf_counter()
-
-    def stop() -> bool:
-        return not quick and should_stop is not None and should_stop()
-
-    def enough() -> bool:
-        return budget_seconds is not None and time.perf_counter() - started > budget_seconds
-
     model.eval()
     device = next(model.parameters()).device
     x = x[:max_points].to(device)
     tuner = ThreadTuner.for_device(device)
     with tuner:
         mu_all, logvar_all = model.encode(x)  # [S, N, k]
-        S, N, k = mu_all.shape
-        g = torch.Generator(device=device).manual_seed(seed)
-
-        plain = _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)
-
-        def log_lik(z: Tensor, xx: Tensor) -> Tensor:
-            with tuner.step():
-                return plain(z, xx)
-
-        posterior = [summarize(mu_all[s], logvar_all[s], generator=g) for s in range(S)]
-        chunk = min(samples_per_call(S, N, x.shape[1]), max_per_call or 100)
-        recon: list[float | None] = [None] * S
-        diversity: list[float | None] = [None] * S
-        usage: list[float | None] = [None] * S
-        if not stop():
-            n_rec = 1 if quick else max(1, recon_samples)
-            recon_sum = torch.zeros(S, device=device, dtype=mu_all.dtype)
-            for start in range(0, n_rec, chunk):
-                c = min(chunk, n_rec - start)
-                eps = torch.randn((c, S, N, k), generator=g, device=device, dtype=mu_all.dtype)
-                recon_sum -= log_lik(reparameterise(mu_all, logvar_all, eps), x).sum(dim=(0, 2))
-            recon = (recon_sum / (n_rec * N)).tolist()
-            means = decoder_mean(model.decode(mu_all), kind, likelihood)  # [S, N, D]
-            prior = torch.randn(mu_all.shape, generator=g, device=device, dtype=mu_all.dtype)
-            prior_means = decoder_mean(model.decode(prior), kind, likelihood)
-            for s in range(S):
-                gen = torch.Generator().manual_seed(seed)
-                diversity[s] = output_diversity(means[s].cpu(), x.cpu(), generator=gen)
-                usage[s] = latent_usage_from(means[s], prior_means[s], x)
-        iwae: list[float | None] = [None] * S
-        iwae_se: list[float | None] = [None] * S
-        drawn: int | None = None
-        if not quick and iwae_samples > 0 and not stop():
-            bar = Progress(iwae_samples, what="IWAE", unit="sample", mode=progress_mode(progress))
-            try:
-                found = _iwae_chunked(
-                    x, mu_all, logvar_all, log_lik, iwae_samples, chunk, g, stop, enough, bar.update
-                )
-            finally:
-                bar.close()
-            if found is not None:
-                nll, se, drawn = found
-                iwae, iwae_se = nll.tolist(), se.tolist()
-    out = []
-    for s in range(S):
-        p = posterior[s]
-        r = recon[s]
-        out.append(
-            ModelMetrics(
-                **vars(p),
-                recon=r,
-                elbo=None if r is None else -(r + p.kl),
-                iwae_nll=iwae[s],
-                iwae_se=iwae_se[s],
-                output_diversity=diversity[s],
-                latent_usage=usage[s],
-                iwae_samples=drawn,
-            )
+        run = _Evaluation(
+            model,
+            x,
+            mu_all,
+            logvar_all,
+            _tuned(tuner, _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)),
+            torch.Generator(device=device).manual_seed(seed),
+            min(samples_per_call(mu_all.shape[0], mu_all.shape[1], x.shape[1]), max_per_call or 100),
+            quick,
+            should_stop,
+            budget_seconds,
         )
-    return out
+        posterior = [summarize(mu_all[s], logvar_all[s], generator=run.g) for s in range(mu_all.shape[0])]
+        outputs = (
+            None if run.stop() else run.outputs(1 if quick else max(1, recon_samples), kind, likelihood, seed)
+        )
+        bound = None if quick or iwae_samples <= 0 or run.stop() else run.bound(iwae_samples, progress)
+    return [_metrics(s, p, outputs, bound) for s, p in enumerate(posterior)]
+
+
+def _tuned(
+    tuner: ThreadTuner, log_lik: Callable[[Tensor, Tensor], Tensor]
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """The log-likelihood, each call a step of the thread tuner."""
+
+    def call(z: Tensor, xx: Tensor) -> Tensor:
+        with tuner.step():
+            return log_lik(z, xx)
+
+    return call
+
+
+@dataclass
+class _Outputs:
+    """Per model, the reconstruction NLL, output diversity and latent usage."""
+
+    recon: list[float]
+    diversity: list[float]
+    usage: list[float]
+
+
+@dataclass
+class _Bound:
+    """Per model, the IWAE bound and its standard error, and the samples drawn."""
+
+    nll: list[float]
+    se: list[float]
+    samples: int
+
+
+def _metrics(s: int, p: CollapseSummary, outputs: _Outputs | None, bound: _Bound | None) -> ModelMetrics:
+    r = None if outputs is None else outputs.recon[s]
+    return ModelMetrics(
+        **vars(p),
+        recon=r,
+        elbo=None if r is None else -(r + p.kl),
+        iwae_nll=None if bound is None else bound.nll[s],
+        iwae_se=None if bound is None else bound.se[s],
+        output_diversity=None if outputs is None else outputs.diversity[s],
+        latent_usage=None if outputs is None else outputs.usage[s],
+        iwae_samples=None if bound is None else bound.samples,
+    )
+
+
+@dataclass
+class _Evaluation:
+    """One evaluation's tensors and limits: the stages that need the decoder."""
+
+    model: BatchedVAE
+    x: Tensor
+    mu: Tensor
+    logvar: Tensor
+    log_lik: Callable[[Tensor, Tensor], Tensor]
+    g: torch.Generator
+    chunk: int
+    quick: bool
+    should_stop: Callable[[], bool] | None
+    budget_seconds: float | None
+    started: float = field(default_factory=time.perf_counter)
+
+    def stop(self) -> bool:
+        return not self.quick and self.should_stop is not None and self.should_stop()
+
+    def enough(self) -> bool:
+        return self.budget_seconds is not None and time.perf_counter() - self.started > self.budget_seconds
+
+    def outputs(self, n_rec: int, kind: DecoderOutput, likelihood: Likelihood, seed: int) -> _Outputs:
+        """The reconstruction NLL from ``n_rec`` posterior samples, output diversity and latent
+        usage, per model."""
+        S, N, k = self.mu.shape
+        device, dtype = self.mu.device, self.mu.dtype
+        recon_sum = torch.zeros(S, device=device, dtype=dtype)
+        for start in range(0, n_rec, self.chunk):
+            c = min(self.chunk, n_rec - start)
+            eps = torch.randn((c, S, N, k), generator=self.g, device=device, dtype=dtype)
+            recon_sum -= self.log_lik(reparameterise(self.mu, self.logvar, eps), self.x).sum(dim=(0, 2))
+        means = decoder_mean(self.model.decode(self.mu), kind, likelihood)  # [S, N, D]
+        prior = torch.randn(self.mu.shape, generator=self.g, device=device, dtype=dtype)
+        prior_means = decoder_mean(self.model.decode(prior), kind, likelihood)
+        x_cpu = self.x.cpu()
+        diversity = [
+            output_diversity(means[s].cpu(), x_cpu, generator=torch.Generator().manual_seed(seed))
+            for s in range(S)
+        ]
+        usage = [latent_usage_from(means[s], prior_means[s], self.x) for s in range(S)]
+        return _Outputs((recon_sum / (n_rec * N)).tolist(), diversity, usage)
+
+    def bound(self, samples: int, progress: bool | None) -> _Bound | None:
+        """The IWAE bound of every model (None when a stop request ended it)."""
+        bar = Progress(samples, what="IWAE", unit="sample", mode=progress_mode(progress))
+        try:
+            found = _iwae_chunked(
+                self.x,
+                self.mu,
+                self.logvar,
+                self.log_lik,
+                samples,
+                self.chunk,
+                self.g,
+                self.stop,
+                self.enough,
+                bar.update,
+            )
+        finally:
+            bar.close()
+        if found is None:
+            return None
+        nll, se, drawn = found
+        return _Bound(nll.tolist(), se.tolist(), drawn)
 
 
 def _iwae_chunked(

@@ -89,7 +89,8 @@ class Progress:
             count = f"{self.done:,} of {self.total:,} {self.unit}s ({self.done / self.total:.0%})"
         note = f", {self.note}" if self.note else ""
         elapsed = self.last - self.started
-        print(f"vaeloss: {self.what}: {count}{note}, {elapsed:.0f} s", file=self.stream, flush=True)
+        self.stream.write(f"vaeloss: {self.what}: {count}{note}, {elapsed:.0f} s\n")
+        self.stream.flush()
 
     def close(self) -> None:
         if self._bar is not None:

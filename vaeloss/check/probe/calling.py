@@ -36,7 +36,7 @@ class Caller:
         self,
         obj: LossObject,
         form: CallForm,
-        extra: dict[str, Any],
+        extra: dict[str, object],
         shape: tuple[int, ...],
         binary: bool,
         guard: StateGuard,
@@ -75,11 +75,11 @@ class Caller:
         B = r.shape[0]
         return {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
 
-    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object]]:
         """Positional and keyword arguments of the call, from the framework's arrays by role."""
         b = self.backend
         values = {**values, "z": values["mu"] + 0.1 * values["scale"]}
-        kwargs: dict[str, Any] = dict(self.extra)
+        kwargs: dict[str, object] = dict(self.extra)
         positional: dict[int, Any] = {}
         for slot in self.form.slots:
             if slot.kind == "tensor":

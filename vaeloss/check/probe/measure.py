@@ -208,7 +208,7 @@ def _verify(
     n: int,
     g: Any,
     samples: int,
-    kw: dict[str, Any],
+    kw: dict[str, object],
 ) -> None:
     """Each fit's worst relative misfit on ``n`` fresh joint inputs (``verify_residual``)."""
     worst = [0.0] * len(fits)

@@ -67,6 +67,46 @@ def _sizes(
     return out
 
 
+def _monte_carlo(callers: Iterable[Caller], B: int, k: int, plan: Plan) -> tuple[Caller, Reading]:
+    """The search on averages over seeds, with more draws until the fit is clearly good (0.5%)
+    or clearly off (a few standard errors): a KL that is no Gaussian KL (a flow's) can look like
+    one at first."""
+    call, reading = search(callers, B=B, k=k, plan=plan, monte_carlo=True)
+    D = math.prod(call.shape)
+    draws = plan.mc_draws
+    while draws < 4 * plan.mc_draws and any(
+        f.b and MC_PRECISE <= f.kl_residual < MC_TOLERANCE and f.kl_zscore < MC_ZSCORE for f in reading.fits
+    ):
+        draws *= 2
+        reading = read(fit_at(call, B, D, k, replace(plan, mc_draws=draws), monte_carlo=True))
+    return call, reading
+
+
+def _weight_effects(
+    call: Caller,
+    reading: Reading,
+    chosen: list[int],
+    weights: dict[str, float],
+    plan: Plan,
+    monte_carlo: bool,
+    B: int,
+    k: int,
+) -> dict[str, dict[str, float]]:
+    """For each numeric argument of the loss, the factors with it doubled (or set to 1 from 0):
+    the one that doubles the KL factor alone is the loss's KL weight."""
+    D = math.prod(call.shape)
+    fixed = _fixed(reading)
+    out: dict[str, dict[str, float]] = {}
+    for pname, value in weights.items():
+        doubled = {pname: 2 * value if value else 1.0}
+        try:
+            f2 = fit_at(call, B, D, k, plan, seed=2, fixed=fixed, monte_carlo=monte_carlo, **doubled)
+        except Exception:  # noqa: BLE001 - not a weight the loss can take doubled
+            continue
+        out[pname] = {"a": f2[chosen[0]].a, "b": f2[chosen[-1]].b, "value": value}
+    return out
+
+
 def probe(
     obj: LossObject,
     make_callers: Callable[[StateGuard, list[float]], Iterable[Caller]],
@@ -95,16 +135,7 @@ def probe(
     D = math.prod(call.shape)
     monte_carlo = reading.score[0] >= 2 and stochastic(call, B, D, k)
     if monte_carlo:  # a Monte-Carlo KL: search again on averages over seeds (expectations)
-        call, reading = search(make_callers(guard, timings), B=B, k=k, plan=plan, monte_carlo=True)
-        # more draws until the fit is clearly good (0.5%) or clearly off (a few standard errors):
-        # a KL that is no Gaussian KL (a flow's) can look like one at first
-        draws = plan.mc_draws
-        while draws < 4 * plan.mc_draws and any(
-            f.b and MC_PRECISE <= f.kl_residual < MC_TOLERANCE and f.kl_zscore < MC_ZSCORE
-            for f in reading.fits
-        ):
-            draws *= 2
-            reading = read(fit_at(call, B, D, k, replace(plan, mc_draws=draws), monte_carlo=True))
+        call, reading = _monte_carlo(make_callers(guard, timings), B, k, plan)
         # the size fits need only the factors' ratios (integer exponents): the fewest calls
         plan = replace(Plan.reduced(), mc_draws=plan.mc_draws // 2)
     if budget is not None and timings:
@@ -114,15 +145,7 @@ def probe(
             plan = Plan.reduced()
     chosen = [reading.total] if reading.total is not None else list(reading.components or (0,))
     sizes = _sizes(call, reading, chosen, plan, monte_carlo, {"B": B, "D": D, "k": k})
-    fixed = _fixed(reading)
-    weight_effects: dict[str, dict[str, float]] = {}
-    for pname, value in weights.items():
-        doubled = {pname: 2 * value if value else 1.0}
-        try:
-            f2 = fit_at(call, B, D, k, plan, seed=2, fixed=fixed, monte_carlo=monte_carlo, **doubled)
-        except Exception:  # noqa: BLE001 - not a weight the loss can take doubled
-            continue
-        weight_effects[pname] = {"a": f2[chosen[0]].a, "b": f2[chosen[-1]].b, "value": value}
+    weight_effects = _weight_effects(call, reading, chosen, weights, plan, monte_carlo, B, k)
     gradients = gradients_of(call, B, D, k, chosen)
     edges = (
         edge_failures(call, B, D, k, reading.fits[chosen[0]], call.positions[chosen[0]])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from vaeloss.check.forms import CallForm
 from vaeloss.check.objects import LossObject, StateGuard
@@ -87,7 +86,7 @@ def attempt_error(shape: tuple[int, ...], binary: bool, form: CallForm, exc: Bas
 def function_callers(
     obj: LossObject,
     forms: list[CallForm],
-    extra: dict[str, Any],
+    extra: dict[str, object],
     *,
     D: int,
     input_shape: tuple[int, ...] | None,

@@ -1,4 +1,4 @@
-"""argparse wiring of ``vaeloss check``."""
+"""``vaeloss check``: which objective a loss really is (the report printed here)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from vaeloss.cli.options import add_assignments, add_json, add_sizes
 from vaeloss.errors import LossCheckError, VaelossError
-from vaeloss.exit_codes import EXIT_ERROR
-from vaeloss.usercode.construct import assignment
+from vaeloss.exit_codes import ExitCode
 
 __all__ = ["add_check_parser", "run_check"]
 
@@ -39,26 +39,16 @@ def add_check_parser(sub: Any) -> None:
         help="PATH[:NAME] or pkg.module[:NAME]: a .py file or .ipynb notebook; NAME a function, "
         "Class, Class.method, object or factory (default: the loss-like one)",
     )
-    p.add_argument("--batch-size", "-B", type=int, default=128, help="batch size B (128)")
-    p.add_argument("--data-dim", "-D", type=int, default=None, help="data dim D (784)")
-    p.add_argument("--latent-dim", "-k", type=int, default=20, help="latent dim k (20)")
+    add_sizes(p, batch=128, latent=20)
     p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W of image inputs")
-    p.add_argument(
+    add_assignments(
+        p,
         "--arg",
-        type=assignment,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for an argument of the loss (repeatable): a literal, else an expression in the "
-        "module, else text",
+        "value for an argument of the loss (repeatable): a literal, else an expression in the module, "
+        "else text",
     )
-    p.add_argument(
-        "--init",
-        type=assignment,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="constructor argument of the loss's class or factory (repeatable), read as --arg is",
+    add_assignments(
+        p, "--init", "constructor argument of the loss's class or factory (repeatable), read as --arg is"
     )
     for role, what in (("mu", "posterior mean"), ("scale", "posterior scale"), ("recon", "decoder output")):
         p.add_argument(
@@ -74,7 +64,7 @@ def add_check_parser(sub: Any) -> None:
         "the main guard are not run)",
     )
     p.add_argument("--expect-beta", type=float, default=None, help="fail unless beta equals X")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(p)
     p.add_argument(
         "--timeout",
         type=float,
@@ -106,7 +96,8 @@ def run_check(args: argparse.Namespace) -> int:
         )
     except VaelossError as exc:
         if args.json:  # one JSON object on stdout whatever happens
-            print(json.dumps({"target": args.target, "error": str(exc), "exit_code": EXIT_ERROR}, indent=2))
+            failure = {"target": args.target, "error": str(exc), "exit_code": int(ExitCode.USAGE_ERROR)}
+            print(json.dumps(failure, indent=2))
         raise
     if args.json:
         print(json.dumps(report.to_json(), indent=2, allow_nan=False))

@@ -1,4 +1,5 @@
-"""argparse wiring of ``vaeloss audit``."""
+"""``vaeloss audit``: train small VAEs, measure collapse, recommend a beta (the summary, the
+notes before training and the signal messages printed here)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaeloss.audit import defaults
 from vaeloss.audit.stop import StopRequest
+from vaeloss.cli.options import add_assignments, add_json, add_sizes
 from vaeloss.errors import InvalidArgumentError
-from vaeloss.exit_codes import EXIT_FINDING, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM
-from vaeloss.usercode.construct import assignment
+from vaeloss.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from vaeloss.audit.plan import AuditOptions
 
 __all__ = ["add_audit_parser", "run_audit_command"]
 
@@ -47,6 +51,7 @@ exit status:
   0    the audit completed (posterior collapse is a finding, not a failure)
   1    posterior collapse, with --fail-on-collapse
   2    bad input or the audit cannot run (a message says why; no report is written)
+  3    a bug in vaeloss (one line naming it, to report)
   130  interrupted by SIGINT (partial report kept)
   143  interrupted by SIGTERM (partial report kept)
 """
@@ -78,7 +83,17 @@ def add_audit_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    src = p.add_argument_group("loss")
+    _loss_options(p.add_argument_group("loss"))
+    _data_options(p.add_argument_group("data and model"))
+    _training_options(p.add_argument_group("training"))
+    _output_options(p.add_argument_group("output"))
+    p.set_defaults(handler=run_audit_command)
+
+
+Group = argparse._ArgumentGroup
+
+
+def _loss_options(src: Group) -> None:
     src.add_argument("--loss", metavar="FILE[:FN]", help="your loss function (read by vaeloss check)")
     src.add_argument("--convention", metavar="NAME", help="a preset (see vaeloss explain)")
     src.add_argument(
@@ -87,15 +102,12 @@ def add_audit_parser(sub: Any) -> None:
         default=None,
         help="weight on the KL term in the audited loss's own units (default: as written)",
     )
-    src.add_argument(
-        "--arg",
-        type=assignment,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for an argument of the --loss function (repeatable), as vaeloss check --arg",
+    add_assignments(
+        src, "--arg", "value for an argument of the --loss function (repeatable), as vaeloss check --arg"
     )
-    d = p.add_argument_group("data and model")
+
+
+def _data_options(d: Group) -> None:
     d.add_argument(
         "--data",
         default="digits",
@@ -106,13 +118,10 @@ def add_audit_parser(sub: Any) -> None:
     d.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none")
     d.add_argument("--rescale", action="store_true", help="map data min..max to [0, 1]")
     d.add_argument("--model", default="mlp", help="mlp | conv | linear | FILE:Class (your own VAE class)")
-    d.add_argument(
+    add_assignments(
+        d,
         "--init",
-        type=assignment,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="constructor argument of your model (repeatable): a literal, else an expression in its file",
+        "constructor argument of your model (repeatable): a literal, else an expression in its file",
     )
     d.add_argument(
         "--model-api",
@@ -130,12 +139,20 @@ def add_audit_parser(sub: Any) -> None:
     d.add_argument(
         "--hidden", type=_hidden, default=None, help="hidden sizes of the built-in MLP, e.g. 400 or 256,128"
     )
-    d.add_argument("--latent-dim", "-k", type=int, default=None, help="latent dim of the built-in models")
-    t = p.add_argument_group("training")
+
+
+def _training_options(t: Group) -> None:
     t.add_argument(
         "--epochs", type=int, default=None, help=f"most epochs a model trains (default {defaults.MAX_EPOCHS})"
     )
-    t.add_argument("--batch-size", "-B", type=int, default=None, help=f"(default {defaults.BATCH_SIZE})")
+    add_sizes(
+        t,
+        batch=None,
+        latent=None,
+        data_dim=False,
+        batch_help=f"batch size B of the training and of your loss's formulas ({defaults.BATCH_SIZE})",
+        latent_help="latent dim of the built-in models (default: about sqrt(D), 2 to 20)",
+    )
     t.add_argument(
         "--lr", type=float, default=None, help=f"Adam's initial learning rate ({defaults.LEARNING_RATE:g})"
     )
@@ -157,16 +174,17 @@ def add_audit_parser(sub: Any) -> None:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=_seed, default=0, help="random seed, 0 .. 2^32-1 (0)")
     t.add_argument("--iwae-samples", type=int, default=1000, help="most samples K of the IWAE bound (1000)")
-    o = p.add_argument_group("output")
+
+
+def _output_options(o: Group) -> None:
     o.add_argument("--out", default=None, help="report folder, new (default reports/<data>-<loss>-<time>)")
     o.add_argument(
         "--overwrite",
         action="store_true",
         help="replace --out if it is an empty folder or an earlier vaeloss report (never anything else)",
     )
-    o.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(o)
     o.add_argument("--fail-on-collapse", action="store_true", help="exit 1 on posterior collapse")
-    p.set_defaults(handler=run_audit_command)
 
 
 class _Abort(BaseException):
@@ -178,7 +196,7 @@ class _Abort(BaseException):
         self.code = code
 
 
-_EXIT_CODES = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
+_EXIT_CODES = {signal.SIGINT: ExitCode.SIGINT, signal.SIGTERM: ExitCode.SIGTERM}
 
 
 class _Signals:
@@ -218,13 +236,9 @@ def _notice(text: str) -> None:
     print(f"note: {text}", file=sys.stderr, flush=True)
 
 
-def run_audit_command(args: argparse.Namespace) -> int:
-    import time
-
-    started = time.perf_counter()
-    from vaeloss.audit.output import prepare_report_folder
-    from vaeloss.audit.pipeline import AuditOptions, execute, plan_audit
-    from vaeloss.audit.report import default_report_dir, format_summary, write_report
+def _options(args: argparse.Namespace) -> AuditOptions:
+    """The audit's options from the command line (checked here where argparse cannot)."""
+    from vaeloss.audit.pipeline import AuditOptions
 
     if args.beta is not None and not math.isfinite(args.beta):
         raise InvalidArgumentError(f"Expected a finite number >= 0 but got beta={args.beta}. Try --beta 1.")
@@ -234,7 +248,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
             f"got arg={'='.join(args.arg[0])!r} without --loss. Try --loss my_loss.py --arg "
             f"{'='.join(args.arg[0])}."
         )
-    opts = AuditOptions(
+    return AuditOptions(
         loss=args.loss,
         args=tuple(args.arg),
         convention=args.convention,
@@ -261,7 +275,17 @@ def run_audit_command(args: argparse.Namespace) -> int:
         iwae_samples=args.iwae_samples,
         progress=True,
     )
-    plan = plan_audit(opts)
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.perf_counter()
+    from vaeloss.audit.output import prepare_report_folder
+    from vaeloss.audit.pipeline import execute, plan_audit
+    from vaeloss.audit.report import default_report_dir, format_summary, write_report
+
+    plan = plan_audit(_options(args))
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
     out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
     with _Signals() as signals:
@@ -277,12 +301,9 @@ def run_audit_command(args: argparse.Namespace) -> int:
             folder.discard()
             raise
     res = run.result
-    if args.json:
-        print(json.dumps(res.to_json(), indent=2, allow_nan=False))
-    else:
-        print(format_summary(res))
+    print(json.dumps(res.to_json(), indent=2, allow_nan=False) if args.json else format_summary(res))
     if res.partial:
         name = signals.received.name if signals.received is not None else "Ctrl-C"
         print(f"interrupted by {name}: partial report in {res.report_dir}", file=sys.stderr)
-        return _EXIT_CODES[signals.received] if signals.received is not None else EXIT_SIGINT
-    return EXIT_FINDING if (args.fail_on_collapse and res.verdict.collapsed) else EXIT_OK
+        return _EXIT_CODES[signals.received] if signals.received is not None else ExitCode.SIGINT
+    return ExitCode.FINDING if (args.fail_on_collapse and res.verdict.collapsed) else ExitCode.OK
