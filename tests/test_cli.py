@@ -115,6 +115,15 @@ def test_exit_status_contract_is_stated_in_help_and_readme(capsys):
     assert "--overwrite" in help_text and ".vaeloss-report" in help_text
 
 
+def test_check_help_states_its_exit_statuses(capsys):
+    from vaeloss.exit_codes import ExitCode
+
+    assert main(["check", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for code in (ExitCode.OK, ExitCode.FINDING, ExitCode.USAGE_ERROR, ExitCode.INTERNAL_ERROR):
+        assert f"\n  {int(code):<4} " in help_text
+
+
 def test_internal_error_is_one_line_and_exit_3(capsys, monkeypatch):
     """A bug is not bad input: its own exit status (3), as pytest's INTERNAL_ERROR is."""
     import vaeloss.objective.explain as explain

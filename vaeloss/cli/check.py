@@ -12,6 +12,15 @@ from vaeloss.exit_codes import ExitCode
 
 __all__ = ["add_check_parser", "run_check"]
 
+EPILOG = """\
+exit status:
+  0    checked, no error finding
+  1    an error finding (beta depends on the batch size, wrong KL sign, non-finite at edge
+       inputs, no gradient, --expect-beta mismatch)
+  2    cannot be checked: a message says why (with --json, one JSON object with "error")
+  3    a bug in vaeloss (one line naming it, to report)
+"""
+
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
@@ -32,6 +41,8 @@ def add_check_parser(sub: Any) -> None:
             "reductions and effective beta. The file is executed (imported) in a "
             "separate process, as pytest does: only check code you trust."
         ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "target",

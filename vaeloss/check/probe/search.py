@@ -44,22 +44,6 @@ class Reading:
         return 2, best
 
 
-def _read(fits: list[ElementFit]) -> Reading:
-    total = next((i for i, f in enumerate(fits) if f.a and f.b and f.exact), None)
-    if total is None:
-        total = next((i for i, f in enumerate(fits) if f.a and f.b), None)
-    recon_only = [i for i, f in enumerate(fits) if f.a and not f.b]
-    kl_only = [i for i, f in enumerate(fits) if f.b and not f.a]
-    constants = [i for i, f in enumerate(fits) if not f.a and not f.b]
-    components = None
-    if (total is None or not fits[total].exact) and recon_only and kl_only:
-        components = (recon_only[0], kl_only[0])
-        total = None
-    elif total is None and len(fits) == 1:
-        total = 0  # one value with one term: the report says which term is missing
-    return Reading(fits, total, components, constants)
-
-
 def read(fits: list[ElementFit]) -> Reading:
     total = next((i for i, f in enumerate(fits) if f.a and f.b and f.exact), None)
     if total is None:
