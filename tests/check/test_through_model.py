@@ -130,7 +130,15 @@ def test_a_wrong_tap_name_is_named(capsys):
     assert "--mu nope: no submodule of that name ran" in err
 
 
-def test_missing_lightning_is_exit_2_saying_so(capsys):
+def test_missing_lightning_is_exit_2_saying_so(capsys, tmp_path, monkeypatch):
+    """As where lightning is not installed: a package of that name first on the worker's path
+    that fails to import as a missing one does."""
+    hidden = tmp_path / "hidden" / "lightning"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'lightning'\", name='lightning')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hidden.parent))
     assert main(["check", f"{MODELS / 'uses_lightning.py'}:LitModel.training_step"]) == 2
     err = capsys.readouterr().err
     assert "No module named 'lightning'" in err

@@ -2,9 +2,12 @@
 
 Argument forms: each parameter gets a :class:`Slot`: one tensor with a role (``recon``,
 ``data``, ``mu``, ``scale``, ``z``), several packed in one tuple (``out = (x_hat, mu, logvar)``),
-or a ``torch.distributions`` object (the posterior ``Normal(mu, std)``, the prior, the
-decoder's distribution). The parameters' names and how the body uses them (``out[0]``,
-``a, b, c = out``, ``q.rsample()``) give a ranked list of :class:`CallForm` candidates; the
+a ``torch.distributions`` object (the posterior ``Normal(mu, std)``, the prior, the
+decoder's distribution), or, for a loss that reads the latents from outside its parameters (the
+Keras blog's ``vae_loss(x, x_decoded_mean)`` reading the module-level ``z_mean``, a Keras
+``Layer.vae_loss`` reading ``self.z_mean``), that name bound to the probe's tensor for the
+call. The parameters' names and how the body uses them (``out[0]``, ``a, b, c = out``,
+``q.rsample()``) give a ranked list of :class:`CallForm` candidates; the
 probe keeps the first one under which the loss fits exactly.
 
 How it gives its value is :mod:`vaeloss.check.probe.outputs`.
@@ -25,7 +28,9 @@ from torch import nn
 __all__ = ["CallForm", "Param", "Slot", "call_forms", "missing_arguments", "params_of"]
 
 Role = Literal["recon", "data", "mu", "scale", "z"]
-SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder"]
+SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder", "global", "attribute"]
+FREE_ROLES: tuple[Role, ...] = ("mu", "scale")
+"""The roles a name read from outside the loss's parameters may take."""
 
 RECON_NAMES = (
     "recon_x", "recon", "x_recon", "x_hat", "xhat", "x_rec", "recons", "reconstruction", "outputs",
@@ -79,11 +84,12 @@ class Param:
 
     ``kind``: "tensor"; "pack" (subscripted or unpacked; ``size`` elements, ``names`` when
     unpacked to names); "dist" (methods of a distribution are called on it); "varargs"
-    (``*args``, read as ``args[i]``).
+    (``*args``, read as ``args[i]``); "global" (not a parameter: a module-level name the body
+    reads) or "attribute" (``self.NAME``), named like a latent tensor.
     """
 
     name: str
-    kind: Literal["tensor", "pack", "dist", "varargs"]
+    kind: Literal["tensor", "pack", "dist", "varargs", "global", "attribute"]
     size: int = 0
     names: tuple[str, ...] = ()
 
@@ -120,6 +126,10 @@ class CallForm:
                 out["mu"], out["scale"] = f"{label}.loc", f"{label}.scale"
             elif slot.kind == "decoder":
                 out["recon"] = f"{label} (decoder distribution)"
+            elif slot.kind == "global":
+                out[slot.roles[0]] = f"{label} (module-level name)"
+            elif slot.kind == "attribute":
+                out[slot.roles[0]] = f"self.{label}"
             else:
                 out["prior"] = label
         return out
@@ -191,7 +201,41 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
             out.append(Param(p.name, "pack", size, names))
         else:
             out.append(Param(p.name, "tensor"))
+    if tree is not None:
+        out += free_tensors(fn, tree, {p.name for p in out} | exclude)
     return out
+
+
+def free_tensors(fn: Callable[..., Any], tree: ast.AST, exclude: set[str]) -> list[Param]:
+    """Latent tensors the body reads from outside its parameters, by their names: module-level
+    names (kind "global"; not modules or functions) and attributes of ``self`` ("attribute").
+
+    >>> import types
+    >>> f = types.FunctionType(compile("def f(x, y): pass", "f", "exec").co_consts[0], {})
+    >>> tree = ast.parse("def f(x, y):\n    return x + z_mean + self.z_log_var + len(y)").body[0]
+    >>> [(p.name, p.kind) for p in free_tensors(f, tree, set())]
+    [('z_mean', 'global'), ('z_log_var', 'attribute')]
+    """
+    bound = {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)} | exclude
+    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    namespace = getattr(fn, "__globals__", {})
+    found: dict[str, Param] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            value = namespace.get(node.id)
+            if value is None or not (callable(value) or inspect.ismodule(value)):
+                found.setdefault(node.id, Param(node.id, "global"))
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Load)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            found.setdefault(node.attr, Param(node.attr, "attribute"))
+    return sorted(
+        (p for p in found.values() if _role_of(p.name) in FREE_ROLES),
+        key=lambda p: (p.kind != "global", p.name),
+    )
 
 
 _ROLE_NAMES: tuple[tuple[Role, tuple[str, ...]], ...] = (
@@ -237,7 +281,12 @@ _COVERS: dict[SlotKind, set[Role]] = {"posterior": {"mu", "scale"}, "decoder": {
 
 
 def call_forms(params: list[Param]) -> list[CallForm]:
-    """Candidate call forms, most likely first (empty: no way to pass the four tensors)."""
+    """Candidate call forms, most likely first (empty: no way to pass the four tensors).
+
+    Names read from outside the parameters (:func:`free_tensors`) take the latent roles that
+    the parameters leave open, only when the parameters cannot take all four roles."""
+    free = [p for p in params if p.kind in ("global", "attribute")]
+    params = [p for p in params if p not in free]
     forms: list[CallForm] = []
     # first: every tensor-taking parameter by its name, positions breaking ties
     fixed: list[Slot] = []
@@ -253,6 +302,12 @@ def call_forms(params: list[Param]) -> list[CallForm]:
     covered: set[Role] = set()
     for s in fixed:
         covered |= _COVERS.get(s.kind, set())
+    if not packs and len(open_tensors) + len(covered) < len(_ALL):
+        for p in free:
+            role = _role_of(p.name)
+            if role is not None and role not in covered:
+                fixed.append(Slot(p.name, "global" if p.kind == "global" else "attribute", (role,)))
+                covered.add(role)
     if not packs:
         needed = [r for r in _ALL if r not in covered]
         named = [_role_of(p.name) for p in open_tensors]
@@ -284,6 +339,7 @@ def call_forms(params: list[Param]) -> list[CallForm]:
 def missing_arguments(params: list[Param]) -> list[str]:
     """Required parameters that cannot be tensors of the probe: past the four roles, with a
     name that is no role (``epoch``, ``step``); they need ``--arg NAME=VALUE``."""
+    params = [p for p in params if p.kind not in ("global", "attribute")]
     if any(p.kind != "tensor" for p in params):
         return []
     tensors = [p for p in params if p.kind == "tensor"]

@@ -259,7 +259,7 @@ class ModelCaller(Caller):
             "scale": s,
         }
 
-    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object]]:
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object], dict[Slot, Any]]:
         """The batch for the method; the posterior and decoder outputs go to the hooks."""
         mu, s = values["mu"], values["scale"]
         self.replacements.current = {
@@ -270,7 +270,7 @@ class ModelCaller(Caller):
         }
         kwargs = dict(self.extra)
         kwargs[self.batch_param] = self.batch(values["data"])
-        return [], kwargs
+        return [], kwargs, {}
 
 
 def model_callers(

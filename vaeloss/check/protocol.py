@@ -55,6 +55,10 @@ class CheckRequest:
         explicit: the user named the target (``FILE:NAME``): no candidate search.
         sizes: ``{"B": ..., "D": ..., "k": ...}``.
         writable: folders the checked code may write to (the worker's private temporary one).
+        framework, arrays, keras_backend: the file's framework, the arrays its loss takes
+            and the backend Keras runs on (:class:`~vaeloss.usercode.frameworks.FrameworkUse`).
+        keras2: the Keras 2 ``keras.backend`` names the file uses
+            (:func:`~vaeloss.usercode.keras2.keras2_names`).
     """
 
     path: str
@@ -70,6 +74,10 @@ class CheckRequest:
     exec_module: bool
     taps: TapNames = field(default_factory=TapNames)
     writable: tuple[str, ...] = ()
+    framework: str = "torch"
+    arrays: str = "torch"
+    keras_backend: str | None = None
+    keras2: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ class CheckAnswer:
     seconds: float
     sizes: dict[str, int]
     model: ThroughModel | None = None
+    framework: str = "torch"
+    supplied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,8 @@ def _to_json(message: Message | CheckRequest) -> JsonObject:
             "seconds": message.seconds,
             "sizes": dict(message.sizes),
             "model": None if message.model is None else message.model.to_json(),
+            "framework": message.framework,
+            "supplied": list(message.supplied),
         }
         return data
     if isinstance(message, CheckFailure):
@@ -177,6 +189,10 @@ def decode_request(data: JsonObject) -> CheckRequest:
         exec_module=bool(d["exec_module"]),
         taps=TapNames(**{str(k): None if v is None else str(v) for k, v in _object(d["taps"]).items()}),
         writable=tuple(_strings(d.get("writable", []))),
+        framework=str(d.get("framework", "torch")),
+        arrays=str(d.get("arrays", "torch")),
+        keras_backend=None if d.get("keras_backend") is None else str(d["keras_backend"]),
+        keras2=tuple(_strings(d.get("keras2", []))),
     )
 
 
@@ -199,6 +215,8 @@ def decode(line: bytes | str) -> Message:
             model=None
             if model is None
             else ThroughModel(**{**model, "input_shape": tuple(model["input_shape"])}),
+            framework=data.get("framework", "torch"),
+            supplied=tuple(data.get("supplied", ())),
         )
     if kind == "CheckFailure":
         return CheckFailure(data["error"], data["phase"], _skipped(data["skipped"]))

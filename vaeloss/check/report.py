@@ -106,6 +106,11 @@ def _header(r: CheckReport) -> list[str]:
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
     lines = [f"{r.path}:{r.function}  ({r.selected_because})", f"  checked: {r.described}"]
+    lines.append(f"  framework: {r.framework} (told by the file's imports)")
+    if r.supplied:
+        lines.append(f"  Keras 2 names this Keras lacks, supplied from Keras 3: {', '.join(r.supplied)}")
+    if r.framework == "numpy":
+        lines.append("  gradients not checked: NumPy has none (a loss must be differentiable to train)")
     if not r.through_model:
         lines.append(f"  arguments: {roles}; inputs [B, {shape}]; returns {_returns(r)}")
     if r.defaults:

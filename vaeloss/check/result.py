@@ -36,8 +36,12 @@ __all__ = [
 
 Severity = Literal["error", "warning", "info"]
 
-TOLERANCE = 1e-6
-"""Relative misfit below which a term is a multiple of a reference (a likelihood, the KL)."""
+TOLERANCE = 1e-5
+"""Relative misfit below which a term is a multiple of a reference (a likelihood, the KL):
+loose enough for the frameworks' own epsilons (Keras adds 1e-7 inside the logarithms of its
+binary cross-entropy: a misfit of about 2e-6 at the probe's reconstructions, which start at
+0.05), tight enough that no two likelihoods or parameterisations are confused (they differ by
+1e-2 and more at the probe's inputs)."""
 MC_TOLERANCE = 0.05
 """The same for a loss whose KL is a Monte-Carlo estimate, fitted on an average over seeds."""
 MC_ZSCORE = 4.0
@@ -127,7 +131,10 @@ class CheckReport:
     The factors found for each term are kept as fitted; every quantity derived from them
     (effective beta, gradient scale, KL weight for the ELBO) comes from :attr:`objective`.
     ``fixed_dims`` are the sizes the loss could not be called at other values of (a
-    hard-coded 784): the formulas hold at their value only.
+    hard-coded 784): the formulas hold at their value only. ``framework`` is the one the loss
+    ran in (``torch``, ``keras (Keras 3 on its torch backend)``, ``tensorflow``, ``jax``,
+    ``numpy``); ``supplied`` the Keras 2 names given to it from Keras 3
+    (:mod:`vaeloss.usercode.keras2`).
     """
 
     function: str
@@ -144,6 +151,8 @@ class CheckReport:
     others: tuple[CandidateSummary, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     through_model: ThroughModel | None = None
+    framework: str = "torch"
+    supplied: tuple[str, ...] = ()
     where: Callable[[int | None], str | None] = field(
         default=lambda line: None if line is None else f"line {line}"
     )
@@ -261,6 +270,8 @@ class CheckReport:
             "data_dim_fixed": self.data_dim_fixed,
             "other_candidates": [{"name": o.name, "summary": o.summary} for o in self.others],
             "through_model": None if self.through_model is None else self.through_model.to_json(),
+            "framework": self.framework,
+            "keras2_supplied": list(self.supplied),
             "statements_not_run": [s.to_json() for s in self.skipped],
             "seconds_per_call": p.seconds_per_call,
             "findings": [f.to_json() for f in self.findings],

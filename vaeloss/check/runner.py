@@ -38,6 +38,8 @@ from vaeloss.check.protocol import (
 from vaeloss.check.result import CheckReport, fit_monomial
 from vaeloss.check.source import StaticSource, read_static, select
 from vaeloss.errors import LossCheckError
+from vaeloss.usercode.frameworks import detect_framework, require_framework
+from vaeloss.usercode.keras2 import keras2_names
 from vaeloss.usercode.sourcefile import read_source_file
 from vaeloss.usercode.target import resolve_target
 from vaeloss.validation import check_positive, check_positive_int
@@ -293,6 +295,8 @@ def check_loss(
     check_positive("timeout", timeout)
     resolved = resolve_target(target)
     static = read_static(read_source_file(resolved.path))
+    framework = detect_framework(static.source, static.tree)
+    require_framework(framework, static.source)
     names, why, explicit = select(static, resolved.name)
     request = CheckRequest(
         path=str(resolved.path),
@@ -307,6 +311,10 @@ def check_loss(
         timeout=timeout,
         exec_module=exec_module,
         taps=TapNames(**(taps or {})),
+        framework=framework.name,
+        arrays=framework.arrays,
+        keras_backend=framework.keras_backend,
+        keras2=keras2_names(static.tree),
     )
     answer = _run_worker(request, timeout, isolate)
     shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
@@ -332,6 +340,7 @@ def check_loss(
         why=why,
         expect_beta=expect_beta,
         where=static.source.where,
+        framework=framework.describe(),
     )
 
 
@@ -343,6 +352,7 @@ def build_report(
     why: str,
     expect_beta: float | None,
     where: Callable[[int | None], str | None],
+    framework: str = "torch",
 ) -> CheckReport:
     """The report of a probe: factors as monomials, the KL-weight parameter, findings, fix."""
     probe, sizes = answer.probe, answer.sizes
@@ -374,6 +384,8 @@ def build_report(
         skipped=answer.skipped,
         where=where,
         through_model=answer.model,
+        framework=framework,
+        supplied=answer.supplied,
     )
     report.findings = build_findings(report, Context(lines, expect_beta, where))
     report.fix = build_fix(report)

@@ -43,6 +43,7 @@ from vaeloss.check.protocol import (
 if TYPE_CHECKING:
     from vaeloss.check.forms import CallForm
     from vaeloss.check.objects import LossObject
+    from vaeloss.check.probe.backend import Backend
     from vaeloss.usercode.loader import Loaded
 
 __all__ = ["Channel", "run"]
@@ -153,7 +154,7 @@ def _candidates(
 
 
 def _screen(
-    request: CheckRequest, c: _Candidate, extra: dict[str, object], channel: Channel
+    request: CheckRequest, c: _Candidate, extra: dict[str, object], channel: Channel, backend: Backend
 ) -> CandidateSummary:
     """What one candidate probes as, with the fewest calls."""
     from vaeloss.check.objects import StateGuard
@@ -169,6 +170,7 @@ def _screen(
             guard=StateGuard(c.obj.instance),
             timings=[],
             watch=channel,
+            backend=backend,
         )
         _, reading = search(callers, B=request.sizes["B"], k=request.sizes["k"], plan=Plan.reduced())
     except Exception as exc:  # noqa: BLE001 - a candidate that cannot be probed
@@ -177,12 +179,16 @@ def _screen(
 
 
 def _choose(
-    request: CheckRequest, found: list[_Candidate], extra: dict[str, object], channel: Channel
+    request: CheckRequest,
+    found: list[_Candidate],
+    extra: dict[str, object],
+    channel: Channel,
+    backend: Backend,
 ) -> tuple[_Candidate, tuple[CandidateSummary, ...]]:
     """The candidate to probe (the first that is a whole VAE loss) and what the others are."""
     if request.explicit or len(found) == 1:
         return found[0], ()
-    summaries = [_screen(request, c, extra, channel) for c in found]
+    summaries = [_screen(request, c, extra, channel, backend) for c in found]
     pick = next((i for i, s in enumerate(summaries) if s.whole), 0)
     return found[pick], tuple(s for i, s in enumerate(summaries) if i != pick)
 
@@ -243,7 +249,12 @@ def _explain(message: str, loaded: Loaded) -> str:
 
 
 def _probe(
-    request: CheckRequest, chosen: _Candidate, extra: dict[str, object], channel: Channel, budget: float
+    request: CheckRequest,
+    chosen: _Candidate,
+    extra: dict[str, object],
+    channel: Channel,
+    budget: float,
+    backend: Backend,
 ) -> tuple[Any, dict[str, int], ThroughModel | None]:
     """Probe the chosen loss (through its model when it is a model's method taking a batch):
     the probe's result, the sizes it ran at, and how the model was probed."""
@@ -271,6 +282,7 @@ def _probe(
                 guard=guard,
                 timings=timings,
                 watch=channel,
+                backend=backend,
             )
 
         return (
@@ -303,13 +315,14 @@ def _probed(
     loaded: Loaded,
     channel: Channel,
     budget: float,
+    backend: Backend,
 ) -> tuple[Any, dict[str, int], ThroughModel | None] | CheckFailure:
     """:func:`_probe`, with the user's code's failures as a :class:`CheckFailure`."""
     from vaeloss.check.model_probe import ModelError
     from vaeloss.check.probe import ProbeFailure, ReturnValueError
 
     try:
-        return _probe(request, chosen, extra, channel, budget)
+        return _probe(request, chosen, extra, channel, budget, backend)
     except ModelError as exc:
         return CheckFailure(
             f"Expected a model whose posterior and decoder outputs can be found but {exc}", "call"
@@ -324,10 +337,26 @@ def _probed(
         )
 
 
+def _prepare_framework(request: CheckRequest) -> tuple[Backend, tuple[str, ...]]:
+    """Import the file's framework before its code runs (Keras on the backend it runs on; the
+    Keras 2 names the file uses supplied): the probe's backend, and what was supplied."""
+    from vaeloss.check.probe.backend import backend_for
+
+    supplied: tuple[str, ...] = ()
+    if request.keras_backend is not None:
+        os.environ["KERAS_BACKEND"] = request.keras_backend
+    if request.framework == "keras" or request.keras2:
+        from vaeloss.usercode.keras2 import supply_keras2
+
+        supplied = supply_keras2(request.keras2)
+    return backend_for(request.arrays, request.framework), supplied
+
+
 def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     """Load the file, resolve and probe the loss; the answer."""
     from vaeloss.usercode import sandbox
 
+    backend, supplied = _prepare_framework(request)  # start-up: not the user's code
     sandbox.install([Path(p) for p in request.writable])
     channel.send(PhaseStarted("import"))
     started = time.time()
@@ -343,9 +372,9 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         found = _candidates(request, loaded, init, extra)
         if isinstance(found, CheckFailure):
             return replace(found, skipped=skipped)
-        chosen, others = _choose(request, found, extra, channel)
+        chosen, others = _choose(request, found, extra, channel, backend)
         first = time.perf_counter()
-        probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in)
+        probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in, backend)
     if isinstance(probed, CheckFailure):
         return replace(probed, skipped=skipped)
     result, sizes, through = probed
@@ -363,6 +392,8 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         seconds=time.perf_counter() - first,
         sizes=sizes,
         model=through,
+        framework=request.framework,
+        supplied=supplied,
     )
 
 

@@ -4,7 +4,11 @@ values, seed its random numbers, read a number from what it returns, take a grad
 The probe itself computes in torch (float64): its synthetic inputs, the reference NLLs and
 KLs, the fits. A backend turns those inputs into the framework's arrays and distributions, and
 the loss's outputs back into numbers, so that a Keras, TensorFlow or JAX loss is a new backend
-file, not a change to the probe. :class:`TorchBackend` is the first.
+file, not a change to the probe. :class:`TorchBackend` is the first;
+:mod:`~vaeloss.check.probe.backend_tensorflow`, :mod:`~vaeloss.check.probe.backend_jax` and
+:mod:`~vaeloss.check.probe.backend_numpy` are the others, and Keras 3 runs on one of them (on
+torch by default: :class:`KerasTorchBackend`). :func:`backend_for` picks one by the file's
+framework (:mod:`vaeloss.usercode.frameworks`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ import torch
 from torch import Tensor
 from torch.distributions import Bernoulli, Normal
 
-__all__ = ["Backend", "TorchBackend"]
+__all__ = ["Backend", "KerasTorchBackend", "TorchBackend", "backend_for"]
 
 
 class Backend(Protocol):
     """What the probe needs from a framework (see the module docstring)."""
 
     name: str
+    channels_last: bool
+    """Whether images are laid out [H, W, C] (Keras, TensorFlow, JAX) rather than [C, H, W]."""
+    differentiable: bool
+    """Whether the framework has gradients (NumPy has none: no gradient findings)."""
 
     def array(self, value: Tensor) -> Any:
         """The probe's float64 tensor as the framework's array."""
@@ -72,6 +80,8 @@ class TorchBackend:
     """Losses written in PyTorch."""
 
     name = "torch"
+    channels_last = False
+    differentiable = True
 
     def array(self, value: Tensor) -> Tensor:
         return value
@@ -117,6 +127,39 @@ class TorchBackend:
             return None
         grads = torch.autograd.grad(out, leaves, allow_unused=True)
         return list(grads)
+
+
+class KerasTorchBackend(TorchBackend):
+    """Keras 3 code on its torch backend: torch tensors, channels-last images, Keras's own
+    random numbers seeded too."""
+
+    name = "keras"
+    channels_last = True
+
+    def seed(self, seed: int) -> None:
+        from vaeloss.check.probe.backend_numpy import seed_keras
+
+        torch.manual_seed(seed)
+        seed_keras(seed)
+
+
+def backend_for(arrays: str, framework: str = "torch") -> Backend:
+    """The backend for a file whose loss takes ``arrays`` (``torch``, ``tensorflow``, ``jax``,
+    ``numpy``), written in ``framework`` (``keras`` on torch gets :class:`KerasTorchBackend`).
+    Imports the framework."""
+    if arrays == "tensorflow":
+        from vaeloss.check.probe.backend_tensorflow import TensorFlowBackend
+
+        return TensorFlowBackend()
+    if arrays == "jax":
+        from vaeloss.check.probe.backend_jax import JaxBackend
+
+        return JaxBackend()
+    if arrays == "numpy":
+        from vaeloss.check.probe.backend_numpy import NumpyBackend
+
+        return NumpyBackend()
+    return KerasTorchBackend() if framework == "keras" else TorchBackend()
 
 
 @contextmanager

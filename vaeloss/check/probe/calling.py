@@ -6,17 +6,50 @@ user's code only), and what it returns read as a vector of numbers."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
 from torch import Tensor
 
-from vaeloss.check.forms import CallForm
+from vaeloss.check.forms import CallForm, Slot
 from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe.backend import Backend, TorchBackend
 from vaeloss.check.probe.inputs import SEED
 from vaeloss.check.probe.outputs import output_kind, read_output
 
-__all__ = ["CallWatch", "Caller"]
+__all__ = ["CallWatch", "Caller", "bound"]
+
+_UNSET = object()
+
+
+@contextmanager
+def bound(obj: LossObject, bindings: dict[Slot, Any]) -> Iterator[None]:
+    """The names outside the loss's parameters bound to the probe's arrays for one call, and
+    put back as they were after it: module-level names in the function's globals, attributes
+    on its object."""
+    saved: list[tuple[Slot, Any]] = []
+    namespace: dict[str, Any] = getattr(obj.function or obj.call, "__globals__", {})
+    try:
+        for slot, value in bindings.items():
+            if slot.kind == "global":
+                saved.append((slot, namespace.get(slot.param, _UNSET)))
+                namespace[slot.param] = value
+            else:
+                saved.append((slot, getattr(obj.instance, slot.param, _UNSET)))
+                setattr(obj.instance, slot.param, value)
+        yield
+    finally:
+        for slot, old in reversed(saved):
+            if slot.kind == "global":
+                if old is _UNSET:
+                    namespace.pop(slot.param, None)
+                else:
+                    namespace[slot.param] = old
+            elif old is _UNSET:
+                delattr(obj.instance, slot.param)
+            else:
+                setattr(obj.instance, slot.param, old)
 
 
 class CallWatch(Protocol):
@@ -75,13 +108,19 @@ class Caller:
         B = r.shape[0]
         return {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
 
-    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object]]:
-        """Positional and keyword arguments of the call, from the framework's arrays by role."""
+    def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object], dict[Slot, Any]]:
+        """Positional and keyword arguments of the call, from the framework's arrays by role,
+        and the names outside the parameters to bind for it (module-level names, ``self``'s
+        attributes)."""
         b = self.backend
         values = {**values, "z": values["mu"] + 0.1 * values["scale"]}
         kwargs: dict[str, object] = dict(self.extra)
         positional: dict[int, Any] = {}
+        bindings: dict[Slot, Any] = {}
         for slot in self.form.slots:
+            if slot.kind in ("global", "attribute"):
+                bindings[slot] = values[slot.roles[0]]
+                continue
             if slot.kind == "tensor":
                 value: Any = values[slot.roles[0]]
             elif slot.kind == "pack":
@@ -97,11 +136,11 @@ class Caller:
                     positional[int(slot.param[1:]) + i] = values[role]
             else:
                 kwargs[slot.param] = value
-        return [positional[i] for i in sorted(positional)], kwargs
+        return [positional[i] for i in sorted(positional)], kwargs, bindings
 
     def invoke(self, values: dict[str, Any], **override: Any) -> Any:
         """One call of the loss with these arrays, seeded, its object's state restored, timed."""
-        args, kwargs = self.place(values)
+        args, kwargs, bindings = self.place(values)
         kwargs.update(override)
         self.guard.restore()
         self.backend.seed(self.seed)
@@ -109,7 +148,8 @@ class Caller:
             self.watch.started()
         start = time.perf_counter()
         try:
-            return self.obj.call(*args, **kwargs)
+            with bound(self.obj, bindings):
+                return self.obj.call(*args, **kwargs)
         finally:
             took = time.perf_counter() - start
             self.timings.append(took)

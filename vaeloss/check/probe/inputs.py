@@ -44,25 +44,32 @@ def latent_inputs(B: int, k: int, g: torch.Generator, kind: int) -> tuple[Tensor
     return mu, s
 
 
-def layouts(D: int, input_shape: tuple[int, ...] | None) -> list[tuple[int, ...]]:
-    """The shapes of one sample to try: ``input_shape``, else flat, then a square image.
+def layouts(
+    D: int, input_shape: tuple[int, ...] | None, channels_last: bool = False
+) -> list[tuple[int, ...]]:
+    """The shapes of one sample to try: ``input_shape``, else flat, then a square image
+    ([1, H, W], or [H, W, 1] for frameworks that put channels last).
 
-    >>> layouts(784, None), layouts(10, None)
-    ([(784,), (1, 28, 28)], [(10,)])
+    >>> layouts(784, None), layouts(10, None), layouts(784, None, channels_last=True)[1]
+    ([(784,), (1, 28, 28)], [(10,)], (28, 28, 1))
     """
     if input_shape is not None:
         return [input_shape]
     out: list[tuple[int, ...]] = [(D,)]
     side = int(round(math.sqrt(D)))
     if side * side == D:
-        out.append((1, side, side))
+        out.append((side, side, 1) if channels_last else (1, side, side))
     return out
 
 
 def resize(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
-    """The shape with its last dim scaled (the data dim D scales with it).
+    """The shape with its width scaled (the data dim D scales with it): the last dim, or the
+    one before the channels of a channels-last image ([H, W, C] with C of at most 4).
 
-    >>> resize((1, 28, 28), 2.0)
-    (1, 28, 56)
+    >>> resize((1, 28, 28), 2.0), resize((28, 28, 1), 2.0), resize((784,), 0.5)
+    ((1, 28, 56), (28, 56, 1), (392,))
     """
-    return (*shape[:-1], max(1, round(shape[-1] * factor)))
+    axis = -2 if len(shape) == 3 and shape[-1] <= 4 < shape[0] else -1
+    out = list(shape)
+    out[axis] = max(1, round(shape[axis] * factor))
+    return tuple(out)

@@ -146,7 +146,7 @@ def probe(
     chosen = [reading.total] if reading.total is not None else list(reading.components or (0,))
     sizes = _sizes(call, reading, chosen, plan, monte_carlo, {"B": B, "D": D, "k": k})
     weight_effects = _weight_effects(call, reading, chosen, weights, plan, monte_carlo, B, k)
-    gradients = gradients_of(call, B, D, k, chosen)
+    gradients = gradients_of(call, B, D, k, chosen) if call.backend.differentiable else {}
     edges = (
         edge_failures(call, B, D, k, reading.fits[chosen[0]], call.positions[chosen[0]])
         if len(chosen) == 1

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from vaeloss.check.forms import CallForm
 from vaeloss.check.objects import LossObject, StateGuard
+from vaeloss.check.probe.backend import Backend, TorchBackend
 from vaeloss.check.probe.calling import Caller, CallWatch
 from vaeloss.check.probe.inputs import layouts
 from vaeloss.check.probe.measure import Plan, ProbeFailure, fit_at
@@ -77,13 +78,16 @@ def function_callers(
     guard: StateGuard,
     timings: list[float],
     watch: CallWatch | None = None,
+    backend: Backend | None = None,
 ) -> Iterator[Caller]:
     """Callers for a loss function: every call form, layout of the data and kind of data
-    (continuous first; binary for losses that refuse non-binary targets)."""
+    (continuous first; binary for losses that refuse non-binary targets), with the arrays of
+    ``backend`` (default: torch)."""
+    backend = backend or TorchBackend()
     for binary in (False, True):
-        for shape in layouts(D, input_shape):
+        for shape in layouts(D, input_shape, backend.channels_last):
             for form in forms:
-                yield Caller(obj, form, extra, shape, binary, guard, timings, watch)
+                yield Caller(obj, form, extra, shape, binary, guard, timings, watch, backend)
 
 
 def search(

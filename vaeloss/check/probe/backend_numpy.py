@@ -1,0 +1,87 @@
+"""Losses written with NumPy arrays (and the reading of a number that every backend whose
+arrays convert to NumPy shares).
+
+NumPy has no gradients: a NumPy loss gets no gradient findings, and the report says so.
+Distributions (a loss taking ``q``) have no NumPy form: such call forms are not tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+__all__ = ["ArrayReading", "NumpyBackend", "seed_keras"]
+
+
+def seed_keras(seed: int) -> None:
+    """Seed Keras's global random numbers too, when the user's code has imported Keras."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.utils.set_random_seed(seed)
+
+
+class ArrayReading:
+    """How a backend reads numbers from its arrays: through :meth:`to_numpy`."""
+
+    def to_numpy(self, value: Any) -> np.ndarray | None:
+        """``value`` as a NumPy array, or None when it is not an array of the framework."""
+        raise NotImplementedError
+
+    def is_array(self, value: Any) -> bool:
+        return self.to_numpy(value) is not None
+
+    def shape(self, value: Any) -> tuple[int, ...]:
+        arr = self.to_numpy(value)
+        return () if arr is None else tuple(arr.shape)
+
+    def number(self, value: Any, batch: int) -> float | None:
+        arr = self.to_numpy(value)
+        if arr is None:
+            if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+                return float(value)
+            return None
+        if arr.size == 1:
+            return float(arr.reshape(()))
+        if arr.ndim == 1 and arr.shape[0] == batch:
+            return float(arr.astype(np.float64).mean())
+        return None
+
+
+class NumpyBackend(ArrayReading):
+    """Losses written in NumPy: arrays in, a float or an array out, no gradient."""
+
+    name = "numpy"
+    channels_last = True
+    differentiable = False
+
+    def to_numpy(self, value: Any) -> np.ndarray | None:
+        return value if isinstance(value, np.ndarray) else None
+
+    def array(self, value: Tensor) -> np.ndarray:
+        return value.detach().numpy().copy()
+
+    def normal(self, loc: Tensor, scale: Tensor) -> Any:
+        raise TypeError("a NumPy loss takes arrays, not distribution objects")
+
+    def bernoulli(self, probs: Tensor) -> Any:
+        raise TypeError("a NumPy loss takes arrays, not distribution objects")
+
+    def seed(self, seed: int) -> None:
+        np.random.seed(seed)
+        seed_keras(seed)
+
+    def scalar(self, value: Any, batch: int) -> Any:
+        arr = np.asarray(value, dtype=np.float64)
+        return arr.mean() if arr.ndim == 1 and arr.shape[0] == batch else arr.reshape(())
+
+    def no_grad(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
+        return None

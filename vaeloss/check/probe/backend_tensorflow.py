@@ -1,0 +1,68 @@
+"""Losses written in TensorFlow (``tf.*`` ops, ``tf.keras.losses``, Keras 3 on TensorFlow):
+eager float64 tensors in, gradients by ``tf.GradientTape``.
+
+Distributions (a loss taking ``q``) would need TensorFlow Probability: such call forms are not
+tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import torch
+from torch import Tensor
+
+from vaeloss.check.probe.backend_numpy import ArrayReading, seed_keras
+
+__all__ = ["TensorFlowBackend"]
+
+
+class TensorFlowBackend(ArrayReading):
+    """TensorFlow's eager tensors (channels-last images)."""
+
+    name = "tensorflow"
+    channels_last = True
+    differentiable = True
+
+    def to_numpy(self, value: Any) -> np.ndarray | None:
+        if isinstance(value, (tf.Tensor, tf.Variable)):
+            return np.asarray(value.numpy())
+        return value if isinstance(value, np.ndarray) else None
+
+    def array(self, value: Tensor) -> tf.Tensor:
+        return tf.constant(value.detach().numpy())
+
+    def normal(self, loc: Tensor, scale: Tensor) -> Any:
+        raise TypeError("a TensorFlow loss taking distribution objects needs TensorFlow Probability")
+
+    def bernoulli(self, probs: Tensor) -> Any:
+        raise TypeError("a TensorFlow loss taking distribution objects needs TensorFlow Probability")
+
+    def seed(self, seed: int) -> None:
+        tf.random.set_seed(seed)
+        np.random.seed(seed)
+        seed_keras(seed)
+
+    def scalar(self, value: Any, batch: int) -> Any:
+        t = tf.convert_to_tensor(value)
+        return tf.reduce_mean(t) if t.shape.rank == 1 and t.shape[0] == batch else tf.reshape(t, ())
+
+    def no_grad(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
+        leaves = [tf.constant(t.detach().numpy()) for t in inputs]
+        with tf.GradientTape() as tape:
+            for leaf in leaves:
+                tape.watch(leaf)
+            out = fn(*leaves)
+        if not tf.is_tensor(out):
+            return None
+        grads = tape.gradient(out, leaves)
+        if all(g is None for g in grads):
+            return None
+        return [None if g is None else torch.from_numpy(np.asarray(tf.convert_to_tensor(g))) for g in grads]

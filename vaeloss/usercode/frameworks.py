@@ -1,0 +1,152 @@
+"""Which framework a user's file is written in, told by its imports, and whether it is installed.
+
+A file's framework decides the arrays its loss is called with:
+
+* ``torch``: it imports ``torch`` (also with other frameworks: PyTorch code may use NumPy or
+  ``keras.ops`` on torch tensors);
+* ``tensorflow``: it imports ``tensorflow`` (``tf.keras`` included);
+* ``jax``: it imports ``jax``, ``flax`` or ``optax``;
+* ``keras``: it imports ``keras`` and none of the above: Keras 3 runs on the backend of the
+  user's ``KERAS_BACKEND``, by default on torch (whose tensors keep float64 and autograd);
+* ``numpy``: it imports none of these, only ``numpy``/``scipy`` (no gradient findings).
+
+A framework that is not installed is a :class:`~vaeloss.errors.UserCodeError` naming the
+import line and the extra that installs it (``pip install 'vaeloss[tensorflow]'``).
+Nothing here executes the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from vaeloss.errors import UserCodeError
+from vaeloss.usercode.sourcefile import SourceFile
+
+__all__ = ["ArrayKind", "FrameworkName", "FrameworkUse", "detect_framework", "require_framework"]
+
+FrameworkName = Literal["torch", "tensorflow", "jax", "keras", "numpy"]
+ArrayKind = Literal["torch", "tensorflow", "jax", "numpy"]
+
+_MODULES: dict[FrameworkName, tuple[str, ...]] = {
+    "torch": ("torch", "torchvision", "lightning", "pytorch_lightning"),
+    "tensorflow": ("tensorflow", "tf_keras", "tensorflow_probability"),
+    "jax": ("jax", "flax", "optax", "jaxlib"),
+    "keras": ("keras",),
+    "numpy": ("numpy", "scipy"),
+}
+_ORDER: tuple[FrameworkName, ...] = ("torch", "tensorflow", "jax", "keras", "numpy")
+_INSTALLS: dict[str, tuple[str, str]] = {
+    # module -> (the distribution to find, the extra that installs it)
+    "torch": ("torch", "vaeloss"),
+    "tensorflow": ("tensorflow", "vaeloss[tensorflow]"),
+    "tf_keras": ("tf_keras", "vaeloss[tensorflow]' 'tf_keras"),
+    "tensorflow_probability": ("tensorflow_probability", "vaeloss[tensorflow]' 'tensorflow-probability"),
+    "jax": ("jax", "vaeloss[jax]"),
+    "jaxlib": ("jaxlib", "vaeloss[jax]"),
+    "flax": ("flax", "vaeloss[jax]"),
+    "optax": ("optax", "vaeloss[jax]"),
+    "keras": ("keras", "vaeloss[keras]"),
+}
+_KERAS_BACKENDS: dict[str, ArrayKind] = {
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "jax": "jax",
+    "numpy": "numpy",
+}
+
+
+@dataclass(frozen=True)
+class FrameworkUse:
+    """The framework of a file and the imports that tell it.
+
+    Attributes:
+        name: the framework the file is written in.
+        arrays: the arrays its loss is called with (Keras: those of its backend).
+        keras_backend: for a file that imports Keras, the backend Keras runs on (None otherwise).
+        imports: ``(line, top-level module, source line)`` of every import of a framework.
+    """
+
+    name: FrameworkName
+    arrays: ArrayKind
+    keras_backend: ArrayKind | None = None
+    imports: tuple[tuple[int, str, str], ...] = ()
+
+    def describe(self) -> str:
+        """The framework for people: ``keras (on torch)``, ``tensorflow``.
+
+        >>> FrameworkUse("keras", "torch", "torch").describe()
+        'keras (Keras 3 on its torch backend)'
+        """
+        if self.name == "keras":
+            return f"keras (Keras 3 on its {self.keras_backend} backend)"
+        return self.name
+
+
+def _imported(tree: ast.AST, text: str) -> list[tuple[int, str, str]]:
+    lines = text.splitlines()
+    out: list[tuple[int, str, str]] = []
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules = [node.module]
+        else:
+            continue
+        for m in modules:
+            line = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else m
+            out.append((node.lineno, m.split(".")[0], line))
+    return sorted(out)
+
+
+def detect_framework(source: SourceFile, tree: ast.AST | None = None) -> FrameworkUse:
+    """The framework of a file, from its imports (see the module docstring).
+
+    >>> from pathlib import Path
+    >>> detect_framework(SourceFile(Path("v.py"), "import tensorflow as tf\\n")).name
+    'tensorflow'
+    """
+    if tree is None:
+        tree = ast.parse(source.text)
+    imports = tuple(i for i in _imported(tree, source.text) if any(i[1] in m for m in _MODULES.values()))
+    tops = {m for _, m, _ in imports}
+    name: FrameworkName = next((f for f in _ORDER if tops & set(_MODULES[f])), "torch")
+    keras_backend: ArrayKind | None = None
+    if "keras" in tops or name == "tensorflow":
+        keras_backend = _keras_backend(name)
+    arrays: ArrayKind = keras_backend if name == "keras" and keras_backend else _arrays(name)
+    return FrameworkUse(name, arrays, keras_backend, imports)
+
+
+def _arrays(name: FrameworkName) -> ArrayKind:
+    return "torch" if name == "keras" else name
+
+
+def _keras_backend(name: FrameworkName) -> ArrayKind:
+    """The backend Keras runs on: the framework's own (TensorFlow, JAX, torch), else the
+    user's ``KERAS_BACKEND``, else torch."""
+    if name in ("tensorflow", "jax", "torch"):
+        return _arrays(name)
+    chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    return _KERAS_BACKENDS.get(chosen, "torch")
+
+
+def require_framework(use: FrameworkUse, source: SourceFile) -> None:
+    """Raise :class:`UserCodeError` when a framework the file imports is not installed.
+
+    Raises:
+        UserCodeError: naming the import line and the extra to install.
+    """
+    for line, module, text in use.imports:
+        dist = _INSTALLS.get(module)
+        if dist is None or importlib.util.find_spec(dist[0]) is not None:
+            continue
+        where = source.where(line) or f"line {line}"
+        raise UserCodeError(
+            f"Expected {dist[0]} to be installed to check {source.path.name}, which imports it at "
+            f"{where} ({text}), but it is not. Try pip install '{dist[1]}'."
+        )
