@@ -151,7 +151,21 @@ def _fn_tree(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef |
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
-def _uses(tree: ast.AST, name: str) -> tuple[int, tuple[str, ...], bool]:
+def _is_distribution_kl(func: ast.expr, namespace: dict[str, Any]) -> bool:
+    """Whether a call's function is ``torch.distributions``' ``kl_divergence`` (written
+    ``D.kl_divergence``, or a bare name bound to it), not a function of the user's of that name
+    (the flax example's ``kl_divergence(mean, logvar)``)."""
+    if isinstance(func, ast.Attribute):
+        return func.attr == "kl_divergence"
+    if not isinstance(func, ast.Name) or func.id != "kl_divergence":
+        return False
+    value = namespace.get(func.id)
+    return value is None or str(getattr(value, "__module__", "")).startswith("torch.distributions")
+
+
+def _uses(
+    tree: ast.AST, name: str, namespace: dict[str, Any] | None = None
+) -> tuple[int, tuple[str, ...], bool]:
     """(pack size from subscripts/unpacking, unpacked names, used as a distribution)."""
     size, dist = 0, False
     names: tuple[str, ...] = ()
@@ -167,10 +181,7 @@ def _uses(tree: ast.AST, name: str) -> tuple[int, tuple[str, ...], bool]:
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
             if node.attr in _DIST_USES:
                 dist = True
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "kl_divergence"
-        ):
+        elif isinstance(node, ast.Call) and _is_distribution_kl(node.func, namespace or {}):
             if any(isinstance(a, ast.Name) and a.id == name for a in node.args):
                 dist = True
     return size, names, dist
@@ -194,7 +205,8 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
             continue
         if p.default is not inspect.Parameter.empty:
             continue
-        size, names, dist = _uses(tree, p.name) if tree is not None else (0, (), False)
+        namespace = getattr(fn, "__globals__", {})
+        size, names, dist = _uses(tree, p.name, namespace) if tree is not None else (0, (), False)
         if dist:
             out.append(Param(p.name, "dist"))
         elif size >= 2:

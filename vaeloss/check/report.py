@@ -109,6 +109,12 @@ def _header(r: CheckReport) -> list[str]:
     lines.append(f"  framework: {r.framework} (told by the file's imports)")
     if r.supplied:
         lines.append(f"  Keras 2 names this Keras lacks, supplied from Keras 3: {', '.join(r.supplied)}")
+    if r.coarse:
+        tolerance = max(r.probe.recon_fit.tolerance, r.probe.kl_fit.tolerance)
+        lines.append(
+            f"  precision: this framework reduces the probe's float64 values in float32, so the factors "
+            f"are found to {tolerance:.1e} and given by their formulas"
+        )
     if r.framework == "numpy":
         lines.append("  gradients not checked: NumPy has none (a loss must be differentiable to train)")
     if not r.through_model:

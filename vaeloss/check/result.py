@@ -36,12 +36,14 @@ __all__ = [
 
 Severity = Literal["error", "warning", "info"]
 
-TOLERANCE = 1e-5
-"""Relative misfit below which a term is a multiple of a reference (a likelihood, the KL):
-loose enough for the frameworks' own epsilons (Keras adds 1e-7 inside the logarithms of its
-binary cross-entropy: a misfit of about 2e-6 at the probe's reconstructions, which start at
-0.05), tight enough that no two likelihoods or parameterisations are confused (they differ by
-1e-2 and more at the probe's inputs)."""
+TOLERANCE = 1e-6
+"""Relative misfit below which a term is a multiple of a reference (a likelihood, the KL),
+for a loss computed in float64."""
+RESOLUTION_FACTOR = 1e4
+"""For a loss computed in coarser arithmetic (Keras 3 on torch reduces in float32, resolution
+1.2e-7), the tolerance is this many times the resolution (1.2e-3 in float32): its rounding,
+amplified where a fit compares small changes of a large value, stays below it, and the
+likelihoods and parameterisations still differ by more (1e-2 and more at the probe's inputs)."""
 MC_TOLERANCE = 0.05
 """The same for a loss whose KL is a Monte-Carlo estimate, fitted on an average over seeds."""
 MC_ZSCORE = 4.0
@@ -216,7 +218,15 @@ class CheckReport:
         rfit, kfit = self.probe.recon_fit, self.probe.kl_fit
         if not (rfit.recon_ok and kfit.kl_ok and rfit.a and rfit.likelihood and kfit.parameterisation):
             return None
+        if self.coarse and self.beta is not None:  # the formula's exact value, not float32's
+            return self.beta.evaluate(**self.sizes)
         return kfit.b / rfit.a
+
+    @property
+    def coarse(self) -> bool:
+        """Whether the loss computed in coarser arithmetic than float64 (Keras on torch): its
+        numbers are the formulas' values, its raw factors are off by that arithmetic's rounding."""
+        return max(self.probe.recon_fit.resolution, self.probe.kl_fit.resolution) > 0
 
     @property
     def formula_holds(self) -> bool:
@@ -226,6 +236,8 @@ class CheckReport:
     @property
     def gradient_scale(self) -> float | None:
         rfit = self.probe.recon_fit
+        if self.coarse and self.recon_factor is not None:
+            return self.recon_factor.evaluate(**self.sizes) * self.sizes["B"]
         return rfit.a * self.sizes["B"] if rfit.recon_ok and rfit.a else None
 
     @property
@@ -307,10 +319,11 @@ class ElementFit:
     recon_alternatives: dict[str, float] = field(default_factory=dict)
     monte_carlo: bool = False
     kl_zscore: float = 0.0  # Monte-Carlo: the largest misfit of a latent probe, in standard errors
+    resolution: float = 0.0  # the relative rounding of the framework's arithmetic (0: float64)
 
     @property
     def tolerance(self) -> float:
-        return MC_TOLERANCE if self.monte_carlo else TOLERANCE
+        return MC_TOLERANCE if self.monte_carlo else max(TOLERANCE, RESOLUTION_FACTOR * self.resolution)
 
     @property
     def recon(self) -> str:

@@ -366,7 +366,7 @@ def build_report(
         if not kl_ok or kfit.b == 0 or not rfit.a:
             break
         target = 2.0 if eff["value"] else math.nan
-        if abs(eff["b"] / kfit.b - target) < 1e-6 and abs(eff["a"] / rfit.a - 1) < 1e-6:
+        if abs(eff["b"] / kfit.b - target) < rtol and abs(eff["a"] / rfit.a - 1) < rtol:
             weight_param = pname
     report = CheckReport(
         function=answer.name,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import linecache
 import signal
 import sys
 import types
@@ -298,7 +299,16 @@ def _run(nodes: list[ast.stmt], module: types.ModuleType, source: SourceFile, sk
             )
 
 
+def _register_source(source: SourceFile) -> None:
+    """Make the Python text of a notebook what ``inspect.getsource`` reads for its functions
+    (else it would read lines of the notebook's JSON)."""
+    if source.is_notebook:
+        lines = source.text.splitlines(keepends=True)
+        linecache.cache[str(source.path)] = (len(source.text), None, lines, str(source.path))
+
+
 def _execute(module: types.ModuleType, source: SourceFile, *, exec_module: bool) -> list[Skipped]:
+    _register_source(source)
     tree = ast.parse(source.text, filename=str(source.path))
     if exec_module:
         exec(compile(tree, str(source.path), "exec"), module.__dict__)

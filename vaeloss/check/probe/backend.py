@@ -21,7 +21,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Bernoulli, Normal
 
-__all__ = ["Backend", "KerasTorchBackend", "TorchBackend", "backend_for"]
+__all__ = ["FLOAT32", "Backend", "KerasTorchBackend", "TorchBackend", "backend_for"]
+
+FLOAT32 = 2.0**-23
+"""The resolution of float32 arithmetic (its machine epsilon)."""
 
 
 class Backend(Protocol):
@@ -32,6 +35,10 @@ class Backend(Protocol):
     """Whether images are laid out [H, W, C] (Keras, TensorFlow, JAX) rather than [C, H, W]."""
     differentiable: bool
     """Whether the framework has gradients (NumPy has none: no gradient findings)."""
+    resolution: float
+    """The relative rounding of the framework's arithmetic on the probe's float64 arrays when
+    it is coarser than float64 (0 for float64): the fits' tolerance grows with it
+    (:data:`~vaeloss.check.result.RESOLUTION_FACTOR`)."""
 
     def array(self, value: Tensor) -> Any:
         """The probe's float64 tensor as the framework's array."""
@@ -82,6 +89,7 @@ class TorchBackend:
     name = "torch"
     channels_last = False
     differentiable = True
+    resolution = 0.0
 
     def array(self, value: Tensor) -> Tensor:
         return value
@@ -135,6 +143,10 @@ class KerasTorchBackend(TorchBackend):
 
     name = "keras"
     channels_last = True
+    resolution = FLOAT32
+    """Keras 3's torch backend reduces float64 tensors in float32 (``keras.ops.mean`` casts to
+    ``result_type(float64, "float32")``, which is float32): values keep float64 as their dtype
+    but not its precision."""
 
     def seed(self, seed: int) -> None:
         from vaeloss.check.probe.backend_numpy import seed_keras

@@ -30,11 +30,10 @@ class JaxBackend(ArrayReading):
     name = "jax"
     channels_last = True
     differentiable = True
+    resolution = 0.0
 
-    def to_numpy(self, value: Any) -> np.ndarray | None:
-        if isinstance(value, jax.Array):
-            return np.asarray(value)
-        return value if isinstance(value, np.ndarray) else None
+    def native(self, value: Any) -> bool:
+        return isinstance(value, jax.Array)
 
     def array(self, value: Tensor) -> jax.Array:
         return jnp.asarray(value.detach().numpy())

@@ -27,21 +27,25 @@ def seed_keras(seed: int) -> None:
 
 
 class ArrayReading:
-    """How a backend reads numbers from its arrays: through :meth:`to_numpy`."""
+    """How a backend reads numbers from its arrays (its own, or NumPy's): through
+    :meth:`to_numpy`, never while they are being traced for a gradient."""
 
-    def to_numpy(self, value: Any) -> np.ndarray | None:
-        """``value`` as a NumPy array, or None when it is not an array of the framework."""
+    def native(self, value: Any) -> bool:
+        """Whether ``value`` is an array of the framework."""
         raise NotImplementedError
 
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """An array of the framework (:meth:`native`) as a NumPy array."""
+        return np.asarray(value)
+
     def is_array(self, value: Any) -> bool:
-        return self.to_numpy(value) is not None
+        return isinstance(value, np.ndarray) or self.native(value)
 
     def shape(self, value: Any) -> tuple[int, ...]:
-        arr = self.to_numpy(value)
-        return () if arr is None else tuple(arr.shape)
+        return tuple(value.shape) if self.is_array(value) else ()
 
     def number(self, value: Any, batch: int) -> float | None:
-        arr = self.to_numpy(value)
+        arr = self.to_numpy(value) if self.is_array(value) else None
         if arr is None:
             if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
                 return float(value)
@@ -59,9 +63,10 @@ class NumpyBackend(ArrayReading):
     name = "numpy"
     channels_last = True
     differentiable = False
+    resolution = 0.0
 
-    def to_numpy(self, value: Any) -> np.ndarray | None:
-        return value if isinstance(value, np.ndarray) else None
+    def native(self, value: Any) -> bool:
+        return isinstance(value, np.ndarray)
 
     def array(self, value: Tensor) -> np.ndarray:
         return value.detach().numpy().copy()

@@ -27,11 +27,13 @@ class TensorFlowBackend(ArrayReading):
     name = "tensorflow"
     channels_last = True
     differentiable = True
+    resolution = 0.0
 
-    def to_numpy(self, value: Any) -> np.ndarray | None:
-        if isinstance(value, (tf.Tensor, tf.Variable)):
-            return np.asarray(value.numpy())
-        return value if isinstance(value, np.ndarray) else None
+    def native(self, value: Any) -> bool:
+        return isinstance(value, (tf.Tensor, tf.Variable))
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        return np.asarray(value.numpy()) if self.native(value) else np.asarray(value)
 
     def array(self, value: Tensor) -> tf.Tensor:
         return tf.constant(value.detach().numpy())

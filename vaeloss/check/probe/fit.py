@@ -77,6 +77,8 @@ class Observations:
         latent: its changes when only the latent side changed; latent_se: their standard
             errors (Monte-Carlo; 0 for a deterministic loss).
         monte_carlo: the values are averages over seeds.
+        resolution: the relative rounding of the framework's arithmetic when coarser than
+            float64 (0; Keras on torch reduces in float32: 2^-23).
     """
 
     base: float
@@ -84,6 +86,7 @@ class Observations:
     latent: Sequence[float]
     latent_se: Sequence[float]
     monte_carlo: bool = False
+    resolution: float = 0.0
 
 
 def fit_element(
@@ -124,4 +127,5 @@ def fit_element(
         recon_alternatives={f"{h[0]}/{h[1]}": v[1] for h, v in recon_fits.items()},
         monte_carlo=obs.monte_carlo,
         kl_zscore=zscore,
+        resolution=obs.resolution,
     )

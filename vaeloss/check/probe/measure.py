@@ -189,7 +189,12 @@ def fit_at(
     for j in range(len(L0)):
         given_r, given_k = fixed[j] if fixed is not None else (None, None)
         obs = Observations(
-            L0[j], [row[j] for row in dl_r], [row[j] for row in dl_k], [se[j] for se in se_k], samples > 1
+            L0[j],
+            [row[j] for row in dl_r],
+            [row[j] for row in dl_k],
+            [se[j] for se in se_k],
+            samples > 1,
+            call.backend.resolution,
         )
         hyp_r = {h: v for h, v in refs_r.items() if given_r is None or h == given_r}
         hyp_k = {p: v for p, v in refs_k.items() if given_k is None or p == given_k}

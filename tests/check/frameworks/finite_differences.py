@@ -1,0 +1,115 @@
+"""The effective beta of a user's loss by finite differences of the user's own function, in its
+own framework: run by ``tests/check/test_frameworks.py`` in a fresh process per framework (so
+that each gets its own Keras backend), printing one JSON list of betas.
+
+For a loss ``L = a * NLL + b * KL + c`` (NLL and KL summed over the batch and every dim),
+moving the reconstructions by ``delta`` changes it by ``a`` times the change of the NLL, and
+moving the posterior means by ``delta`` by ``b`` times the change of the KL (whose mean part
+is ``mu^2 / 2`` in every parameterisation of the scale). Both changes of the reference terms
+are computed here by hand in NumPy; the loss's changes are the user's function's. The betas
+``b / a`` are what the tests compare with ``vaeloss check`` and with the hand derivation.
+
+Usage: python finite_differences.py '<json spec>'
+"""
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SPEC = json.loads(sys.argv[1])
+if SPEC["arrays"] == "keras-torch":
+    os.environ["KERAS_BACKEND"] = "torch"
+elif SPEC["arrays"] == "tensorflow":
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+
+
+def to_array(value):
+    kind = SPEC["arrays"]
+    if kind == "keras-torch":
+        import torch
+
+        return torch.from_numpy(value)
+    if kind == "tensorflow":
+        import tensorflow as tf
+
+        return tf.constant(value)
+    if kind == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        return jax.numpy.asarray(value)
+    return value
+
+
+def to_float(out, batch):
+    if isinstance(out, dict):
+        out = out["loss"]
+    if hasattr(out, "detach"):
+        out = out.detach()
+    arr = np.asarray(out, dtype=np.float64)
+    return float(arr.mean()) if arr.shape == (batch,) else float(arr.reshape(()))
+
+
+def nll(r, x, decoder):
+    """The reference NLL summed over everything (constants dropped: only its changes count)."""
+    if decoder == "probabilities":
+        return float(-(x * np.log(r) + (1 - x) * np.log(1 - r)).sum())
+    if decoder == "logits":
+        return float((np.logaddexp(0, r) - x * r).sum())
+    return float((0.5 * (x - r) ** 2).sum())  # the unit-variance Gaussian's
+
+
+def load():
+    from vaeloss.usercode import sandbox
+    from vaeloss.usercode.keras2 import keras2_names, supply_keras2
+    from vaeloss.usercode.loader import load_module
+    from vaeloss.usercode.sourcefile import read_source_file
+
+    path = Path(SPEC["file"])
+    if SPEC["arrays"] == "keras-torch":
+        import ast
+
+        supply_keras2(keras2_names(ast.parse(read_source_file(path).text)))
+    sandbox.install([Path(tempfile.gettempdir())])
+    module = load_module(path, path.stem, [str(path.parent)], exec_module=False).module
+    owner, _, method = SPEC["name"].partition(".")
+    fn = getattr(module, owner)
+    if method:
+        fn = getattr(fn, method).__get__(object())  # a method that does not read self
+    return module, fn
+
+
+def loss_at(module, fn, r, x, mu, logvar, B):
+    values = {"recon": r, "data": x, "mu": mu, "logvar": logvar}
+    for name, role in SPEC["free"].items():
+        setattr(module, name, to_array(values[role]))
+    kwargs = {p: to_array(values[role]) for p, role in SPEC["params"].items()}
+    return to_float(fn(**kwargs), B)
+
+
+def beta(module, fn, B, shape, k, delta=0.05):
+    rng = np.random.default_rng(0)
+    D = int(np.prod(shape))
+    x = rng.random((B, *shape))
+    low, high = (-1.0, 1.0) if SPEC["decoder"] == "logits" else (0.2, 0.8)
+    r = rng.uniform(low, high, (B, *shape))
+    mu, logvar = rng.normal(size=(B, k)), rng.normal(scale=0.3, size=(B, k))
+    base = loss_at(module, fn, r, x, mu, logvar, B)
+    # every reconstruction towards its data, every mean away from 0: large changes of both
+    # terms, far above the rounding of a framework that reduces in float32
+    r2 = r + delta * np.sign(x - r) if SPEC["decoder"] != "logits" else r + delta * np.sign(x - 0.5)
+    mu2 = mu + delta * np.sign(mu)
+    a = (loss_at(module, fn, r2, x, mu, logvar, B) - base) / (
+        nll(r2, x, SPEC["decoder"]) - nll(r, x, SPEC["decoder"])
+    )
+    b = (loss_at(module, fn, r, x, mu2, logvar, B) - base) / float(0.5 * (mu2**2 - mu**2).sum())
+    assert D == r[0].size
+    return b / a
+
+
+module, fn = load()
+print(json.dumps([beta(module, fn, B, tuple(shape), k) for B, shape, k in SPEC["cases"]]))

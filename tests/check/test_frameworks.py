@@ -1,0 +1,146 @@
+"""`vaeloss check` on Keras, TensorFlow, JAX and NumPy files as people write them
+(``tests/check/frameworks/``: the Keras blog's script and a Keras 2 notebook as written, a
+Keras 3 script, a keras.io-style TensorFlow loss, the flax example's ``compute_metrics``, an
+optax loss, a NumPy reference).
+
+Each beta is derived by hand in ``CASES`` and confirmed by finite differences of the user's
+own function in its own framework (``frameworks/finite_differences.py``, a fresh process per
+framework), at two sizes: the check runs at the first and its formula is evaluated at the
+second. Slow: each framework's import takes seconds (TensorFlow about 8 s).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from vaeloss.cli import main
+
+HERE = Path(__file__).parent / "frameworks"
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    name: str
+    arrays: str  # how finite_differences.py makes arrays: keras-torch, tensorflow, jax, numpy
+    framework: str  # what the check says
+    params: dict[str, str]  # parameter -> role (recon, data, mu, logvar)
+    free: dict[str, str]  # module-level names the loss reads -> role
+    decoder: str  # probabilities, logits, mean
+    sizes: tuple[tuple[int, tuple[int, ...], int], ...]  # (B, one sample's shape, k), two of them
+    beta: str  # the hand-derived effective beta, in B, D, k (D = the product of the shape)
+
+
+KERAS = "keras (Keras 3 on its torch backend)"
+BLOG = {"x": "data", "x_decoded_mean": "recon"}
+LATENTS = {"z_mean": "mu", "z_log_var": "logvar"}
+ROLES = {"data": "data", "reconstruction": "recon", **LATENTS}
+CASES = {
+    # BCE averaged over pixels + KL averaged over latent dims, one value per sample: D/k
+    "keras-blog-script": Case(
+        "keras_blog_vae.py", "vae_loss", "keras-torch", KERAS, BLOG,
+        {"z_mean": "mu", "z_log_sigma": "logvar"},
+        "probabilities", ((100, (784,), 2), (32, (196,), 5)), "D / k",
+    ),
+    # original_dim (784) * mean BCE + summed KL, mean over the batch: (D/784) at D = 784 is 1
+    "keras2-notebook-layer": Case(
+        "keras2_custom_layer.ipynb", "CustomVariationalLayer.vae_loss", "keras-torch", KERAS, BLOG, LATENTS,
+        "probabilities", ((100, (784,), 2), (16, (196,), 3)), "D / 784",
+    ),
+    # c * KL with c = 0.5 and the docs' 784 * mean BCE: c * D / 784
+    "keras3-kl-weight-c": Case(
+        "keras_kl_weight.py", "vae_loss", "keras-torch", KERAS,
+        {"inputs": "data", "outputs": "recon", **LATENTS}, {},
+        "probabilities", ((128, (784,), 2), (16, (196,), 5)), "0.5 * D / 784",
+    ),
+    # keras.losses.binary_crossentropy means over the last (channel) axis, summed over H, W:
+    # beta = channels (1 on MNIST)
+    "tensorflow-keras-io-1-channel": Case(
+        "tf_keras_io_loss.py", "compute_loss", "tensorflow", "tensorflow", ROLES, {},
+        "probabilities", ((16, (28, 28, 1), 2), (8, (12, 10, 1), 4)), "1",
+    ),
+    "tensorflow-keras-io-rgb": Case(
+        "tf_keras_io_loss.py", "compute_loss", "tensorflow", "tensorflow", ROLES, {},
+        "probabilities", ((16, (16, 16, 3), 2), (8, (8, 12, 3), 4)), "3",
+    ),
+    # summed BCE on logits + summed KL, each vmapped per sample and averaged: the ELBO
+    "flax-compute-metrics": Case(
+        "flax_train.py", "compute_metrics", "jax", "jax",
+        {"recon_x": "recon", "x": "data", "mean": "mu", "logvar": "logvar"}, {},
+        "logits", ((16, (784,), 20), (8, (64,), 3)), "1",
+    ),
+    # optax's elementwise BCE averaged over batch and pixels + summed KL averaged: D
+    "jax-optax-mean": Case(
+        "jax_optax_loss.py", "loss_fn", "jax", "jax",
+        {"logits": "recon", "batch": "data", "mu": "mu", "log_var": "logvar"}, {},
+        "logits", ((16, (784,), 20), (8, (64,), 3)), "D",
+    ),
+    # summed squared error + summed KL: a unit-variance Gaussian's NLL is half of it: 1/2
+    "numpy-reference": Case(
+        "numpy_loss.py", "vae_loss", "numpy", "numpy",
+        {"x_hat": "recon", "x": "data", "mu": "mu", "logvar": "logvar"}, {},
+        "mean", ((16, (8,), 2), (4, (20,), 3)), "1 / 2",
+    ),
+}  # fmt: skip
+
+
+def _value(formula: str, B: int, shape: tuple[int, ...], k: int) -> float:
+    return float(
+        eval(formula.replace("^", "**"), {"__builtins__": {}}, {"B": B, "D": math.prod(shape), "k": k})
+    )
+
+
+@cache
+def _finite_differences(case_id: str) -> tuple[float, ...]:
+    case = CASES[case_id]
+    spec = {
+        "file": str(HERE / case.file),
+        "name": case.name,
+        "arrays": case.arrays,
+        "params": case.params,
+        "free": case.free,
+        "decoder": case.decoder,
+        "cases": [[B, list(shape), k] for B, shape, k in case.sizes],
+    }
+    out = subprocess.run(
+        [sys.executable, str(HERE / "finite_differences.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=HERE,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _check(case: Case, capsys: pytest.CaptureFixture[str]) -> dict:
+    B, shape, k = case.sizes[0]
+    args = ["check", f"{HERE / case.file}:{case.name}", "-B", str(B), "-k", str(k), "--json"]
+    args += ["--input-shape", ",".join(map(str, shape))] if len(shape) > 1 else ["-D", str(shape[0])]
+    main(args)
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_framework_loss_as_written(case_id, capsys):
+    case = CASES[case_id]
+    expected = [_value(case.beta, *size) for size in case.sizes]
+    by_hand_check = _finite_differences(case_id)
+    # the hand derivation is right: the user's own function agrees, at both sizes (to float32's
+    # rounding where Keras on torch reduces in float32)
+    assert by_hand_check == pytest.approx(expected, rel=2e-3 if case.arrays == "keras-torch" else 1e-6)
+    report = _check(case, capsys)
+    assert report["framework"] == case.framework
+    assert report["effective_beta"] == pytest.approx(expected[0], rel=1e-9)
+    formula = report["effective_beta_formula"]
+    assert formula is not None, report["findings"]
+    assert _value(formula, *case.sizes[1]) == pytest.approx(expected[1], rel=1e-9), formula
