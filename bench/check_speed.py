@@ -2,7 +2,10 @@
 calling the loss once per probe input (the minimum any numerical probe needs).
 
 Prints: seconds for the whole check (subprocess included), the worker's torch import, the
-probing itself, and the ratio of probing to the plain reference.
+probing itself, and the ratio of probing to the plain reference. Then a row per framework
+(Keras on torch, TensorFlow, JAX, NumPy; files of ``tests/check/frameworks``): the whole
+check against the time a fresh Python takes to import what the check's worker imports for it
+(goal: at most that import time + 3 s on an idle machine).
 Run: python bench/check_speed.py
 """
 
@@ -18,6 +21,34 @@ import torch
 from vaeloss.check.runner import check_loss
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "vaeloss" / "examples"
+FRAMEWORKS = Path(__file__).resolve().parents[1] / "tests" / "check" / "frameworks"
+FRAMEWORK_ROWS = (
+    # framework, what the worker imports for it, a file, the check's arguments
+    ("keras (on torch)", "import os; os.environ['KERAS_BACKEND'] = 'torch'; import torch, keras",
+     "keras_blog_vae.py", {"latent_dim": 2}),
+    ("tensorflow", "import torch, tensorflow", "tf_keras_io_loss.py", {"input_shape": (28, 28, 1)}),
+    ("jax", "import torch, jax, flax, optax", "flax_train.py", {}),
+    ("numpy", "import torch, numpy", "numpy_loss.py", {}),
+)  # fmt: skip
+
+
+def _import_seconds(code: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def frameworks() -> None:
+    """A row per framework: the whole check against the import of the framework itself."""
+    print(f"\n{'framework':<18} {'check s':>8} {'import s':>9} {'beyond s':>9} {'goal':>6}")
+    for name, imports, file, kwargs in FRAMEWORK_ROWS:
+        _import_seconds(imports)  # once, so that both timings below find the files in the cache
+        imported = _import_seconds(imports)
+        t = time.perf_counter()
+        check_loss(str(FRAMEWORKS / file), **kwargs)
+        whole = time.perf_counter() - t
+        beyond = whole - imported
+        print(f"{name:<18} {whole:8.2f} {imported:9.2f} {beyond:9.2f} {'ok' if beyond <= 3 else 'over':>6}")
 
 
 def main() -> None:
@@ -42,6 +73,7 @@ def main() -> None:
             fn(x, x, torch.randn(128, 20, dtype=torch.float64), torch.randn(128, 20, dtype=torch.float64))
         plain = time.perf_counter() - t
         print(f"{name:<22} {whole:8.2f} {startup:10.2f} {probing:10.2f} {plain:8.3f} {probing / plain:6.1f}")
+    frameworks()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Case:
     decoder: str  # probabilities, logits, mean
     sizes: tuple[tuple[int, tuple[int, ...], int], ...]  # (B, one sample's shape, k), two of them
     beta: str  # the hand-derived effective beta, in B, D, k (D = the product of the shape)
+    attributes: tuple[tuple[str, str], ...] = ()  # attributes of self the loss reads -> role
 
 
 KERAS = "keras (Keras 3 on its torch backend)"
@@ -54,6 +55,11 @@ CASES = {
     "keras2-notebook-layer": Case(
         "keras2_custom_layer.ipynb", "CustomVariationalLayer.vae_loss", "keras-torch", KERAS, BLOG, LATENTS,
         "probabilities", ((100, (784,), 2), (16, (196,), 3)), "D / 784",
+    ),
+    # the same loss reading the latents from self (a Keras 3 loss layer): D / 784
+    "keras3-loss-layer-self": Case(
+        "keras_loss_layer.py", "VAELossLayer.vae_loss", "keras-torch", KERAS, BLOG, {},
+        "probabilities", ((64, (784,), 2), (16, (196,), 3)), "D / 784", tuple(LATENTS.items()),
     ),
     # c * KL with c = 0.5 and the docs' 784 * mean BCE: c * D / 784
     "keras3-kl-weight-c": Case(
@@ -107,6 +113,7 @@ def _finite_differences(case_id: str) -> tuple[float, ...]:
         "arrays": case.arrays,
         "params": case.params,
         "free": case.free,
+        "attributes": dict(case.attributes),
         "decoder": case.decoder,
         "cases": [[B, list(shape), k] for B, shape, k in case.sizes],
     }

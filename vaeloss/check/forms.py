@@ -219,7 +219,7 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
 
 
 def free_tensors(fn: Callable[..., Any], tree: ast.AST, exclude: set[str]) -> list[Param]:
-    """Latent tensors the body reads from outside its parameters, by their names: module-level
+    r"""Latent tensors the body reads from outside its parameters, by their names: module-level
     names (kind "global"; not modules or functions) and attributes of ``self`` ("attribute").
 
     >>> import types

@@ -219,6 +219,20 @@ def _run_worker(request: CheckRequest, timeout: float, isolate: bool) -> CheckAn
     return run(replace(request, writable=(tempfile.gettempdir(),)), Channel(None))
 
 
+def _failure_with_hints(
+    answer: CheckFailure, shown: str, static: StaticSource, names: list[str], D: int
+) -> LossCheckError:
+    """The error of a failed check, with a hint when the file hard-codes 784 and D is not."""
+    error = _failure(answer, shown, static)
+    fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
+    if fixed and D != 784:
+        return LossCheckError(
+            f"{error}\nThe file hard-codes 784 ({static.source.where(fixed[0])}): try --data-dim 784, "
+            f"or use x.view(x.shape[0], -1) instead of a fixed size."
+        )
+    return error
+
+
 def _failure(answer: CheckFailure, target: str, static: StaticSource) -> LossCheckError:
     error = answer.error
     if "No module named" in error:
@@ -317,16 +331,9 @@ def check_loss(
         keras2=keras2_names(static.tree),
     )
     answer = _run_worker(request, timeout, isolate)
-    shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
     if isinstance(answer, CheckFailure):
-        error = _failure(answer, shown, static)
-        fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
-        if fixed and sizes["D"] != 784:
-            raise LossCheckError(
-                f"{error}\nThe file hard-codes 784 ({static.source.where(fixed[0])}): try --data-dim 784, "
-                f"or use x.view(x.shape[0], -1) instead of a fixed size."
-            ) from None
-        raise error
+        shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
+        raise _failure_with_hints(answer, shown, static, names, sizes["D"])
     if not why:
         why = f"{answer.name!r}: " + (
             "the first candidate that probes as a whole VAE loss"

@@ -78,38 +78,43 @@ def load():
     module = load_module(path, path.stem, [str(path.parent)], exec_module=False).module
     owner, _, method = SPEC["name"].partition(".")
     fn = getattr(module, owner)
-    if method:
-        fn = getattr(fn, method).__get__(object())  # a method that does not read self
-    return module, fn
+    instance = None
+    if method:  # built when it reads the latents from self, else a method that needs no self
+        instance = fn() if SPEC.get("attributes") else object()
+        fn = getattr(fn, method).__get__(instance)
+    return module, fn, instance
 
 
-def loss_at(module, fn, r, x, mu, logvar, B):
+def loss_at(loaded, r, x, mu, logvar, B):
+    module, fn, instance = loaded
     values = {"recon": r, "data": x, "mu": mu, "logvar": logvar}
     for name, role in SPEC["free"].items():
         setattr(module, name, to_array(values[role]))
+    for name, role in SPEC.get("attributes", {}).items():
+        setattr(instance, name, to_array(values[role]))
     kwargs = {p: to_array(values[role]) for p, role in SPEC["params"].items()}
     return to_float(fn(**kwargs), B)
 
 
-def beta(module, fn, B, shape, k, delta=0.05):
+def beta(loaded, B, shape, k, delta=0.05):
     rng = np.random.default_rng(0)
     D = int(np.prod(shape))
     x = rng.random((B, *shape))
     low, high = (-1.0, 1.0) if SPEC["decoder"] == "logits" else (0.2, 0.8)
     r = rng.uniform(low, high, (B, *shape))
     mu, logvar = rng.normal(size=(B, k)), rng.normal(scale=0.3, size=(B, k))
-    base = loss_at(module, fn, r, x, mu, logvar, B)
+    base = loss_at(loaded, r, x, mu, logvar, B)
     # every reconstruction towards its data, every mean away from 0: large changes of both
     # terms, far above the rounding of a framework that reduces in float32
     r2 = r + delta * np.sign(x - r) if SPEC["decoder"] != "logits" else r + delta * np.sign(x - 0.5)
     mu2 = mu + delta * np.sign(mu)
-    a = (loss_at(module, fn, r2, x, mu, logvar, B) - base) / (
+    a = (loss_at(loaded, r2, x, mu, logvar, B) - base) / (
         nll(r2, x, SPEC["decoder"]) - nll(r, x, SPEC["decoder"])
     )
-    b = (loss_at(module, fn, r, x, mu2, logvar, B) - base) / float(0.5 * (mu2**2 - mu**2).sum())
+    b = (loss_at(loaded, r, x, mu2, logvar, B) - base) / float(0.5 * (mu2**2 - mu**2).sum())
     assert D == r[0].size
     return b / a
 
 
-module, fn = load()
-print(json.dumps([beta(module, fn, B, tuple(shape), k) for B, shape, k in SPEC["cases"]]))
+loaded = load()
+print(json.dumps([beta(loaded, B, tuple(shape), k) for B, shape, k in SPEC["cases"]]))
