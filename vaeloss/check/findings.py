@@ -404,8 +404,22 @@ def build_findings(r: CheckReport, ctx: Context) -> list[Finding]:
     ]
 
 
+_SUM_OVER_DATA_DIMS = {
+    "torch": "reduction='none' then .sum(dim=-1)",
+    "tensorflow": "tf.reduce_sum over every axis but the batch's",
+    "jax": "jnp.sum over every axis but the batch's",
+    "numpy": "np.sum over every axis but the batch's",
+}
+_KERAS_SUM = "keras.ops.sum of the elementwise keras.ops.binary_crossentropy over every axis but the batch's"
+
+
+def _sum_over_data_dims(framework: str) -> str:
+    """How to sum the reconstruction over data dims, in the framework's own words."""
+    return _KERAS_SUM if framework.startswith("keras") else _SUM_OVER_DATA_DIMS.get(framework, "")
+
+
 def build_fix(r: CheckReport) -> str:
-    """One concrete fix, in the user's own terms."""
+    """One concrete fix, in the user's own terms (and its framework's)."""
     obj, value = r.objective, r.effective_beta
     if value is not None and obj is None:
         return (
@@ -422,8 +436,8 @@ def build_fix(r: CheckReport) -> str:
     if obj.beta_monomial.depends_on():
         return (
             "Reduce both terms the same way: sum the reconstruction over data dims "
-            "(reduction='none' then .sum(dim=-1)) and the KL over latent dims, then take "
-            ".mean() over the batch; that is the ELBO (beta = 1) at every size. To keep your "
+            f"({_sum_over_data_dims(r.framework)}) and the KL over latent dims, then take "
+            "the mean over the batch; that is the ELBO (beta = 1) at every size. To keep your "
             f"code instead, multiply the KL term by {(1 / value):.4g} ({sizes}), "
             f"i.e. {obj.kl_weight_formula_for_elbo()}."
         )
