@@ -30,6 +30,13 @@ def _use(text):
         pytest.param("from keras import backend as K\n", "keras", "torch", id="keras-alone-on-torch"),
         pytest.param("import numpy as np\nfrom scipy import special\n", "numpy", "numpy", id="numpy"),
         pytest.param(
+            "import jax.numpy as jnp\nimport tensorflow as tf\ntf.config.set_visible_devices([], 'GPU')\n"
+            "def loss(r, x, m, v):\n    return jnp.sum(jnp.square(r - x)) + jnp.sum(m)\n",
+            "jax",
+            "jax",
+            id="flax-script-reading-data-with-tf",
+        ),
+        pytest.param(
             "def f():\n    import tensorflow as tf\n", "tensorflow", "tensorflow", id="import-in-function"
         ),
     ],

@@ -114,12 +114,40 @@ def detect_framework(source: SourceFile, tree: ast.AST | None = None) -> Framewo
         tree = ast.parse(source.text)
     imports = tuple(i for i in _imported(tree, source.text) if any(i[1] in m for m in _MODULES.values()))
     tops = {m for _, m, _ in imports}
-    name: FrameworkName = next((f for f in _ORDER if tops & set(_MODULES[f])), "torch")
+    found = [f for f in _ORDER if tops & set(_MODULES[f])]
+    name: FrameworkName = found[0] if found else "torch"
+    if name == "tensorflow" and "jax" in found:
+        name = _most_used(tree, ("tensorflow", "jax"))
     keras_backend: ArrayKind | None = None
     if "keras" in tops or name == "tensorflow":
         keras_backend = _keras_backend(name)
     arrays: ArrayKind = keras_backend if name == "keras" and keras_backend else _arrays(name)
     return FrameworkUse(name, arrays, keras_backend, imports)
+
+
+def _aliases(tree: ast.AST) -> dict[str, FrameworkName]:
+    """The names the file binds to a framework's modules (``jnp`` -> jax, ``tf`` -> tensorflow)."""
+    out: dict[str, FrameworkName] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            base = node.module if isinstance(node, ast.ImportFrom) else None
+            for a in node.names:
+                top = (base or a.name).split(".")[0]
+                framework = next((f for f, mods in _MODULES.items() if top in mods), None)
+                if framework is not None:
+                    out[a.asname or a.name.split(".")[0]] = framework
+    return out
+
+
+def _most_used(tree: ast.AST, among: tuple[FrameworkName, ...]) -> FrameworkName:
+    """Of two frameworks a file imports (a flax script reading its data with TensorFlow), the one
+    its code uses most by name (the first on a tie)."""
+    aliases = _aliases(tree)
+    uses = dict.fromkeys(among, 0)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and aliases.get(node.id) in uses:
+            uses[aliases[node.id]] += 1
+    return max(among, key=lambda f: (uses[f], -among.index(f)))
 
 
 def _arrays(name: FrameworkName) -> ArrayKind:
@@ -136,12 +164,16 @@ def _keras_backend(name: FrameworkName) -> ArrayKind:
 
 
 def require_framework(use: FrameworkUse, source: SourceFile) -> None:
-    """Raise :class:`UserCodeError` when a framework the file imports is not installed.
+    """Raise :class:`UserCodeError` when the file's framework (a module of it the file
+    imports) is not installed; another framework's imports are the loader's to skip.
 
     Raises:
         UserCodeError: naming the import line and the extra to install.
     """
+    needed = set(_MODULES[use.name]) | ({"keras"} if use.keras_backend is not None else set())
     for line, module, text in use.imports:
+        if module not in needed:
+            continue  # another framework's import (a flax script's tf.data): skipped if missing
         dist = _INSTALLS.get(module)
         if dist is None or importlib.util.find_spec(dist[0]) is not None:
             continue
