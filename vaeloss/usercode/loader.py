@@ -317,6 +317,10 @@ def _execute(module: types.ModuleType, source: SourceFile, *, exec_module: bool)
     nodes = filt.body(tree.body)
     ast.fix_missing_locations(tree)
     skipped = filt.skipped
+    skipped += [
+        Skipped(line, code, f"the cell does not parse ({why}): left out, the other cells are loaded", ())
+        for line, code, why in source.broken
+    ]
     _run(nodes, module, source, skipped)
     return sorted(skipped, key=lambda s: s.line)
 

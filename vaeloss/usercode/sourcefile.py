@@ -1,13 +1,15 @@
 """A user's file as Python source: a ``.py`` file as it is, or a notebook's code cells.
 
 A notebook (``.ipynb``) becomes one Python text: its code cells in order, with IPython magics
-(``%...``, ``%%...`` cells) and shell lines (``!...``) replaced by ``pass``, so that every
-line keeps its place. :meth:`SourceFile.where` turns a line of that text back into "cell N, line M".
+(``%...``, ``%%...`` cells) and shell lines (``!...``) replaced by ``pass``, and cells that do
+not parse (a course's exercise cell ``self.fc_mu = # TODO``) left blank and listed in
+:attr:`SourceFile.broken`, so that every line keeps its place and the rest can be checked. :meth:`SourceFile.where` turns a line of that text back into "cell N, line M".
 Nothing here executes the file.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,14 @@ class SourceFile:
         text: Python source (a notebook's code cells joined).
         cells: for a notebook, per line of ``text`` (1-based), its (cell, line) (both 1-based);
             empty for a ``.py`` file.
+        broken: for a notebook, its cells that do not parse: (their first line in ``text``,
+            that line as written, the parser's message).
     """
 
     path: Path
     text: str
     cells: tuple[tuple[int, int], ...] = field(default=())
+    broken: tuple[tuple[int, str, str], ...] = field(default=())
 
     @property
     def is_notebook(self) -> bool:
@@ -66,21 +71,30 @@ def _notebook(path: Path, raw: str) -> SourceFile:
         ) from None
     lines: list[str] = []
     where: list[tuple[int, int]] = []
+    broken: list[tuple[int, str, str]] = []
     for number, cell in enumerate(cells, start=1):
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)
         cell_lines = text.splitlines()
-        cell_magic = bool(cell_lines) and cell_lines[0].lstrip().startswith("%%")
-        for inner, line in enumerate(cell_lines, start=1):
-            if cell_magic:
-                line = ""
-            elif _magic(line):
-                line = line[: len(line) - len(line.lstrip())] + "pass"
-            lines.append(line)
-            where.append((number, inner))
+        python = _cell_python(cell_lines)
+        try:
+            ast.parse("\n".join(python))
+        except SyntaxError as exc:
+            first = next((line.strip() for line in cell_lines if line.strip()), "")
+            broken.append((len(lines) + 1, first, f"{exc.msg} at its line {exc.lineno}"))
+            python = [""] * len(python)
+        lines += python
+        where += [(number, inner) for inner in range(1, len(cell_lines) + 1)]
         lines.append("")  # cells are separate blocks
         where.append((number, len(cell_lines) + 1))
-    return SourceFile(path, "\n".join(lines) + "\n", tuple(where))
+    return SourceFile(path, "\n".join(lines) + "\n", tuple(where), tuple(broken))
+
+
+def _cell_python(cell_lines: list[str]) -> list[str]:
+    """A code cell's lines as Python: magics and shell lines made ``pass``, a ``%%`` cell blank."""
+    if cell_lines and cell_lines[0].lstrip().startswith("%%"):
+        return [""] * len(cell_lines)
+    return [line[: len(line) - len(line.lstrip())] + "pass" if _magic(line) else line for line in cell_lines]
 
 
 def read_source_file(path: Path) -> SourceFile:
