@@ -59,6 +59,8 @@ class CheckRequest:
             and the backend Keras runs on (:class:`~vaeloss.usercode.frameworks.FrameworkUse`).
         keras2: the Keras 2 ``keras.backend`` names the file uses
             (:func:`~vaeloss.usercode.keras2.keras2_names`).
+        inline: losses computed inline, as functions to add to the loaded module: (name,
+            Python source, description) (:mod:`vaeloss.check.inline`).
     """
 
     path: str
@@ -78,6 +80,7 @@ class CheckRequest:
     arrays: str = "torch"
     keras_backend: str | None = None
     keras2: tuple[str, ...] = ()
+    inline: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,9 @@ def decode_request(data: JsonObject) -> CheckRequest:
         arrays=str(d.get("arrays", "torch")),
         keras_backend=None if d.get("keras_backend") is None else str(d["keras_backend"]),
         keras2=tuple(_strings(d.get("keras2", []))),
+        inline=tuple(
+            (str(n), str(src), str(what)) for n, src, what in map(_list, _list(d.get("inline", [])))
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vaeloss.check.inline import PREFIX as INLINE_PREFIX
 from vaeloss.check.result import CheckReport
 from vaeloss.objective.algebra import Monomial
 
@@ -105,7 +106,8 @@ def _header(r: CheckReport) -> list[str]:
     s = r.sizes
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
-    lines = [f"{r.path}:{r.function}  ({r.selected_because})", f"  checked: {r.described}"]
+    shown = r.path if r.function.startswith(INLINE_PREFIX) else f"{r.path}:{r.function}"
+    lines = [f"{shown}  ({r.selected_because})", f"  checked: {r.described}"]
     lines.append(f"  framework: {r.framework} (told by the file's imports)")
     if r.supplied:
         lines.append(f"  Keras 2 names this Keras lacks, supplied from Keras 3: {', '.join(r.supplied)}")

@@ -6,9 +6,10 @@ the file.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from vaeloss.check.inline import InlineLoss
 from vaeloss.errors import LossCheckError
 from vaeloss.usercode.sourcefile import SourceFile
 
@@ -83,10 +84,14 @@ class StaticSource:
     source: SourceFile
     tree: ast.Module
     candidates: list[Candidate]
+    inline: dict[str, InlineLoss] = field(default_factory=dict)
+    """The losses computed inline (:mod:`vaeloss.check.inline`), by the name of their function."""
 
     def node_of(self, name: str) -> list[ast.AST]:
         """The definitions behind ``name`` (a function, a class, a method, or the class of a
         module-level instance), for finding lines inside the loss."""
+        if name in self.inline:
+            return list(self.inline[name].nodes)
         head, _, method = name.partition(".")
         defs = {
             n.name: n

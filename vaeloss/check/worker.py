@@ -137,6 +137,9 @@ def _candidates(
         except ObjectError as exc:
             problems.append(str(exc) if request.explicit else f"{name}: {exc}")
             continue
+        inline = {n: what for n, _, what in request.inline}
+        if name in inline:
+            obj = replace(obj, described=inline[name])
         params = params_of(obj.function or obj.call, obj.call, set(extra))
         forms = call_forms(params)
         missing = missing_arguments(params)
@@ -337,6 +340,17 @@ def _probed(
         )
 
 
+def _add_inline(request: CheckRequest, namespace: dict[str, Any]) -> None:
+    """The losses computed inline, as functions of the loaded module (reading its globals),
+    their source readable by ``inspect`` (:mod:`vaeloss.check.inline`)."""
+    import linecache
+
+    for name, source, _ in request.inline:
+        filename = f"<vaeloss: {name} of {Path(request.path).name}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        exec(compile(source, filename, "exec"), namespace)
+
+
 def _prepare_framework(request: CheckRequest) -> tuple[Backend, tuple[str, ...]]:
     """Import the file's framework before its code runs (Keras on the backend it runs on; the
     Keras 2 names the file uses supplied): the probe's backend, and what was supplied."""
@@ -365,6 +379,7 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         return loaded
     skipped = tuple(loaded.skipped)
     namespace = vars(loaded.module)
+    _add_inline(request, namespace)
     init, extra = _values(request.init, namespace), _values(request.args, namespace)
     loaded_in = time.time() - started
     channel.send(PhaseStarted("call"))

@@ -3,7 +3,8 @@
 A notebook (``.ipynb``) becomes one Python text: its code cells in order, with IPython magics
 (``%...``, ``%%...`` cells) and shell lines (``!...``) replaced by ``pass``, and cells that do
 not parse (a course's exercise cell ``self.fc_mu = # TODO``) left blank and listed in
-:attr:`SourceFile.broken`, so that every line keeps its place and the rest can be checked. :meth:`SourceFile.where` turns a line of that text back into "cell N, line M".
+:attr:`SourceFile.broken`, so that every line keeps its place and the rest can be checked.
+:meth:`SourceFile.where` turns a line of that text back into "cell N, line M".
 Nothing here executes the file.
 """
 
