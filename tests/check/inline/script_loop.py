@@ -1,28 +1,26 @@
+from __future__ import print_function
 import argparse
-
 import torch
 import torch.utils.data
 from torch import nn, optim
 from torch.nn import functional as F
 from torchvision import datasets, transforms
 
-parser = argparse.ArgumentParser(description="VAE MNIST Example")
-parser.add_argument("--batch-size", type=int, default=128, metavar="N")
-parser.add_argument("--epochs", type=int, default=10, metavar="N")
-parser.add_argument("--kl-weight", type=float, default=0.5)
+parser = argparse.ArgumentParser(description='VAE MNIST Example')
+parser.add_argument('--batch-size', type=int, default=128, metavar='N')
+parser.add_argument('--epochs', type=int, default=10, metavar='N')
+parser.add_argument('--kl-weight', type=float, default=0.5)
 args = parser.parse_args()
 device = torch.device("cpu")
 
 train_loader = torch.utils.data.DataLoader(
-    datasets.MNIST("../data", train=True, download=True, transform=transforms.ToTensor()),
-    batch_size=args.batch_size,
-    shuffle=True,
-)
+    datasets.MNIST('../data', train=True, download=True, transform=transforms.ToTensor()),
+    batch_size=args.batch_size, shuffle=True)
 
 
 class VAE(nn.Module):
     def __init__(self):
-        super().__init__()
+        super(VAE, self).__init__()
         self.fc1 = nn.Linear(784, 400)
         self.fc21 = nn.Linear(400, 20)
         self.fc22 = nn.Linear(400, 20)
