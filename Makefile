@@ -24,7 +24,7 @@ audit: $(STAMP)
 	$(BIN)/vaeloss audit
 
 test: $(STAMP_ALL)
-	$(BIN)/python -m pytest -q -n 2 --durations=10
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10
 	$(BIN)/ruff check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss
 

@@ -104,10 +104,8 @@ def _value(formula: str, B: int, shape: tuple[int, ...], k: int) -> float:
     )
 
 
-@cache
-def _finite_differences(case_id: str) -> tuple[float, ...]:
-    case = CASES[case_id]
-    spec = {
+def _spec(case: Case) -> dict:
+    return {
         "file": str(HERE / case.file),
         "name": case.name,
         "arrays": case.arrays,
@@ -117,15 +115,25 @@ def _finite_differences(case_id: str) -> tuple[float, ...]:
         "decoder": case.decoder,
         "cases": [[B, list(shape), k] for B, shape, k in case.sizes],
     }
+
+
+@cache
+def _finite_differences_of(arrays: str) -> dict[str, tuple[float, ...]]:
+    """The betas by finite differences of every case of one framework, in one fresh process."""
+    ids = [i for i, c in CASES.items() if c.arrays == arrays]
     out = subprocess.run(
-        [sys.executable, str(HERE / "finite_differences.py"), json.dumps(spec)],
+        [sys.executable, str(HERE / "finite_differences.py"), json.dumps([_spec(CASES[i]) for i in ids])],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=HERE,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+    return dict(zip(ids, map(tuple, json.loads(out.stdout.strip().splitlines()[-1]))))
+
+
+def _finite_differences(case_id: str) -> tuple[float, ...]:
+    return _finite_differences_of(CASES[case_id].arrays)[case_id]
 
 
 def _check(case: Case, capsys: pytest.CaptureFixture[str]) -> dict:
@@ -137,7 +145,11 @@ def _check(case: Case, capsys: pytest.CaptureFixture[str]) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case_id", list(CASES))
+@pytest.mark.parametrize(
+    "case_id",
+    # one framework's cases on one pytest worker: its finite differences run once, in one process
+    [pytest.param(i, marks=pytest.mark.xdist_group(c.arrays)) for i, c in CASES.items()],
+)
 def test_framework_loss_as_written(case_id, capsys):
     case = CASES[case_id]
     expected = [_value(case.beta, *size) for size in case.sizes]

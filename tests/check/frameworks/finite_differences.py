@@ -9,7 +9,8 @@ is ``mu^2 / 2`` in every parameterisation of the scale). Both changes of the ref
 are computed here by hand in NumPy; the loss's changes are the user's function's. The betas
 ``b / a`` are what the tests compare with ``vaeloss check`` and with the hand derivation.
 
-Usage: python finite_differences.py '<json spec>'
+Usage: python finite_differences.py '<json list of specs>' (one framework's losses; prints a list
+of lists of betas).
 """
 
 import json
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-SPEC = json.loads(sys.argv[1])
+SPECS = json.loads(sys.argv[1])  # losses of one framework, each as below
+SPEC = SPECS[0]
 if SPEC["arrays"] == "keras-torch":
     os.environ["KERAS_BACKEND"] = "torch"
 elif SPEC["arrays"] == "tensorflow":
@@ -116,5 +118,8 @@ def beta(loaded, B, shape, k, delta=0.05):
     return b / a
 
 
-loaded = load()
-print(json.dumps([beta(loaded, B, tuple(shape), k) for B, shape, k in SPEC["cases"]]))
+out = []
+for SPEC in SPECS:
+    loaded = load()
+    out.append([beta(loaded, B, tuple(shape), k) for B, shape, k in SPEC["cases"]])
+print(json.dumps(out))
