@@ -8,7 +8,6 @@ give; Keras 3 on JAX is seeded through Keras. Distributions (``distrax``) are no
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import jax
@@ -38,12 +37,6 @@ class JaxBackend(ArrayReading):
     def array(self, value: Tensor) -> jax.Array:
         return jnp.asarray(value.detach().numpy())
 
-    def normal(self, loc: Tensor, scale: Tensor) -> Any:
-        raise TypeError("a JAX loss takes arrays, not distribution objects")
-
-    def bernoulli(self, probs: Tensor) -> Any:
-        raise TypeError("a JAX loss takes arrays, not distribution objects")
-
     def seed(self, seed: int) -> None:
         np.random.seed(seed)
         seed_keras(seed)
@@ -51,9 +44,6 @@ class JaxBackend(ArrayReading):
     def scalar(self, value: Any, batch: int) -> Any:
         a = jnp.asarray(value)
         return a.mean() if a.ndim == 1 and a.shape[0] == batch else a.reshape(())
-
-    def no_grad(self) -> AbstractContextManager[None]:
-        return nullcontext()
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         arrays = [jnp.asarray(t.detach().numpy()) for t in inputs]

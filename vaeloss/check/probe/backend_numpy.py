@@ -27,8 +27,22 @@ def seed_keras(seed: int) -> None:
 
 
 class ArrayReading:
-    """How a backend reads numbers from its arrays (its own, or NumPy's): through
-    :meth:`to_numpy`, never while they are being traced for a gradient."""
+    """What the backends of frameworks other than torch share: numbers read from their arrays
+    (their own, or NumPy's) through :meth:`to_numpy`, never while they are being traced for a
+    gradient; no distribution objects (a loss taking ``q`` is not called that way); calls that
+    build no graph unless a gradient is taken."""
+
+    name = "arrays"
+    without_distributions = "takes arrays, not distribution objects"
+
+    def normal(self, loc: Tensor, scale: Tensor) -> Any:
+        raise TypeError(f"a {self.name} loss {self.without_distributions}")
+
+    def bernoulli(self, probs: Tensor) -> Any:
+        raise TypeError(f"a {self.name} loss {self.without_distributions}")
+
+    def no_grad(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def native(self, value: Any) -> bool:
         """Whether ``value`` is an array of the framework."""
@@ -71,12 +85,6 @@ class NumpyBackend(ArrayReading):
     def array(self, value: Tensor) -> np.ndarray:
         return value.detach().numpy().copy()
 
-    def normal(self, loc: Tensor, scale: Tensor) -> Any:
-        raise TypeError("a NumPy loss takes arrays, not distribution objects")
-
-    def bernoulli(self, probs: Tensor) -> Any:
-        raise TypeError("a NumPy loss takes arrays, not distribution objects")
-
     def seed(self, seed: int) -> None:
         np.random.seed(seed)
         seed_keras(seed)
@@ -84,9 +92,6 @@ class NumpyBackend(ArrayReading):
     def scalar(self, value: Any, batch: int) -> Any:
         arr = np.asarray(value, dtype=np.float64)
         return arr.mean() if arr.ndim == 1 and arr.shape[0] == batch else arr.reshape(())
-
-    def no_grad(self) -> AbstractContextManager[None]:
-        return nullcontext()
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         return None

@@ -8,7 +8,6 @@ tried.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ class TensorFlowBackend(ArrayReading):
     """TensorFlow's eager tensors (channels-last images)."""
 
     name = "tensorflow"
+    without_distributions = "taking distribution objects needs TensorFlow Probability"
     channels_last = True
     differentiable = True
     resolution = 0.0
@@ -38,12 +38,6 @@ class TensorFlowBackend(ArrayReading):
     def array(self, value: Tensor) -> tf.Tensor:
         return tf.constant(value.detach().numpy())
 
-    def normal(self, loc: Tensor, scale: Tensor) -> Any:
-        raise TypeError("a TensorFlow loss taking distribution objects needs TensorFlow Probability")
-
-    def bernoulli(self, probs: Tensor) -> Any:
-        raise TypeError("a TensorFlow loss taking distribution objects needs TensorFlow Probability")
-
     def seed(self, seed: int) -> None:
         tf.random.set_seed(seed)
         np.random.seed(seed)
@@ -52,9 +46,6 @@ class TensorFlowBackend(ArrayReading):
     def scalar(self, value: Any, batch: int) -> Any:
         t = tf.convert_to_tensor(value)
         return tf.reduce_mean(t) if t.shape.rank == 1 and t.shape[0] == batch else tf.reshape(t, ())
-
-    def no_grad(self) -> AbstractContextManager[None]:
-        return nullcontext()
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         leaves = [tf.constant(t.detach().numpy()) for t in inputs]
