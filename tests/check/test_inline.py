@@ -94,4 +94,8 @@ def test_a_classifiers_loop_is_no_vae_loss(capsys):
     code, report = _check(capsys, "classifier_loop.py")
     assert code == 2
     assert report.get("effective_beta") is None
-    assert "no way to pass (reconstruction, data, mu, logvar)" in report["error"]
+    assert report["error"].startswith(
+        "Expected a VAE loss but the loss computed inline at line 10, in the script's top-level loop, "
+        "is none: it reads logits, y, and no posterior mean and (log-)variance (a classifier's or a "
+        "GAN's loss?)."
+    )

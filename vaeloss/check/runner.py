@@ -247,7 +247,16 @@ def _inline_of(static: StaticSource, names: list[str]) -> list[InlineLoss]:
 def _failure_with_hints(
     answer: CheckFailure, shown: str, static: StaticSource, names: list[str], D: int
 ) -> LossCheckError:
-    """The error of a failed check, with a hint when the file hard-codes 784 and D is not."""
+    """The error of a failed check, with a hint when the file hard-codes 784 and D is not, or
+    when a loss computed inline takes nothing a VAE loss takes."""
+    inline = [static.inline[n] for n in names if n in static.inline]
+    if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
+        found = inline[0]
+        return LossCheckError(
+            f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
+            "and no posterior mean and (log-)variance (a classifier's or a GAN's loss?). Try "
+            f"'vaeloss check {static.source.path}:NAME' with the function that computes your VAE loss."
+        )
     error = _failure(answer, shown, static)
     fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
     if fixed and D != 784:
