@@ -99,3 +99,23 @@ def test_a_classifiers_loop_is_no_vae_loss(capsys):
         "is none: it reads logits, y, and no posterior mean and (log-)variance (a classifier's or a "
         "GAN's loss?)."
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("shape", "expected"), [("28,28,1", 1.0), ("16,16,3", 3.0)], ids=["mnist", "rgb"])
+def test_keras_io_train_step_under_a_gradient_tape(capsys, shape, expected):
+    """The keras.io VAE's ``train_step`` as published: the loss under ``with tf.GradientTape()``,
+    used by ``tape.gradient(total_loss, ...)``, in no loop. Its statements are those of
+    ``frameworks/tf_keras_io_loss.py`` (with keras.ops for tf), whose betas the framework tests
+    confirm by finite differences: Keras's BCE averages over the channel axis, so beta = C."""
+    code, report = _check(capsys, "keras_io_train_step.py", "--input-shape", shape, "-B", "16", "-k", "2")
+    assert code == 0, report
+    assert report["framework"] == "tensorflow"
+    assert report["effective_beta"] == pytest.approx(expected, rel=1e-9)
+    assert report["selected_because"].endswith("in VAE.train_step()")
+    assert report["roles"] == {
+        "data": "data",
+        "recon": "reconstruction",
+        "mu": "z_mean",
+        "scale": "z_log_var",
+    }

@@ -1,8 +1,10 @@
-"""Losses written inline: computed in a training loop and used there (``loss.backward()``), never
-defined as a function. Nothing here executes the file.
+"""Losses written inline: computed in a training loop or step and used there (``loss.backward()``,
+``tape.gradient(loss, ...)``), never defined as a function. Nothing here executes the file.
 
 :func:`find_inline_losses` finds each ``NAME.backward()`` inside a loop (at the top level of a
-script, or in a function such as ``train(model, loader, optimizer, beta=4.0)``) and takes the
+script, or in a function such as ``train(model, loader, optimizer, beta=4.0)``) and each
+``tape.gradient(NAME, ...)`` (also in a Keras ``train_step``, under its ``with
+tf.GradientTape()``) and takes the
 statements before it, in the same block, that ``NAME`` depends on: a backward slice that stops
 at the model's outputs (``recon, mu, logvar = model(x)``: their names become inputs) and leaves
 out device moves (``x = x.to(device)``), the data loading, the optimizer and everything else.
@@ -91,6 +93,28 @@ def _backward_name(stmt: ast.stmt) -> str | None:
     return None
 
 
+def _gradient_name(stmt: ast.stmt) -> str | None:
+    """``NAME`` of ``grads = tape.gradient(NAME, ...)`` (TensorFlow's GradientTape)."""
+    value = stmt.value if isinstance(stmt, (ast.Assign, ast.Expr)) else None
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr == "gradient"
+    ):
+        if value.args and isinstance(value.args[0], ast.Name):
+            return value.args[0].id
+    return None
+
+
+def _flat(block: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of a block with those of its ``with`` blocks in their place (a loss
+    computed under ``with tf.GradientTape() as tape:``)."""
+    out: list[ast.stmt] = []
+    for stmt in block:
+        out += _flat(stmt.body) if isinstance(stmt, (ast.With, ast.AsyncWith)) else [stmt]
+    return out
+
+
 def _is_model_output(stmt: ast.Assign) -> bool:
     """Whether an assignment binds the model's outputs (where the slice stops)."""
     if not isinstance(stmt.value, ast.Call):
@@ -119,7 +143,7 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
     """The statements of ``block`` that ``target`` depends on, back to the model's outputs."""
     needed = {target}
     kept: list[ast.stmt] = []
-    for stmt in reversed(block):
+    for stmt in reversed(_flat(block)):
         if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = _stored([stmt])
             if not targets & needed:
@@ -135,13 +159,15 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
 
 def _blocks_with_backward(
     body: list[ast.stmt], in_loop: bool = False
-) -> list[tuple[list[ast.stmt], int, str]]:
-    """(the statements before it, its index, the name) of each ``NAME.backward()`` in a loop."""
+) -> list[tuple[list[ast.stmt], bool, str]]:
+    """(the statements before it, whether in a loop, the name) of each ``NAME.backward()`` in a loop
+    and each ``tape.gradient(NAME, ...)`` (in a loop or not: a Keras ``train_step``)."""
     found = []
     for i, stmt in enumerate(body):
-        name = _backward_name(stmt)
-        if name is not None and in_loop:
-            found.append((body[:i], i, name))
+        name = _backward_name(stmt) if in_loop else None
+        name = name or _gradient_name(stmt)
+        if name is not None:
+            found.append((body[:i], in_loop, name))
         for part in ("body", "orelse", "finalbody"):
             inner = getattr(stmt, part, None)
             if isinstance(inner, list) and not isinstance(
@@ -180,11 +206,12 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
     """Every loss computed inline and used by ``.backward()`` in a loop (see the module docstring)."""
     found: list[InlineLoss] = []
     for body, fn, scope in _scopes(tree):
-        where = f"in the loop of {scope}()" if scope else "in the script's top-level loop"
         local = (
             (_stored(body) | {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}) if fn else set()
         )
-        for before, _, name in _blocks_with_backward(body):
+        for before, in_loop, name in _blocks_with_backward(body):
+            where = f"in the loop of {scope}()" if in_loop else f"in {scope}()"
+            where = where if scope else "in the script's top-level loop"
             statements = _slice(before, name)
             if not statements:
                 continue
