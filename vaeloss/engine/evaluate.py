@@ -172,25 +172,21 @@ def choose_evaluation(
         return EvaluationPlan(k, r, per_row * r, budget_seconds, rec, cost, fits, per_call)
 
     rec = recon_samples
-    k_top = min(max_samples, PREFERRED_SAMPLES)
+    k_top, k_few = min(max_samples, PREFERRED_SAMPLES), min(max_samples, FEW_SAMPLES)
     k = min(max_samples, passes(rows) - rec - _OTHER_PASSES)
     if k >= k_top:
         return plan(rows, k, rec)
-    floor_rows = min(PREFERRED_ROWS, rows)
-    r = min(rows, int(budget_seconds / (per_row * (k_top + rec + _OTHER_PASSES))))
-    if r >= floor_rows:
-        return plan(r, k_top, rec)
-    k_few = min(max_samples, FEW_SAMPLES)
-    k = min(k_top, passes(floor_rows) - rec - _OTHER_PASSES)
-    if k >= k_few:
-        return plan(floor_rows, k, rec)
-    min_rows = min(MIN_ROWS, rows)
-    r = min(floor_rows, int(budget_seconds / (per_row * (k_few + rec + _OTHER_PASSES))))
-    if r >= min_rows:
-        return plan(r, k_few, rec)
-    k = min(k_few, passes(min_rows) - rec - _OTHER_PASSES)
-    if k >= 1:
-        return plan(min_rows, k, rec)
+    # each tier: fewer rows at its K, down to its floor; then a smaller K at the floor
+    floor = rows
+    for k_tier, k_least, tier_floor in ((k_top, k_few, PREFERRED_ROWS), (k_few, 1, MIN_ROWS)):
+        r = min(floor, int(budget_seconds / (per_row * (k_tier + rec + _OTHER_PASSES))))
+        floor = min(tier_floor, rows)
+        if r >= floor:
+            return plan(r, k_tier, rec)
+        k = min(k_tier, passes(floor) - rec - _OTHER_PASSES)
+        if k >= k_least:
+            return plan(floor, k, rec)
+    min_rows = floor
     rec_fit = passes(min_rows) - _OTHER_PASSES
     if rec_fit >= 1:
         return plan(min_rows, 0, min(rec, rec_fit))
