@@ -157,9 +157,7 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
     return list(reversed(kept))
 
 
-def _blocks_with_backward(
-    body: list[ast.stmt], in_loop: bool = False
-) -> list[tuple[list[ast.stmt], bool, str]]:
+def _loss_uses(body: list[ast.stmt], in_loop: bool = False) -> list[tuple[list[ast.stmt], bool, str]]:
     """(the statements before it, whether in a loop, the name) of each ``NAME.backward()`` in a loop
     and each ``tape.gradient(NAME, ...)`` (in a loop or not: a Keras ``train_step``)."""
     found = []
@@ -173,9 +171,9 @@ def _blocks_with_backward(
             if isinstance(inner, list) and not isinstance(
                 stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
             ):
-                found += _blocks_with_backward(inner, in_loop or isinstance(stmt, (ast.For, ast.While)))
+                found += _loss_uses(inner, in_loop or isinstance(stmt, (ast.For, ast.While)))
         for handler in getattr(stmt, "handlers", []):
-            found += _blocks_with_backward(handler.body, in_loop)
+            found += _loss_uses(handler.body, in_loop)
     return found
 
 
@@ -193,23 +191,23 @@ def _scopes(
         (tree.body, None, "")
     ]
     for node in tree.body:
-        funcs = [node] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append((node.body, node, node.name))
+        elif isinstance(node, ast.ClassDef):
             funcs = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
             out += [(f.body, f, f"{node.name}.{f.name}") for f in funcs]
-        else:
-            out += [(f.body, f, f.name) for f in funcs]
     return out
 
 
 def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
-    """Every loss computed inline and used by ``.backward()`` in a loop (see the module docstring)."""
+    """Every loss computed inline and used by ``.backward()`` in a loop or by
+    ``tape.gradient`` (see the module docstring)."""
     found: list[InlineLoss] = []
     for body, fn, scope in _scopes(tree):
         local = (
             (_stored(body) | {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}) if fn else set()
         )
-        for before, in_loop, name in _blocks_with_backward(body):
+        for before, in_loop, name in _loss_uses(body):
             where = f"in the loop of {scope}()" if in_loop else f"in {scope}()"
             where = where if scope else "in the script's top-level loop"
             statements = _slice(before, name)
@@ -223,11 +221,11 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
             loop_local = _stored(before) | local | _loop_targets(body, statements[0])
             params = sorted((reads & loop_local) - set(dir(builtins)))
             defaults = _defaults(fn) if fn else {}
-            plain = [p for p in params if p not in defaults]
-            with_default = [f"{p}={ast.unparse(defaults[p])}" for p in params if p in defaults]
+            ordered = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
+            signature = [f"{p}={ast.unparse(defaults[p])}" if p in defaults else p for p in ordered]
             first, last = statements[0].lineno, statements[-1].end_lineno or statements[-1].lineno
             ident = f"{PREFIX}{first}"
-            lines = [f"def {ident}({', '.join(plain + with_default)}):"]
+            lines = [f"def {ident}({', '.join(signature)}):"]
             lines += ["    " + line for stmt in statements for line in ast.unparse(stmt).splitlines()]
             lines.append(f"    return {name}")
             found.append(
@@ -235,7 +233,7 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
                     ident,
                     (first, last),
                     where,
-                    tuple(plain + [p for p in params if p in defaults]),
+                    tuple(ordered),
                     "\n".join(lines) + "\n",
                     scope or None,
                     tuple(statements),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
-from vaeloss.check.inline import InlineLoss, find_inline_losses
+from vaeloss.check.inline import InlineLoss
 from vaeloss.check.protocol import (
     CallStarted,
     CheckAnswer,
@@ -220,26 +220,6 @@ def _run_worker(request: CheckRequest, timeout: float, isolate: bool) -> CheckAn
     return run(replace(request, writable=(tempfile.gettempdir(),)), Channel(None))
 
 
-def _names(static: StaticSource, name: str | None, inline: list[InlineLoss]) -> tuple[list[str], str, bool]:
-    """The names to try, why, and whether the user named it (:func:`select`), with the losses
-    computed inline: among the candidates, or the one in the function the user named."""
-    static.inline.update({i.name: i for i in inline})
-    if name is not None:
-        inside = [i for i in inline if i.scope == name]
-        if inside:
-            return [inside[0].name], f"{inside[0].describe()}, in {name!r} as named", True
-        return select(static, name)
-    try:
-        names, why, explicit = select(static, name)
-    except LossCheckError:
-        if not inline:
-            raise
-        if len(inline) == 1:
-            return [inline[0].name], f"the only loss found: {inline[0].describe()}", False
-        return [i.name for i in inline], "", False
-    return names + [i.name for i in inline if len(names) < 6], why if not inline else "", False
-
-
 def _inline_of(static: StaticSource, names: list[str]) -> list[InlineLoss]:
     return [static.inline[n] for n in names if n in static.inline]
 
@@ -249,7 +229,7 @@ def _failure_with_hints(
 ) -> LossCheckError:
     """The error of a failed check, with a hint when the file hard-codes 784 and D is not, or
     when a loss computed inline takes nothing a VAE loss takes."""
-    inline = [static.inline[n] for n in names if n in static.inline]
+    inline = _inline_of(static, names)
     if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
         found = inline[0]
         return LossCheckError(
@@ -345,7 +325,7 @@ def check_loss(
     static = read_static(read_source_file(resolved.path))
     framework = detect_framework(static.source, static.tree)
     require_framework(framework, static.source)
-    names, why, explicit = _names(static, resolved.name, find_inline_losses(static.tree))
+    names, why, explicit = select(static, resolved.name)
     request = CheckRequest(
         path=str(resolved.path),
         module=resolved.module,

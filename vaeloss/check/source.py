@@ -9,7 +9,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vaeloss.check.inline import InlineLoss
+from vaeloss.check.inline import InlineLoss, find_inline_losses
 from vaeloss.errors import LossCheckError
 from vaeloss.usercode.sourcefile import SourceFile
 
@@ -246,14 +246,32 @@ def read_static(source: SourceFile) -> StaticSource:
             f"{exc.msg}. Try 'python -m py_compile {source.path}' to see it."
         ) from None
     ranked = sorted((c for c in _candidates(tree) if _rank(c)[0] < 9), key=_rank)
-    return StaticSource(source, tree, ranked)
+    return StaticSource(source, tree, ranked, {i.name: i for i in find_inline_losses(tree)})
 
 
 def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[list[str], str, bool]:
-    """The names to try (the loss, or candidates best first), why, and whether it was named."""
+    """The names to try (the loss, or candidates best first), why, and whether it was named.
+
+    Losses computed inline (:mod:`vaeloss.check.inline`) come after the functions and classes
+    while fewer than ``limit`` of those are candidates; a named function whose body computes
+    one (``FILE:train``) is that loss."""
+    inline = list(static.inline.values())
     if name is not None:
+        inside = [i for i in inline if i.scope == name]
+        if inside:
+            return [inside[0].name], f"{inside[0].describe()}, in {name!r} as named", True
         return [name], f"{name!r} as named", True
     candidates = static.candidates[:limit]
+    if not candidates and len(inline) == 1:
+        return [inline[0].name], f"the only loss found: {inline[0].describe()}", False
+    if not candidates and inline:
+        return [i.name for i in inline], "", False
+    if inline:
+        return (
+            [c.name for c in candidates] + ([i.name for i in inline] if len(candidates) < limit else []),
+            "",
+            False,
+        )
     if not candidates:
         listed = ", ".join(n.name for n in static.tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
         raise LossCheckError(

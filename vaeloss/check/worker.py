@@ -131,13 +131,13 @@ def _candidates(
 
     found: list[_Candidate] = []
     problems: list[str] = []
+    inline = {n: what for n, _, what in request.inline}
     for name in request.names:
         try:
             obj = resolve_object(loaded, name, init)
         except ObjectError as exc:
             problems.append(str(exc) if request.explicit else f"{name}: {exc}")
             continue
-        inline = {n: what for n, _, what in request.inline}
         if name in inline:
             obj = replace(obj, described=inline[name])
         params = params_of(obj.function or obj.call, obj.call, set(extra))

@@ -39,19 +39,20 @@ _MODULES: dict[FrameworkName, tuple[str, ...]] = {
     "numpy": ("numpy", "scipy"),
 }
 _ORDER: tuple[FrameworkName, ...] = ("torch", "tensorflow", "jax", "keras", "numpy")
-_INSTALLS: dict[str, tuple[str, str]] = {
-    # module -> (the distribution to find, the extra that installs it)
-    "torch": ("torch", "vaeloss"),
-    "tensorflow": ("tensorflow", "vaeloss[tensorflow]"),
-    "tf_keras": ("tf_keras", "vaeloss[tensorflow]' 'tf_keras"),
-    "tensorflow_probability": ("tensorflow_probability", "vaeloss[tensorflow]' 'tensorflow-probability"),
-    "jax": ("jax", "vaeloss[jax]"),
-    "jaxlib": ("jaxlib", "vaeloss[jax]"),
-    "flax": ("flax", "vaeloss[jax]"),
-    "optax": ("optax", "vaeloss[jax]"),
-    "keras": ("keras", "vaeloss[keras]"),
+_INSTALLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # module -> (the distribution to find, what to pip install for it)
+    "torch": ("torch", ("vaeloss",)),
+    "tensorflow": ("tensorflow", ("vaeloss[tensorflow]",)),
+    "tf_keras": ("tf_keras", ("vaeloss[tensorflow]", "tf_keras")),
+    "tensorflow_probability": ("tensorflow_probability", ("vaeloss[tensorflow]", "tensorflow-probability")),
+    "jax": ("jax", ("vaeloss[jax]",)),
+    "jaxlib": ("jaxlib", ("vaeloss[jax]",)),
+    "flax": ("flax", ("vaeloss[jax]",)),
+    "optax": ("optax", ("vaeloss[jax]",)),
+    "keras": ("keras", ("vaeloss[keras]",)),
 }
-_KERAS_BACKENDS: dict[str, ArrayKind] = {
+_ARRAYS: dict[str, ArrayKind] = {
+    # a framework (or a KERAS_BACKEND) -> the arrays it computes with
     "torch": "torch",
     "tensorflow": "tensorflow",
     "jax": "jax",
@@ -121,7 +122,7 @@ def detect_framework(source: SourceFile, tree: ast.AST | None = None) -> Framewo
     keras_backend: ArrayKind | None = None
     if "keras" in tops or name == "tensorflow":
         keras_backend = _keras_backend(name)
-    arrays: ArrayKind = keras_backend if name == "keras" and keras_backend else _arrays(name)
+    arrays: ArrayKind = keras_backend if name == "keras" and keras_backend else _ARRAYS[name]
     return FrameworkUse(name, arrays, keras_backend, imports)
 
 
@@ -150,17 +151,13 @@ def _most_used(tree: ast.AST, among: tuple[FrameworkName, ...]) -> FrameworkName
     return max(among, key=lambda f: (uses[f], -among.index(f)))
 
 
-def _arrays(name: FrameworkName) -> ArrayKind:
-    return "torch" if name == "keras" else name
-
-
 def _keras_backend(name: FrameworkName) -> ArrayKind:
     """The backend Keras runs on: the framework's own (TensorFlow, JAX, torch), else the
     user's ``KERAS_BACKEND``, else torch."""
     if name in ("tensorflow", "jax", "torch"):
-        return _arrays(name)
+        return _ARRAYS[name]
     chosen = os.environ.get("KERAS_BACKEND", "").strip().lower()
-    return _KERAS_BACKENDS.get(chosen, "torch")
+    return _ARRAYS.get(chosen, "torch")
 
 
 def require_framework(use: FrameworkUse, source: SourceFile) -> None:
@@ -180,5 +177,5 @@ def require_framework(use: FrameworkUse, source: SourceFile) -> None:
         where = source.where(line) or f"line {line}"
         raise UserCodeError(
             f"Expected {dist[0]} to be installed to check {source.path.name}, which imports it at "
-            f"{where} ({text}), but it is not. Try pip install '{dist[1]}'."
+            f"{where} ({text}), but it is not. Try pip install {' '.join(repr(a) for a in dist[1])}."
         )

@@ -21,10 +21,37 @@ import torch
 from torch import Tensor
 from torch.distributions import Bernoulli, Normal
 
-__all__ = ["FLOAT32", "Backend", "KerasTorchBackend", "TorchBackend", "backend_for"]
+__all__ = [
+    "FLOAT32",
+    "Backend",
+    "KerasTorchBackend",
+    "TorchBackend",
+    "backend_for",
+    "per_sample",
+    "seed_keras",
+]
 
 FLOAT32 = 2.0**-23
 """The resolution of float32 arithmetic (its machine epsilon)."""
+
+
+def per_sample(shape: tuple[int, ...], batch: int) -> bool:
+    """Whether an output of ``shape`` is one value per sample, which frameworks average over
+    the batch (as Keras does with a loss returning ``[B]``).
+
+    >>> per_sample((128,), 128), per_sample((128, 784), 128), per_sample((), 128)
+    (True, False, False)
+    """
+    return len(shape) == 1 and shape[0] == batch
+
+
+def seed_keras(seed: int) -> None:
+    """Seed Keras's global random numbers too, when the user's code has imported Keras."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.utils.set_random_seed(seed)
 
 
 class Backend(Protocol):
@@ -113,7 +140,7 @@ class TorchBackend:
         if isinstance(value, Tensor):
             if value.dim() == 0 or value.numel() == 1:
                 return float(value.reshape(()).detach())
-            if value.dim() == 1 and value.shape[0] == batch:
+            if per_sample(tuple(value.shape), batch):
                 return float(value.detach().mean())
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -123,7 +150,7 @@ class TorchBackend:
     def scalar(self, value: Any, batch: int) -> Tensor:
         if not isinstance(value, Tensor):
             return torch.tensor(float(value))
-        return value.mean() if value.dim() == 1 and value.shape[0] == batch else value.reshape(())
+        return value.mean() if per_sample(tuple(value.shape), batch) else value.reshape(())
 
     def no_grad(self) -> AbstractContextManager[None]:
         return _no_grad()
@@ -149,8 +176,6 @@ class KerasTorchBackend(TorchBackend):
     but not its precision."""
 
     def seed(self, seed: int) -> None:
-        from vaeloss.check.probe.backend_numpy import seed_keras
-
         torch.manual_seed(seed)
         seed_keras(seed)
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaeloss.check.probe.backend_numpy import ArrayReading, seed_keras
+from vaeloss.check.probe.backend import per_sample
+from vaeloss.check.probe.backend_numpy import ArrayReading
 
 __all__ = ["JaxBackend"]
 
@@ -27,9 +28,6 @@ class JaxBackend(ArrayReading):
     """JAX arrays (channels-last images)."""
 
     name = "jax"
-    channels_last = True
-    differentiable = True
-    resolution = 0.0
 
     def native(self, value: Any) -> bool:
         return isinstance(value, jax.Array)
@@ -37,13 +35,9 @@ class JaxBackend(ArrayReading):
     def array(self, value: Tensor) -> jax.Array:
         return jnp.asarray(value.detach().numpy())
 
-    def seed(self, seed: int) -> None:
-        np.random.seed(seed)
-        seed_keras(seed)
-
     def scalar(self, value: Any, batch: int) -> Any:
         a = jnp.asarray(value)
-        return a.mean() if a.ndim == 1 and a.shape[0] == batch else a.reshape(())
+        return a.mean() if per_sample(a.shape, batch) else a.reshape(())
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         arrays = [jnp.asarray(t.detach().numpy()) for t in inputs]

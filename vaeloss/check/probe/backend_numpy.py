@@ -14,26 +14,27 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-__all__ = ["ArrayReading", "NumpyBackend", "seed_keras"]
+from vaeloss.check.probe.backend import per_sample, seed_keras
 
-
-def seed_keras(seed: int) -> None:
-    """Seed Keras's global random numbers too, when the user's code has imported Keras."""
-    import sys
-
-    keras = sys.modules.get("keras")
-    if keras is not None:
-        keras.utils.set_random_seed(seed)
+__all__ = ["ArrayReading", "NumpyBackend"]
 
 
 class ArrayReading:
     """What the backends of frameworks other than torch share: numbers read from their arrays
     (their own, or NumPy's) through :meth:`to_numpy`, never while they are being traced for a
     gradient; no distribution objects (a loss taking ``q`` is not called that way); calls that
-    build no graph unless a gradient is taken."""
+    build no graph unless a gradient is taken; channels-last images, float64 arithmetic, and
+    NumPy's and Keras's random numbers seeded."""
 
     name = "arrays"
     without_distributions = "takes arrays, not distribution objects"
+    channels_last = True
+    differentiable = True
+    resolution = 0.0
+
+    def seed(self, seed: int) -> None:
+        np.random.seed(seed)
+        seed_keras(seed)
 
     def normal(self, loc: Tensor, scale: Tensor) -> Any:
         raise TypeError(f"a {self.name} loss {self.without_distributions}")
@@ -66,7 +67,7 @@ class ArrayReading:
             return None
         if arr.size == 1:
             return float(arr.reshape(()))
-        if arr.ndim == 1 and arr.shape[0] == batch:
+        if per_sample(arr.shape, batch):
             return float(arr.astype(np.float64).mean())
         return None
 
@@ -75,9 +76,7 @@ class NumpyBackend(ArrayReading):
     """Losses written in NumPy: arrays in, a float or an array out, no gradient."""
 
     name = "numpy"
-    channels_last = True
     differentiable = False
-    resolution = 0.0
 
     def native(self, value: Any) -> bool:
         return isinstance(value, np.ndarray)
@@ -85,13 +84,9 @@ class NumpyBackend(ArrayReading):
     def array(self, value: Tensor) -> np.ndarray:
         return value.detach().numpy().copy()
 
-    def seed(self, seed: int) -> None:
-        np.random.seed(seed)
-        seed_keras(seed)
-
     def scalar(self, value: Any, batch: int) -> Any:
         arr = np.asarray(value, dtype=np.float64)
-        return arr.mean() if arr.ndim == 1 and arr.shape[0] == batch else arr.reshape(())
+        return arr.mean() if per_sample(arr.shape, batch) else arr.reshape(())
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         return None

@@ -15,7 +15,8 @@ import tensorflow as tf
 import torch
 from torch import Tensor
 
-from vaeloss.check.probe.backend_numpy import ArrayReading, seed_keras
+from vaeloss.check.probe.backend import per_sample
+from vaeloss.check.probe.backend_numpy import ArrayReading
 
 __all__ = ["TensorFlowBackend"]
 
@@ -25,9 +26,6 @@ class TensorFlowBackend(ArrayReading):
 
     name = "tensorflow"
     without_distributions = "taking distribution objects needs TensorFlow Probability"
-    channels_last = True
-    differentiable = True
-    resolution = 0.0
 
     def native(self, value: Any) -> bool:
         return isinstance(value, (tf.Tensor, tf.Variable))
@@ -40,12 +38,11 @@ class TensorFlowBackend(ArrayReading):
 
     def seed(self, seed: int) -> None:
         tf.random.set_seed(seed)
-        np.random.seed(seed)
-        seed_keras(seed)
+        super().seed(seed)
 
     def scalar(self, value: Any, batch: int) -> Any:
         t = tf.convert_to_tensor(value)
-        return tf.reduce_mean(t) if t.shape.rank == 1 and t.shape[0] == batch else tf.reshape(t, ())
+        return tf.reduce_mean(t) if per_sample(tuple(t.shape), batch) else tf.reshape(t, ())
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         leaves = [tf.constant(t.detach().numpy()) for t in inputs]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from vaeloss.check.probe.backend import Backend
+from vaeloss.check.probe.backend import Backend, per_sample
 
 __all__ = ["ReturnValueError", "loss_value", "output_kind", "output_scalar", "read_output"]
 
@@ -98,6 +98,6 @@ def output_kind(out: Any, batch: int, backend: Backend) -> Literal["scalar", "pe
     """Whether the loss returns a scalar or one value per sample (its first value, for a tuple)."""
     value, _ = loss_value(out, backend)
     first = value[0] if isinstance(value, (tuple, list)) and value else value
-    if backend.is_array(first) and backend.shape(first) == (batch,) and batch > 1:
+    if backend.is_array(first) and per_sample(backend.shape(first), batch) and batch > 1:
         return "per_sample"
     return "scalar"
