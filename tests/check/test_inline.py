@@ -8,6 +8,8 @@ statements, run on random tensors, equal ``a * NLL + b * KL`` with the hand-deri
 
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,19 @@ def test_a_classifiers_loop_is_no_vae_loss(capsys):
     )
 
 
+def test_a_gans_loop_is_no_vae_loss(capsys):
+    """pytorch/examples' DCGAN loop shape: three ``backward()`` (D on real, D on fake, G), each a
+    BCE of the discriminator's output; ``criterion = nn.BCELoss()`` is torch's own loss."""
+    code, report = _check(capsys, "gan_loop.py")
+    assert code == 2
+    assert report.get("effective_beta") is None
+    assert report["error"].startswith(
+        "Expected a VAE loss but the 3 losses computed inline (at lines 26-29, in the script's "
+        "top-level loop; at lines 26-35, in the script's top-level loop; at lines 26-44, in the "
+        "script's top-level loop) are none: they read output, real, and no posterior mean"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("shape", "expected"), [("28,28,1", 1.0), ("16,16,3", 3.0)], ids=["mnist", "rgb"])
 def test_keras_io_train_step_under_a_gradient_tape(capsys, shape, expected):
@@ -119,3 +134,118 @@ def test_keras_io_train_step_under_a_gradient_tape(capsys, shape, expected):
         "mu": "z_mean",
         "scale": "z_log_var",
     }
+
+
+_KERAS_STATEMENTS = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import argparse
+import numpy as np
+import torch
+from keras import ops as K  # the Keras 2 backend functions the file calls, under Keras 3's names
+from keras.losses import binary_crossentropy
+
+B, D, k = json.loads(sys.argv[1])
+g = np.random.default_rng(0)
+inputs = torch.from_numpy(g.random((B, D)))
+outputs = torch.from_numpy(0.05 + 0.9 * g.random((B, D)))
+z_mean = torch.from_numpy(g.standard_normal((B, k)))
+z_log_var = torch.from_numpy(0.3 * g.standard_normal((B, k)))
+args, original_dim = argparse.Namespace(mse=False), 784
+exec(sys.argv[2])
+print(json.dumps([float(vae_loss), inputs.tolist(), outputs.tolist(), z_mean.tolist(), z_log_var.tolist()]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("B", "D", "k"), [(128, 784, 20), (16, 392, 5)], ids=["mnist", "half-D"])
+def test_keras_loss_under_the_main_guard_passed_to_add_loss(capsys, B, D, k):
+    """The Keras 2.2 example's shape: the model built at the top level, the loss under the main
+    guard (an ``if args.mse`` choice of the reconstruction term) and passed to ``vae.add_loss``.
+    By hand: Keras's BCE is the mean over the D pixels, times original_dim = 784; the KL summed
+    over k; both averaged over the batch: beta = (1/B) / (784/(B*D)) = D/784. Confirmed by the
+    file's own statements run in Keras (torch backend) in a fresh process."""
+    text = (HERE / "keras_main_guard_add_loss.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "if args.mse:" in line)
+    last = next(i for i, line in enumerate(text) if "vae_loss = K.mean" in line)
+    statements = "\n".join(line[4:] for line in text[first : last + 1])
+    done = subprocess.run(
+        [sys.executable, "-c", _KERAS_STATEMENTS, json.dumps([B, D, k]), statements],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    value, x, recon, mu, logvar = json.loads(done.stdout.splitlines()[-1])
+    x, recon, mu, logvar = (torch.tensor(t, dtype=torch.float64) for t in (x, recon, mu, logvar))
+    nll = -Bernoulli(probs=recon, validate_args=False).log_prob(x).sum()
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    kl = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum()
+    a, b = 784 / (B * D), 1 / B
+    assert value == pytest.approx(float(a * nll + b * kl), rel=1e-6)  # Keras computes in float32
+
+    code, report = _check(capsys, "keras_main_guard_add_loss.py", "-B", str(B), "-D", str(D), "-k", str(k))
+    assert code == 0, report
+    assert report["framework"] == "keras (Keras 3 on its torch backend)"
+    assert report["effective_beta"] == pytest.approx(b / a, rel=1e-9)
+    assert report["effective_beta_formula"] == "D/784"
+    assert report["selected_because"] == (
+        "the only loss found: the loss computed inline at lines 66-76, under the script's main guard"
+    )
+    assert report["roles"] == {"data": "inputs", "recon": "outputs", "mu": "z_mean", "scale": "z_log_var"}
+    assert "keras.losses.mse -> keras.losses.mean_squared_error" in report["keras2_supplied"]
+
+
+_JAX_STATEMENTS = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+B, D, k = json.loads(sys.argv[1])
+g = np.random.default_rng(0)
+batch = jnp.asarray((g.random((B, D)) > 0.5).astype(np.float64))
+logits = jnp.asarray(2 * g.standard_normal((B, D)))
+mean = jnp.asarray(g.standard_normal((B, k)))
+logvar = jnp.asarray(0.3 * g.standard_normal((B, k)))
+kl_weight = 0.5
+exec(sys.argv[2])
+print(json.dumps([float(loss), *(np.asarray(t).tolist() for t in (batch, logits, mean, logvar))]))
+"""
+
+
+@pytest.mark.parametrize(("B", "D", "k"), [(128, 784, 20), (16, 100, 3)], ids=["mnist", "small"])
+def test_flax_closure_differentiated_by_value_and_grad(capsys, B, D, k):
+    """A jitted ``train_step`` whose ``loss_fn(params)`` closure calls the flax module's apply and
+    returns ``loss, (rec, kld)`` to ``jax.value_and_grad(loss_fn, has_aux=True)``. By hand: the
+    sigmoid BCE summed over pixels and the KL over latents, both batch means, the KL times the
+    default kl_weight=0.5: beta = 0.5. Confirmed by the file's own statements run in JAX (x64)."""
+    text = (HERE / "flax_train_step.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "rec = optax" in line)
+    statements = "\n".join(line.strip() for line in text[first : first + 3])
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_STATEMENTS, json.dumps([B, D, k]), statements],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    value, x, logits, mu, logvar = json.loads(done.stdout.splitlines()[-1])
+    x, logits, mu, logvar = (torch.tensor(t, dtype=torch.float64) for t in (x, logits, mu, logvar))
+    nll = -Bernoulli(logits=logits).log_prob(x).sum()
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    kl = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum()
+    a, b = 1 / B, 0.5 / B
+    assert value == pytest.approx(float(a * nll + b * kl), rel=1e-12)
+
+    code, report = _check(capsys, "flax_train_step.py", "-B", str(B), "-D", str(D), "-k", str(k))
+    assert code == 0, report
+    assert report["framework"] == "jax"
+    assert report["effective_beta"] == pytest.approx(b / a, rel=1e-9)
+    assert report["kl_weight_parameter"] == "kl_weight"
+    assert report["selected_because"] == (
+        "the only loss found: the loss computed inline at lines 58-61, in loss_fn() of train_step(), "
+        "differentiated by jax.value_and_grad"
+    )
+    assert report["roles"] == {"data": "batch", "recon": "logits", "mu": "mean", "scale": "logvar"}
+    if B != 128:
+        return  # the named target once: each check of a JAX file starts JAX (seconds)
+    named = main(["check", f"{HERE / 'flax_train_step.py'}:train_step", "--json", "-B", str(B)])
+    assert named == 0
+    assert "in 'train_step' as named" in json.loads(capsys.readouterr().out)["selected_because"]

@@ -66,6 +66,23 @@ CASES = {
         "monte_carlo.py:MCVAE.training_step", "gaussian", "mean", "logvar", lambda B, D, k: 0.25, "1/4",
         ("fc_mu", "fc_var", "dec"), {"monte-carlo-kl", "learned-decoder-scale"},
     ),
+    # Linear(D) first, decoded to 1 x side x side: flat batches fail, images work; BCE with logits
+    # summed per image, mean (a = 1/B) + 0.25 * KL mean (b = 0.25/B): beta 1/4
+    "image-decoder": Case(
+        "lightning_style.py:LitImageVAE.training_step", "bernoulli", "logits", "logvar",
+        lambda B, D, k: 0.25, "1/4", ("fc_mu", "fc_logvar", "decoder"),
+    ),
+    # forward stores self.loss, returns [S, B, 1, side, side]; the decoder gives S = 3 draws: BCE
+    # with logits summed per draw, mean over draws and batch (a = 1/B) + beta (2) * KL mean
+    "stored-loss-draws": Case(
+        "stored_loss.py:SampledVAE", "bernoulli", "logits", "logvar", lambda B, D, k: 2, "2",
+        ("fc_mu", "fc_logvar", "dec"),
+    ),
+    # the same, summed over the 3 draws (a = 3/B): beta 2/3
+    "stored-loss-summed-draws": Case(
+        "stored_loss.py:SummedDrawsVAE", "bernoulli", "logits", "logvar", lambda B, D, k: 2 / 3, "2/3",
+        ("fc_mu", "fc_logvar", "dec"),
+    ),
 }  # fmt: skip
 
 SIZES = [
@@ -164,3 +181,19 @@ def test_a_flow_posterior_is_refused_not_guessed(capsys):
     message = next(f["message"] for f in data["findings"] if f["code"] == "kl-not-gaussian")
     assert "standard errors from the best multiple of the Gaussian KL" in message
     assert "monte-carlo-kl" not in {f["code"] for f in data["findings"]}
+
+
+def test_a_model_storing_its_loss_and_returning_draws(capsys):
+    """``self.loss = ...`` in forward is read after each call (not a state change), the decoder's
+    [S, B, D] output is S draws; the model is found without naming it."""
+    assert main(["check", str(MODELS / "stored_loss.py"), "-B", "8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["function"] == "SampledVAE"
+    assert report["through_model"]["draws"] == 3
+    assert report["returns"]["read_as"] == "the attribute self.loss it sets"
+    assert "state-changes-per-call" not in {f["code"] for f in report["findings"]}
+
+
+def test_images_are_tried_after_a_flat_batch(capsys):
+    report = check_loss(f"{MODELS / 'lightning_style.py'}:LitImageVAE.training_step", batch_size=8, isolate=False)
+    assert report.to_json()["through_model"]["input_shape"] == [1, 28, 28]

@@ -25,38 +25,17 @@ from typing import Any, Literal
 
 from torch import nn
 
+from vaeloss.check.roles import (
+    DECODER_NAMES,
+    FREE_ROLES,
+    PRIOR_NAMES,
+    Role,
+    role_of,
+)
+
 __all__ = ["CallForm", "Param", "Slot", "call_forms", "missing_arguments", "params_of"]
 
-Role = Literal["recon", "data", "mu", "scale", "z"]
 SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder", "global", "attribute"]
-FREE_ROLES: tuple[Role, ...] = ("mu", "scale")
-"""The roles a name read from outside the loss's parameters may take."""
-
-RECON_NAMES = (
-    "recon_x", "recon", "x_recon", "x_hat", "xhat", "x_rec", "recons", "reconstruction", "outputs",
-    "output", "x_decoded_mean", "x_decoded", "decoded", "x_tilde", "pred", "y_pred", "preds", "logits",
-    "x_logits", "recon_logits", "probs", "x_mean", "x_prob", "x_probs", "recon_batch", "out", "x_out",
-    "reconstructed", "generated", "x_pred", "rec", "x_reconst", "x_reconstructed", "decoder_output",
-)  # fmt: skip
-DATA_NAMES = (
-    "x", "inputs", "input", "target", "targets", "data", "images", "image", "x_true", "y_true", "orig",
-    "original", "batch", "y", "x_in", "img", "imgs", "real", "x_input", "obs", "x_orig", "ground_truth",
-)  # fmt: skip
-MU_NAMES = (
-    "mu", "mean", "z_mean", "mu_z", "z_mu", "means", "mus", "loc", "q_mu", "posterior_mean", "m", "mu_q",
-    "latent_mean", "z_loc", "mu_e", "qz_mean",
-)  # fmt: skip
-SCALE_NAMES = (
-    "logvar", "log_var", "z_log_var", "z_logvar", "lv", "log_sigma2", "logvar_z", "z_log_sigma",
-    "log_sigma", "logsigma", "log_std", "logstd", "z_log_std", "std", "sigma", "z_std", "scale", "var",
-    "variance", "z_var", "sd", "s", "log_variance", "logv", "log_var_z", "z_scale",
-)  # fmt: skip
-SAMPLE_NAMES = ("z", "z_sample", "sample", "z_sampled", "latent", "z_samples", "samples")
-POSTERIOR_NAMES = ("q", "qz", "q_z", "q_z_x", "qzx", "posterior", "q_dist", "z_dist", "latent_dist", "q_zx")
-PRIOR_NAMES = ("p", "pz", "p_z", "prior", "prior_dist")
-DECODER_NAMES = (
-    "px", "p_x", "p_x_z", "px_z", "pxz", "likelihood", "recon_dist", "x_dist", "decoder_dist", "p_xz",
-)  # fmt: skip
 _DIST_USES = {
     "log_prob",
     "rsample",
@@ -133,13 +112,6 @@ class CallForm:
             else:
                 out["prior"] = label
         return out
-
-
-def _score(name: str, names: tuple[str, ...]) -> int:
-    low = name.lower()
-    if low in names:
-        return 100 - names.index(low)
-    return 0
 
 
 def _fn_tree(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
@@ -245,24 +217,9 @@ def free_tensors(fn: Callable[..., Any], tree: ast.AST, exclude: set[str]) -> li
         ):
             found.setdefault(node.attr, Param(node.attr, "attribute"))
     return sorted(
-        (p for p in found.values() if _role_of(p.name) in FREE_ROLES),
+        (p for p in found.values() if role_of(p.name) in FREE_ROLES),
         key=lambda p: (p.kind != "global", p.name),
     )
-
-
-_ROLE_NAMES: tuple[tuple[Role, tuple[str, ...]], ...] = (
-    ("recon", RECON_NAMES),
-    ("data", DATA_NAMES),
-    ("mu", MU_NAMES),
-    ("scale", SCALE_NAMES),
-    ("z", SAMPLE_NAMES),
-)
-
-
-def _role_of(name: str) -> Role | None:
-    """The role a parameter's name suggests (None: no role's name)."""
-    score, role = max((_score(name, names), role) for role, names in _ROLE_NAMES)
-    return role if score else None
 
 
 def _dist_kind(name: str) -> SlotKind:
@@ -316,13 +273,13 @@ def call_forms(params: list[Param]) -> list[CallForm]:
         covered |= _COVERS.get(s.kind, set())
     if not packs and len(open_tensors) + len(covered) < len(_ALL):
         for p in free:
-            role = _role_of(p.name)
+            role = role_of(p.name)
             if role is not None and role not in covered:
                 fixed.append(Slot(p.name, "global" if p.kind == "global" else "attribute", (role,)))
                 covered.add(role)
     if not packs:
         needed = [r for r in _ALL if r not in covered]
-        named = [_role_of(p.name) for p in open_tensors]
+        named = [role_of(p.name) for p in open_tensors]
         for order in _orders(needed, named, len(open_tensors)):
             slots = fixed + [Slot(p.name, "tensor", (r,)) for p, r in zip(open_tensors, order)]
             if set(order) | covered >= set(_ALL):
@@ -332,13 +289,13 @@ def call_forms(params: list[Param]) -> list[CallForm]:
         orders: list[tuple[Role, ...]]
         if pack.kind == "varargs":
             orders = [_VARARGS_ORDER[: max(4, min(pack.size, 5))]]
-        elif pack.names and any(_role_of(n) for n in pack.names):
-            orders = [tuple(_role_of(n) or "z" for n in pack.names)]
+        elif pack.names and any(role_of(n) for n in pack.names):
+            orders = [tuple(role_of(n) or "z" for n in pack.names)]
         else:
             orders = _PACK_ORDERS.get(pack.size, [])
         for order in orders:
             rest = [r for r in _ALL if r not in order and r not in covered]
-            named = [_role_of(p.name) for p in open_tensors]
+            named = [role_of(p.name) for p in open_tensors]
             for tensor_order in _orders(rest, named, len(open_tensors)):
                 name = "*0" if pack.kind == "varargs" else pack.name
                 slots = [*fixed, Slot(name, "pack", order)] + [
@@ -355,7 +312,7 @@ def missing_arguments(params: list[Param]) -> list[str]:
     if any(p.kind != "tensor" for p in params):
         return []
     tensors = [p for p in params if p.kind == "tensor"]
-    return [p.name for p in tensors[4:] if _role_of(p.name) is None]
+    return [p.name for p in tensors[4:] if role_of(p.name) is None]
 
 
 def _orders(needed: list[Role], named: list[Role | None], n: int) -> list[tuple[Role, ...]]:

@@ -37,13 +37,17 @@ from __future__ import annotations
 
 import ast
 import builtins
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from vaeloss.check.roles import POSTERIOR_NAMES, role_of
 
 __all__ = ["PREFIX", "InlineLoss", "find_inline_losses"]
 
 PREFIX = "_vaeloss_inline_"
 """The start of the name of a function made of a loss computed inline."""
 
+_ADDED = "_vaeloss_added"
+_PARSER_METHODS = ("add_argument", "add_argument_group", "set_defaults")
 _MOVES = {"to", "cuda", "cpu", "float", "double", "detach", "contiguous"}
 _MODEL_WORDS = ("model", "vae", "net", "autoencoder", "encoder", "decoder", "forward")
 
@@ -67,6 +71,15 @@ class InlineLoss:
     source: str
     scope: str | None = None  # the function or Class.method it is in (None: the top level)
     nodes: tuple[ast.stmt, ...] = field(default=(), compare=False, repr=False)
+
+    def reads_a_posterior(self) -> bool:
+        """Whether it can be a VAE loss: it reads a posterior's mean or scale (by their names),
+        a posterior distribution, or computes something named like a KL."""
+        names = {n.id for stmt in self.nodes for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+        names |= {n.attr for stmt in self.nodes for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
+        return any(role_of(p) in ("mu", "scale") or p.lower() in POSTERIOR_NAMES for p in self.params) or any(
+            "kl" in n.lower() for n in names
+        )
 
     def describe(self) -> str:
         first, last = self.lines
@@ -106,6 +119,17 @@ def _gradient_name(stmt: ast.stmt) -> str | None:
     return None
 
 
+def _added_loss(stmt: ast.stmt) -> ast.Assign | None:
+    """``model.add_loss(EXPR)`` (Keras) as ``_vaeloss_added = EXPR`` at its place."""
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and len(stmt.value.args) == 1):
+        return None
+    func = stmt.value.func
+    if not (isinstance(func, ast.Attribute) and func.attr == "add_loss"):
+        return None
+    assign = ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=stmt.value.args[0])
+    return ast.copy_location(assign, stmt)
+
+
 def _flat(block: list[ast.stmt]) -> list[ast.stmt]:
     """The statements of a block with those of its ``with`` blocks in their place (a loss
     computed under ``with tf.GradientTape() as tape:``)."""
@@ -140,7 +164,9 @@ def _is_move(stmt: ast.Assign) -> bool:
 
 
 def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
-    """The statements of ``block`` that ``target`` depends on, back to the model's outputs."""
+    """The statements of ``block`` that ``target`` depends on, back to the model's outputs: the
+    assignments, the ``if``/``try`` blocks that assign a needed name (whole: ``if args.mse:
+    loss = mse(...) else: loss = bce(...)``) and the argument parser's set-up."""
     needed = {target}
     kept: list[ast.stmt] = []
     for stmt in reversed(_flat(block)):
@@ -154,27 +180,143 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
             if not isinstance(stmt, ast.AugAssign):
                 needed -= targets
             needed |= _loaded(stmt.value) if stmt.value is not None else set()
+        elif isinstance(stmt, (ast.If, ast.Try)) and _stored([stmt]) & needed:
+            kept.append(stmt)  # what it assigns may also come from before: still needed
+            needed |= _loaded(stmt)
+        elif _is_parser_setup(stmt, needed):
+            kept.append(stmt)
+            needed |= _loaded(stmt)
     return list(reversed(kept))
 
 
-def _loss_uses(body: list[ast.stmt], in_loop: bool = False) -> list[tuple[list[ast.stmt], bool, str]]:
-    """(the statements before it, whether in a loop, the name) of each ``NAME.backward()`` in a loop
-    and each ``tape.gradient(NAME, ...)`` (in a loop or not: a Keras ``train_step``)."""
+def _is_parser_setup(stmt: ast.stmt, needed: set[str]) -> bool:
+    """``parser.add_argument(...)`` of a needed parser (``args = parser.parse_args()`` is)."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in _PARSER_METHODS
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id in needed
+    )
+
+
+@dataclass(frozen=True)
+class _Use:
+    """Where a loss is used: the statements before it in its block, and its context."""
+
+    before: list[ast.stmt]
+    name: str
+    in_loop: bool
+    guarded: bool  # under ``if __name__ == "__main__":``
+    label: str = ""  # for people, when it says more than the loop or the function
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    test = ast.unparse(stmt.test) if isinstance(stmt, ast.If) else ""
+    return "__name__" in test and "__main__" in test
+
+
+def _loss_uses(body: list[ast.stmt], in_loop: bool = False, guarded: bool = False) -> list[_Use]:
+    """Each ``NAME.backward()`` in a loop, each ``tape.gradient(NAME, ...)`` (in a loop or not: a
+    Keras ``train_step``) and each ``model.add_loss(EXPR)`` (anywhere: under the main guard, in a
+    model-building function)."""
     found = []
     for i, stmt in enumerate(body):
         name = _backward_name(stmt) if in_loop else None
         name = name or _gradient_name(stmt)
+        added = _added_loss(stmt)
         if name is not None:
-            found.append((body[:i], in_loop, name))
+            found.append(_Use(body[:i], name, in_loop, guarded))
+        elif added is not None:
+            found.append(_Use([*body[:i], added], _ADDED, in_loop, guarded))
+        loop = in_loop or isinstance(stmt, (ast.For, ast.While, ast.AsyncFor))
         for part in ("body", "orelse", "finalbody"):
             inner = getattr(stmt, part, None)
             if isinstance(inner, list) and not isinstance(
                 stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
             ):
-                found += _loss_uses(inner, in_loop or isinstance(stmt, (ast.For, ast.While)))
+                found += _loss_uses(inner, loop, guarded or (part == "body" and _is_main_guard(stmt)))
         for handler in getattr(stmt, "handlers", []):
-            found += _loss_uses(handler.body, in_loop)
+            found += _loss_uses(handler.body, in_loop, guarded)
     return found
+
+
+_GRADS = ("grad", "value_and_grad")
+
+
+def _differentiated(tree: ast.Module) -> dict[str, str]:
+    """The functions the file differentiates, by name: ``jax.grad(loss_fn)``,
+    ``jax.value_and_grad(loss_fn, has_aux=True)`` -> ``{"loss_fn": "jax.value_and_grad"}``."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in _GRADS:
+                out.setdefault(node.args[0].id, ast.unparse(func))
+    return out
+
+
+def _returned(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Assign | None:
+    """The last ``return`` of a function's body as ``_vaeloss_added = VALUE`` (its first element
+    when it returns ``loss, aux``: ``has_aux=True``)."""
+    last = fn.body[-1] if fn.body else None
+    if not isinstance(last, ast.Return) or last.value is None:
+        return None
+    value = last.value
+    if isinstance(value, ast.Tuple) and value.elts:
+        value = value.elts[0]
+    return ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), last)
+
+
+def _closure_uses(
+    tree: ast.Module,
+) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.FunctionDef | ast.AsyncFunctionDef | None, _Use]]:
+    """(the differentiated function, the function it is defined in, its use) for each function
+    given to ``jax.grad``/``jax.value_and_grad`` (a closure of ``train_step`` or a top-level
+    ``loss_fn``)."""
+    grads = _differentiated(tree)
+    out = []
+    parents: list[tuple[ast.AST, ast.FunctionDef | ast.AsyncFunctionDef | None]] = [(tree, None)]
+    while parents:
+        node, outer = parents.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                added = _returned(child) if child.name in grads else None
+                if added is not None:
+                    inside = f" of {outer.name}()" if outer else ""
+                    label = f"in {child.name}(){inside}, differentiated by {grads[child.name]}"
+                    out.append((child, outer, _Use([*child.body[:-1], added], _ADDED, False, False, label)))
+                parents.append((child, child))
+            else:
+                parents.append((child, outer))
+    return out
+
+
+def _where(scope: str, use: _Use) -> str:
+    """For people: ``in the loop of train()``, ``under the script's main guard``."""
+    if use.label:
+        return use.label
+    if scope:
+        return f"in the loop of {scope}()" if use.in_loop else f"in {scope}()"
+    if use.in_loop:
+        return "in the script's top-level loop"
+    return "under the script's main guard" if use.guarded else "at the script's top level"
+
+
+def _module_tensors(tree: ast.Module) -> set[str]:
+    """Names the module binds at its top level (in ``if``/``try`` blocks too, not in functions)
+    that are named like a loss's tensors (``inputs``, ``z_mean``: a Keras functional model's)."""
+    names: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            names |= _stored([stmt])
+        elif isinstance(stmt, (ast.If, ast.Try)):
+            todo += stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+    return {n for n in names if role_of(n) is not None}
 
 
 def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
@@ -200,46 +342,72 @@ def _scopes(
 
 
 def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
-    """Every loss computed inline and used by ``.backward()`` in a loop or by
-    ``tape.gradient`` (see the module docstring)."""
+    """Every loss computed inline and used by ``.backward()`` in a loop, by ``tape.gradient``
+    or by ``add_loss`` (see the module docstring)."""
     found: list[InlineLoss] = []
+    tensors = _module_tensors(tree)
     for body, fn, scope in _scopes(tree):
-        local = (
-            (_stored(body) | {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}) if fn else set()
-        )
-        for before, in_loop, name in _loss_uses(body):
-            where = f"in the loop of {scope}()" if in_loop else f"in {scope}()"
-            where = where if scope else "in the script's top-level loop"
-            statements = _slice(before, name)
-            if not statements:
-                continue
-            bound: set[str] = set()
-            reads: set[str] = set()
-            for stmt in statements:
-                reads |= _loaded(stmt) - bound
-                bound |= _stored([stmt])
-            loop_local = _stored(before) | local | _loop_targets(body, statements[0])
-            params = sorted((reads & loop_local) - set(dir(builtins)))
-            defaults = _defaults(fn) if fn else {}
-            ordered = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
-            signature = [f"{p}={ast.unparse(defaults[p])}" if p in defaults else p for p in ordered]
-            first, last = statements[0].lineno, statements[-1].end_lineno or statements[-1].lineno
-            ident = f"{PREFIX}{first}"
-            lines = [f"def {ident}({', '.join(signature)}):"]
-            lines += ["    " + line for stmt in statements for line in ast.unparse(stmt).splitlines()]
-            lines.append(f"    return {name}")
-            found.append(
-                InlineLoss(
-                    ident,
-                    (first, last),
-                    where,
-                    tuple(ordered),
-                    "\n".join(lines) + "\n",
-                    scope or None,
-                    tuple(statements),
-                )
-            )
-    return found
+        local = (_stored(body) | _arguments(fn)) if fn else set()
+        for use in _loss_uses(body):
+            statements = _slice(use.before, use.name)
+            if statements:
+                local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
+                found.append(_function(statements, use, _where(scope, use), local_names, fn, scope))
+    for fn, outer, use in _closure_uses(tree):
+        statements = _slice(use.before, use.name)
+        if statements:
+            local_names = _stored(use.before) | _arguments(fn) | tensors
+            if outer is not None:
+                local_names |= _stored(outer.body) | _arguments(outer)
+            scope = (outer or fn).name
+            found.append(_function(statements, use, _where(scope, use), local_names, outer or fn, scope))
+    return _unique_names(found)
+
+
+def _arguments(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    return {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+
+
+def _unique_names(found: list[InlineLoss]) -> list[InlineLoss]:
+    """The same losses, two starting on one line told apart by their last line."""
+    firsts = [f.lines[0] for f in found]
+    out = []
+    for f in found:
+        if firsts.count(f.lines[0]) > 1:
+            ident = f"{f.name}_{f.lines[1]}"
+            f = replace(f, name=ident, source=f.source.replace(f"def {f.name}(", f"def {ident}(", 1))
+        out.append(f)
+    return out
+
+
+def _function(
+    statements: list[ast.stmt],
+    use: _Use,
+    where: str,
+    local: set[str],
+    fn: ast.FunctionDef | ast.AsyncFunctionDef | None,
+    scope: str,
+) -> InlineLoss:
+    """The loss as a function of the names its statements read that ``local`` holds (those the
+    loop, the function or the model binds), the function's own defaults kept."""
+    bound: set[str] = set()
+    reads: set[str] = set()
+    for stmt in statements:
+        reads |= _loaded(stmt) - bound
+        bound |= _stored([stmt])
+    params = sorted((reads & local) - set(dir(builtins)))
+    defaults = _defaults(fn) if fn else {}
+    ordered = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
+    signature = [f"{p}={ast.unparse(defaults[p])}" if p in defaults else p for p in ordered]
+    # the span people are shown starts where the loss reads its tensors (not at the parser's set-up)
+    first = next((s.lineno for s in statements if _loaded(s) & set(params)), statements[0].lineno)
+    last = statements[-1].end_lineno or statements[-1].lineno
+    ident = f"{PREFIX}{first}"
+    lines = [f"def {ident}({', '.join(signature)}):"]
+    lines += ["    " + line for stmt in statements for line in ast.unparse(stmt).splitlines()]
+    lines.append(f"    return {use.name}")
+    source = "\n".join(lines) + "\n"
+    return InlineLoss(ident, (first, last), where, tuple(ordered), source, scope or None, tuple(statements))
 
 
 def _loop_targets(body: list[ast.stmt], inside: ast.stmt) -> set[str]:

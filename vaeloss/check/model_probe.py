@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from vaeloss.check.forms import CallForm, Slot, _fn_tree
 from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe import Caller, CallWatch
+from vaeloss.check.source import stored_loss_attribute
 
 __all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of"]
 
@@ -45,13 +46,28 @@ def model_of(obj: LossObject) -> nn.Module | None:
     return owner if isinstance(owner, nn.Module) else None
 
 
+def image_shapes(D: int) -> list[tuple[int, ...]]:
+    """The square images of ``D`` values with 1 or 3 channels, channels first, then last.
+
+    >>> image_shapes(784), image_shapes(3072), image_shapes(100)
+    ([(1, 28, 28), (28, 28, 1)], [(3, 32, 32), (32, 32, 3)], [(1, 10, 10), (10, 10, 1)])
+    """
+    out: list[tuple[int, ...]] = []
+    for channels in (1, 3):
+        side = math.isqrt(D // channels)
+        if D % channels == 0 and side * side * channels == D and side >= 8:
+            out += [(channels, side, side), (side, side, channels)]
+    return out
+
+
 def input_shapes(model: nn.Module, given: tuple[int, ...] | None) -> list[tuple[int, ...]]:
-    """The shapes of one sample the model may take: ``given``, else from its first layer."""
+    """The shapes of one sample the model may take: ``given``, else from its first layer (a
+    ``Linear(784, ...)`` may flatten 1x28x28 images itself: flat first, then the images)."""
     if given is not None:
         return [given]
     for m in model.modules():
         if isinstance(m, nn.Linear):
-            return [(m.in_features,)]
+            return [(m.in_features,), *image_shapes(m.in_features)]
         if isinstance(m, nn.Conv2d):
             return [(m.in_channels, side, side) for side in _SIDES]
         if isinstance(m, nn.Conv1d):
@@ -103,6 +119,7 @@ class Taps:
     recon: str
     k: int
     recon_shape: tuple[int, ...]
+    draws: int = 0  # S when the decoder gives S draws per sample, [S, B, ...] (0: one, [B, ...])
 
     @property
     def joint(self) -> bool:
@@ -148,9 +165,11 @@ def find_taps(model: nn.Module, run: Callable[[], Any], B: int, D: int, names: d
     recon_name = names.get("recon")
     if recon_name is None:
         sized = [n for n, o in records if o.shape[:1] == (B,) and o[0].numel() == D]
+        sized = sized or [n for n, o in records if o.dim() >= 3 and o.shape[1] == B and o[0, 0].numel() == D]
         if not sized:
             raise ModelError(
-                f"no submodule of {type(model).__name__} returns one output of {D} values per sample"
+                f"no submodule of {type(model).__name__} returns one output of {D} values per sample "
+                f"(or S of them, [S, B, ...])"
             )
         recon_name = sized[-1]
     mu_name, scale_name = names.get("mu"), names.get("scale")
@@ -187,7 +206,10 @@ def find_taps(model: nn.Module, run: Callable[[], Any], B: int, D: int, names: d
             raise ModelError(f"{label} {name}: no submodule of that name ran (ran: {', '.join(outputs)})")
     width = outputs[mu_name].shape[1]
     k = width // 2 if mu_name == scale_name else width
-    return Taps(mu_name, scale_name, recon_name, k, tuple(outputs[recon_name].shape[1:]))
+    recon = outputs[recon_name]
+    if recon.shape[0] == B and recon[0].numel() == D:
+        return Taps(mu_name, scale_name, recon_name, k, tuple(recon.shape[1:]))
+    return Taps(mu_name, scale_name, recon_name, k, tuple(recon.shape[2:]), draws=recon.shape[0])
 
 
 class _Replacements:
@@ -212,6 +234,20 @@ class _Replacements:
             self.hooks.append(modules[taps.scale].register_forward_hook(replace("scale")))
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A loss a model stored on itself, read as its ``.loss``."""
+
+    loss: Any
+
+
+def stored_loss(fn: Callable[..., Any]) -> str | None:
+    """The attribute a model's method stores its loss in (see
+    :func:`~vaeloss.check.source.stored_loss_attribute`)."""
+    tree = _fn_tree(fn)
+    return stored_loss_attribute(tree) if tree is not None else None
+
+
 class ModelCaller(Caller):
     """Calls a model's loss method on a batch, with the posterior and decoder outputs of its
     submodules replaced by the probe's tensors."""
@@ -233,6 +269,8 @@ class ModelCaller(Caller):
         form = CallForm((Slot(batch_param, "tensor", ("data",)),))
         super().__init__(obj, form, extra, shape, binary, guard, timings, watch)
         self.taps, self.replacements, self.batch, self.batch_param = taps, replacements, batch, batch_param
+        self.owner = model_of(obj)
+        self.stored = stored_loss(obj.function or obj.call) if self.owner is not None else None
 
     def with_shape(self, shape: tuple[int, ...]) -> Caller:
         if shape != self.shape:
@@ -243,17 +281,36 @@ class ModelCaller(Caller):
         t = self.taps
         scale = f"{t.scale} (second half of its output)" if t.joint else f"{t.scale} (its output)"
         mu = f"{t.mu} (first half of its output)" if t.joint else f"{t.mu} (its output)"
-        return {
-            "data": f"{self.batch_param} (the batch)",
-            "mu": mu,
-            "scale": scale,
-            "recon": f"{t.recon} (its output)",
-        }
+        recon = (
+            f"{t.recon} (its output, {t.draws} draws [S, B, ...] of it)"
+            if t.draws
+            else f"{t.recon} (its output)"
+        )
+        return {"data": f"{self.batch_param} (the batch)", "mu": mu, "scale": scale, "recon": recon}
+
+    def invoke(self, values: dict[str, Any], **override: Any) -> Any:
+        """One call; for a model that stores its loss (``self.loss = ...`` in forward), that."""
+        if not self.stored:
+            return super().invoke(values, **override)
+        before = getattr(self.owner, self.stored, None)
+        super().invoke(values, **override)
+        stored = _Stored(getattr(self.owner, self.stored))
+        setattr(self.owner, self.stored, before)  # an output, not state: each call starts the same
+        return stored
+
+    def __call__(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, **override: Any) -> list[float]:
+        values = super().__call__(r, x, mu, s, **override)
+        if self.stored:
+            self.read_as = f"the attribute self.{self.stored} it sets"
+        return values
 
     def tensors(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> dict[str, Tensor]:
         B = r.shape[0]
+        recon = r.reshape(B, *self.taps.recon_shape)
+        if self.taps.draws:  # S draws of the decoder, all at the probe's reconstruction
+            recon = recon.unsqueeze(0).expand(self.taps.draws, *recon.shape)
         return {
-            "recon": r.reshape(B, *self.taps.recon_shape),
+            "recon": recon,
             "data": x.reshape(B, *self.shape),
             "mu": mu,
             "scale": s,

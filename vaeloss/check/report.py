@@ -127,9 +127,10 @@ def _header(r: CheckReport) -> list[str]:
     if r.through_model:
         m = r.through_model
         shape = "x".join(map(str, m.input_shape))
+        draws = f", {m.draws} draws per sample, [S, B, ...]" if m.draws else ""
         lines.append(
             f"  probed through the model: the outputs of {m.mu} (mu), {m.scale} (scale) and "
-            f"{m.recon} (decoder) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
+            f"{m.recon} (decoder{draws}) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
         )
         lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
     lines += _skipped(r)

@@ -94,6 +94,7 @@ class ThroughModel:
     recon: str
     input_shape: tuple[int, ...]
     log_scales: dict[str, float]
+    draws: int = 0  # S when the decoder gives S draws per sample ([S, B, ...]); 0: one
 
     def to_json(self) -> JsonObject:
         return {
@@ -102,6 +103,7 @@ class ThroughModel:
             "recon": self.recon,
             "input_shape": list(self.input_shape),
             "log_scales": dict(self.log_scales),
+            "draws": self.draws,
         }
 
 

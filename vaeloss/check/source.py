@@ -31,6 +31,9 @@ _RECON_CALLS = (
     "gaussian_nll_loss",
     "smooth_l1_loss",
     "log_softmax",
+    "sigmoid_binary_cross_entropy",
+    "mean_squared_error",
+    "squared_error",
     "cross_entropy",
 )
 
@@ -44,10 +47,11 @@ class Candidate:
     line: int
     kind: CandidateKind
     n_args: int
+    stores_loss: bool = False  # a model whose forward stores its loss (``self.loss = ...``)
 
     @property
     def loss_named(self) -> bool:
-        return any(w in self.name.lower() for w in _LOSS_WORDS)
+        return self.stores_loss or any(w in self.name.lower() for w in _LOSS_WORDS)
 
 
 def _required(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int:
@@ -202,6 +206,42 @@ class StaticSource:
         return False
 
 
+def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> LossCheckError:
+    """The error for a file whose only losses are computed inline and read no posterior."""
+    reads = sorted({p for i in inline for p in i.params})
+    what = ", ".join(reads) + ", and" if reads else ""
+    if len(inline) == 1:
+        said = f"{inline[0].describe()}, is none: it reads {what}"
+    else:
+        places = "; ".join(i.describe().removeprefix("the loss computed inline ") for i in inline)
+        said = f"the {len(inline)} losses computed inline ({places}) are none: they read {what}"
+    return LossCheckError(
+        f"Expected a VAE loss but {said} no posterior mean and (log-)variance (a classifier's or a "
+        f"GAN's loss?). Try 'vaeloss check {static.source.path}:NAME' with the function that "
+        "computes your VAE loss."
+    )
+
+
+_BUILT_IN_LOSSES = ("nn.", "torch.nn.", "keras.losses.", "tf.keras.losses.", "losses.", "optax.")
+"""Where a framework's own losses come from: ``criterion = nn.BCELoss()`` is no VAE loss."""
+
+
+def stored_loss_attribute(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The attribute a model's method stores its loss in (``self.loss = rec + kl``: "loss"; the
+    last such assignment), or None.
+
+    >>> code = "def forward(self, x):\n    self.total_loss = x.sum()\n    return x"
+    >>> stored_loss_attribute(ast.parse(code).body[0])
+    'total_loss'
+    """
+    found = None
+    for node in ast.walk(fn):
+        for t in node.targets if isinstance(node, ast.Assign) else ():
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                found = t.attr if "loss" in t.attr.lower() else found
+    return found
+
+
 def _candidates(tree: ast.Module) -> list[Candidate]:
     out: list[Candidate] = []
     for node in tree.body:
@@ -214,11 +254,15 @@ def _candidates(tree: ast.Module) -> list[Candidate]:
             callable_ = methods.get("forward") or methods.get("__call__")
             if callable_ is not None and any(w in node.name.lower() for w in _LOSS_WORDS):
                 out.append(Candidate(node.name, node.lineno, "class", _required(callable_, method=True)))
+            elif callable_ is not None and stored_loss_attribute(callable_):
+                out.append(Candidate(node.name, node.lineno, "class", 1, stores_loss=True))
             for mname, m in methods.items():
                 if mname.startswith("__"):
                     continue
                 out.append(Candidate(f"{node.name}.{mname}", m.lineno, "method", _required(m, method=True)))
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if ast.unparse(node.value.func).startswith(_BUILT_IN_LOSSES):
+                continue
             for t in node.targets:
                 if isinstance(t, ast.Name) and any(w in t.id.lower() for w in _LOSS_WORDS):
                     out.append(Candidate(t.id, node.lineno, "instance", 4))
@@ -262,6 +306,10 @@ def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[l
             return [inside[0].name], f"{inside[0].describe()}, in {name!r} as named", True
         return [name], f"{name!r} as named", True
     candidates = static.candidates[:limit]
+    vae_like = [i for i in inline if i.reads_a_posterior()]
+    if not candidates and inline and not vae_like:
+        raise _no_vae_loss(static, inline)
+    inline = vae_like
     if not candidates and len(inline) == 1:
         return [inline[0].name], f"the only loss found: {inline[0].describe()}", False
     if not candidates and inline:

@@ -307,7 +307,7 @@ def _probe(
     )
     D, k = math.prod(shape), taps.k
     result = probe(obj, lambda guard, timings: callers, weights, B=B, D=D, k=k, plan=Plan(), budget=budget)
-    through = ThroughModel(taps.mu, taps.scale, taps.recon, tuple(shape), _log_scales(model))
+    through = ThroughModel(taps.mu, taps.scale, taps.recon, tuple(shape), _log_scales(model), taps.draws)
     return result, {"B": B, "D": D, "k": k}, through
 
 

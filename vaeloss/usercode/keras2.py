@@ -6,7 +6,8 @@ Keras blog's ``vae_loss`` (``K.mean``, ``objectives.binary_crossentropy``) runs 
 unchanged. :func:`keras2_names` reads which of those names a file uses (nothing is executed);
 :func:`supply_keras2` then gives ``keras.backend`` the missing ones from Keras 3 itself (the
 same function under its new name: ``keras.ops.mean``, ``keras.random.normal``, and
-``keras.losses`` for ``keras.objectives``), never re-implementing their maths, and says what it
+``keras.losses`` for ``keras.objectives``, ``keras.losses.mean_squared_error`` for Keras 2's
+``mse``), never re-implementing their maths, and says what it
 supplied so that the report can tell the user.
 
 ``tf.keras.backend`` (TensorFlow's Keras 3 namespace) still has the Keras 2 functions: nothing
@@ -25,6 +26,22 @@ OBJECTIVES = "objectives"
 """The name :func:`keras2_names` gives the ``keras.objectives`` module."""
 
 _RENAMED = {"pow": "power", "random_normal": "random.normal", "random_uniform": "random.uniform"}
+_LOSS_ALIASES = {
+    "mse": "mean_squared_error",
+    "MSE": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "MAE": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "MAPE": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "MSLE": "mean_squared_logarithmic_error",
+    "kld": "kl_divergence",
+    "KLD": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "logcosh": "log_cosh",
+}
+"""Keras 2's short names of its losses (``from keras.losses import mse``), gone in Keras 3."""
+_LOSS_MODULES = ("keras.losses", "keras.objectives", "tensorflow.keras.losses")
 
 
 def _backend_aliases(tree: ast.AST) -> tuple[set[str], bool]:
@@ -69,7 +86,24 @@ def keras2_names(tree: ast.AST) -> tuple[str, ...]:
             and base.value.id == "keras"
         ):
             names.add(node.attr)
-    return tuple(sorted(names)) + ((OBJECTIVES,) if objectives else ())
+    return tuple(sorted(names | _loss_aliases(tree))) + ((OBJECTIVES,) if objectives else ())
+
+
+def _loss_aliases(tree: ast.AST) -> set[str]:
+    """``losses.mse`` for each Keras 2 short loss name the file imports or reads from
+    ``keras.losses`` (or ``keras.objectives``).
+
+    >>> sorted(_loss_aliases(ast.parse("from keras.losses import mse, binary_crossentropy")))
+    ['losses.mse']
+    """
+    modules = {"losses", "objectives", *_LOSS_MODULES}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in _LOSS_MODULES:
+            found |= {a.name for a in node.names if a.name in _LOSS_ALIASES}
+        elif isinstance(node, ast.Attribute) and node.attr in _LOSS_ALIASES:
+            found |= {node.attr} if ast.unparse(node.value) in modules else set()
+    return {f"losses.{n}" for n in found}
 
 
 def _replacement(keras: Any, name: str) -> tuple[Any, str] | None:
@@ -102,6 +136,12 @@ def supply_keras2(names: tuple[str, ...]) -> tuple[str, ...]:
                 sys.modules["keras.objectives"] = keras.losses
                 keras.objectives = keras.losses
                 supplied.append("keras.objectives -> keras.losses")
+            continue
+        if name.startswith("losses."):
+            short = name.removeprefix("losses.")
+            if not hasattr(keras.losses, short):
+                setattr(keras.losses, short, getattr(keras.losses, _LOSS_ALIASES[short]))
+                supplied.append(f"keras.losses.{short} -> keras.losses.{_LOSS_ALIASES[short]}")
             continue
         if hasattr(keras.backend, name):
             continue

@@ -1,0 +1,68 @@
+"""The names a VAE loss gives its tensors, by role (pure: no framework imported).
+
+A role is what a tensor is to the loss: the reconstruction (``recon``), the data (``data``),
+the posterior's mean (``mu``) and scale (``scale``: a log-variance, a standard deviation...),
+a sample of the latents (``z``). :func:`role_of` reads a role from a name.
+
+>>> role_of("x_decoded_mean"), role_of("z_log_var"), role_of("optimizer")
+('recon', 'scale', None)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["FREE_ROLES", "Role", "role_of", "score"]
+
+Role = Literal["recon", "data", "mu", "scale", "z"]
+FREE_ROLES: tuple[Role, ...] = ("mu", "scale")
+"""The roles a name read from outside the loss's parameters may take."""
+
+RECON_NAMES = (
+    "recon_x", "recon", "x_recon", "x_hat", "xhat", "x_rec", "recons", "reconstruction", "outputs",
+    "output", "x_decoded_mean", "x_decoded", "decoded", "x_tilde", "pred", "y_pred", "preds", "logits",
+    "x_logits", "recon_logits", "probs", "x_mean", "x_prob", "x_probs", "recon_batch", "out", "x_out",
+    "reconstructed", "generated", "x_pred", "rec", "x_reconst", "x_reconstructed", "decoder_output",
+)  # fmt: skip
+DATA_NAMES = (
+    "x", "inputs", "input", "target", "targets", "data", "images", "image", "x_true", "y_true", "orig",
+    "original", "batch", "y", "x_in", "img", "imgs", "real", "x_input", "obs", "x_orig", "ground_truth",
+)  # fmt: skip
+MU_NAMES = (
+    "mu", "mean", "z_mean", "mu_z", "z_mu", "means", "mus", "loc", "q_mu", "posterior_mean", "m", "mu_q",
+    "latent_mean", "z_loc", "mu_e", "qz_mean",
+)  # fmt: skip
+SCALE_NAMES = (
+    "logvar", "log_var", "z_log_var", "z_logvar", "lv", "log_sigma2", "logvar_z", "z_log_sigma",
+    "log_sigma", "logsigma", "log_std", "logstd", "z_log_std", "std", "sigma", "z_std", "scale", "var",
+    "variance", "z_var", "sd", "s", "log_variance", "logv", "log_var_z", "z_scale",
+)  # fmt: skip
+SAMPLE_NAMES = ("z", "z_sample", "sample", "z_sampled", "latent", "z_samples", "samples")
+POSTERIOR_NAMES = ("q", "qz", "q_z", "q_z_x", "qzx", "posterior", "q_dist", "z_dist", "latent_dist", "q_zx")
+PRIOR_NAMES = ("p", "pz", "p_z", "prior", "prior_dist")
+DECODER_NAMES = (
+    "px", "p_x", "p_x_z", "px_z", "pxz", "likelihood", "recon_dist", "x_dist", "decoder_dist", "p_xz",
+)  # fmt: skip
+
+
+def score(name: str, names: tuple[str, ...]) -> int:
+    """How strongly ``name`` is one of ``names`` (0: not at all; earlier entries score higher)."""
+    low = name.lower()
+    if low in names:
+        return 100 - names.index(low)
+    return 0
+
+
+_ROLE_NAMES: tuple[tuple[Role, tuple[str, ...]], ...] = (
+    ("recon", RECON_NAMES),
+    ("data", DATA_NAMES),
+    ("mu", MU_NAMES),
+    ("scale", SCALE_NAMES),
+    ("z", SAMPLE_NAMES),
+)
+
+
+def role_of(name: str) -> Role | None:
+    """The role a name suggests (None: no role's name)."""
+    best, role = max((score(name, names), role) for role, names in _ROLE_NAMES)
+    return role if best else None
