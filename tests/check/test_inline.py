@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -249,3 +250,39 @@ def test_flax_closure_differentiated_by_value_and_grad(capsys, B, D, k):
     named = main(["check", f"{HERE / 'flax_train_step.py'}:train_step", "--json", "-B", str(B)])
     assert named == 0
     assert "in 'train_step' as named" in json.loads(capsys.readouterr().out)["selected_because"]
+
+
+@pytest.mark.parametrize("beta", [1.0, 4.0], ids=["default", "init"])
+def test_numpy_vae_with_a_hand_written_backward(capsys, beta):
+    """A NumPy VAE whose ``train()`` loop computes the loss, logs it and calls its own backward
+    pass: nothing is differentiated, so the loop's last ``loss = ...`` is the loss. By hand:
+    BCE and KL summed, both divided by the batch size, the KL times ``self.beta`` (1.0 by
+    default): beta = self.beta. Confirmed by the loop's own statements run in NumPy."""
+    B, D, k = 32, 784, 20
+    recon, x, mu, logvar, kl = _terms(B, D, k)
+
+    class Self:
+        pass
+
+    me = Self()
+    me.beta = beta
+    ns = {"np": np, "self": me, "x_hat": recon.numpy(), "x": x.numpy(), "mu": mu.numpy(), "logvar": logvar.numpy()}
+    text = (HERE / "numpy_vae.py").read_text()
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if "bce = -np.sum" in line)
+    exec("\n".join(line.strip() for line in lines[first : first + 3]), ns)
+    nll = -Bernoulli(probs=recon, validate_args=False).log_prob(x).sum()
+    a, b = 1 / B, beta / B
+    assert float(ns["loss"]) == pytest.approx(float(a * nll + b * kl), rel=1e-12)
+
+    init = ["--init", f"beta={beta}"] if beta != 1.0 else []
+    code, report = _check(capsys, "numpy_vae.py", "-B", str(B), *init)
+    assert code == 1  # probabilities of exactly 0 and 1 give nan/inf: an error finding
+    assert report["framework"] == "numpy"
+    assert report["effective_beta"] == pytest.approx(b / a, rel=1e-9)
+    assert report["function"].startswith("VAE._vaeloss_inline_")
+    assert report["described"] == (
+        f"the loss computed inline at lines 55-57, in the loop of VAE.train(), on VAE({'beta=4.0' if init else ''}) "
+        f"as built by vaeloss, reading self.beta={beta!r} (--init NAME=VALUE to build it otherwise)"
+    )
+    assert {f["code"] for f in report["findings"]} >= {"non-finite-at-edges"}

@@ -7,7 +7,12 @@ script, or in a function such as ``train(model, loader, optimizer, beta=4.0)``) 
 tf.GradientTape()``) and takes the
 statements before it, in the same block, that ``NAME`` depends on: a backward slice that stops
 at the model's outputs (``recon, mu, logvar = model(x)``: their names become inputs) and leaves
-out device moves (``x = x.to(device)``), the data loading, the optimizer and everything else.
+out device moves (``x = x.to(device)``), the data loading (``x = X[i : i + batch_size]``), the
+optimizer and everything else. A Keras ``model.add_loss(EXPR)`` (under the main guard, say) and
+the function given to ``jax.grad``/``jax.value_and_grad`` (a ``loss_fn`` closure) are uses too;
+in a file that differentiates nothing (a NumPy VAE with its own backward pass), the last
+``loss = ...`` of each loop is. A slice that reads ``self`` (``self.beta``) becomes a method of
+its class, called on an instance as methods are.
 The slice becomes a function of the names it reads that the loop or the function binds (the
 model's outputs, the batch, the function's own arguments with their defaults); the names it
 reads from the module (``args``, ``F``) stay the module's. The probe then checks that function
@@ -101,7 +106,12 @@ def _backward_name(stmt: ast.stmt) -> str | None:
     """``NAME`` of a statement ``NAME.backward(...)``."""
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         func = stmt.value.func
-        if isinstance(func, ast.Attribute) and func.attr == "backward" and isinstance(func.value, ast.Name):
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "backward"
+            and isinstance(func.value, ast.Name)
+            and func.value.id != "self"  # self.backward(x_hat, mu, ...): a hand-written backward pass
+        ):
             return func.value.id
     return None
 
@@ -149,6 +159,12 @@ def _is_model_output(stmt: ast.Assign) -> bool:
     return any(w in func for w in _MODEL_WORDS)
 
 
+def _is_batch(stmt: ast.Assign) -> bool:
+    """``x = X[i : i + batch_size]``: the data loading (its name is the batch)."""
+    value = stmt.value
+    return isinstance(value, ast.Subscript) and any(isinstance(n, ast.Slice) for n in ast.walk(value.slice))
+
+
 def _is_move(stmt: ast.Assign) -> bool:
     """``x = x.to(device)`` and the like: the same tensor, elsewhere."""
     value = stmt.value
@@ -174,7 +190,7 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
             targets = _stored([stmt])
             if not targets & needed:
                 continue
-            if isinstance(stmt, ast.Assign) and (_is_model_output(stmt) or _is_move(stmt)):
+            if isinstance(stmt, ast.Assign) and (_is_model_output(stmt) or _is_move(stmt) or _is_batch(stmt)):
                 continue  # its names are inputs of the loss
             kept.append(stmt)
             if not isinstance(stmt, ast.AugAssign):
@@ -294,6 +310,32 @@ def _closure_uses(
     return out
 
 
+def _logged_losses(body: list[ast.stmt], in_loop: bool = False) -> list[_Use]:
+    """The last ``NAME = ...`` named like a loss (``loss``, ``elbo``) of each loop's block, for a
+    file that differentiates nothing (a NumPy VAE with its own backward pass)."""
+    found = []
+    named = [
+        i
+        for i, stmt in enumerate(body)
+        if isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and any(w in stmt.targets[0].id.lower() for w in ("loss", "elbo"))
+    ]
+    if in_loop and named:
+        target = body[named[-1]].targets[0]  # type: ignore[attr-defined]
+        found.append(_Use(body[: named[-1] + 1], target.id, True, False))
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        loop = in_loop or isinstance(stmt, (ast.For, ast.While, ast.AsyncFor))
+        for part in ("body", "orelse"):
+            inner = getattr(stmt, part, None)
+            if isinstance(inner, list):
+                found += _logged_losses(inner, loop)
+    return found
+
+
 def _where(scope: str, use: _Use) -> str:
     """For people: ``in the loop of train()``, ``under the script's main guard``."""
     if use.label:
@@ -346,9 +388,11 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
     or by ``add_loss`` (see the module docstring)."""
     found: list[InlineLoss] = []
     tensors = _module_tensors(tree)
-    for body, fn, scope in _scopes(tree):
+    scopes = _scopes(tree)
+    differentiates = any(_loss_uses(body) for body, _, _ in scopes) or _differentiated(tree)
+    for body, fn, scope in scopes:
         local = (_stored(body) | _arguments(fn)) if fn else set()
-        for use in _loss_uses(body):
+        for use in _loss_uses(body) if differentiates else _logged_losses(body):
             statements = _slice(use.before, use.name)
             if statements:
                 local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
@@ -374,8 +418,12 @@ def _unique_names(found: list[InlineLoss]) -> list[InlineLoss]:
     out = []
     for f in found:
         if firsts.count(f.lines[0]) > 1:
-            ident = f"{f.name}_{f.lines[1]}"
-            f = replace(f, name=ident, source=f.source.replace(f"def {f.name}(", f"def {ident}(", 1))
+            short = f.name.rpartition(".")[2]
+            f = replace(
+                f,
+                name=f"{f.name}_{f.lines[1]}",
+                source=f.source.replace(f"def {short}(", f"def {short}_{f.lines[1]}(", 1),
+            )
         out.append(f)
     return out
 
@@ -398,12 +446,19 @@ def _function(
     params = sorted((reads & local) - set(dir(builtins)))
     defaults = _defaults(fn) if fn else {}
     ordered = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
+    cls = scope.partition(".")[0] if "." in scope else ""
+    if cls and "self" in ordered:  # reads self.beta: a method of the class, on an instance
+        ordered.remove("self")
+        ordered.insert(0, "self")
+    else:
+        cls = ""
     signature = [f"{p}={ast.unparse(defaults[p])}" if p in defaults else p for p in ordered]
     # the span people are shown starts where the loss reads its tensors (not at the parser's set-up)
     first = next((s.lineno for s in statements if _loaded(s) & set(params)), statements[0].lineno)
     last = statements[-1].end_lineno or statements[-1].lineno
-    ident = f"{PREFIX}{first}"
-    lines = [f"def {ident}({', '.join(signature)}):"]
+    short = f"{PREFIX}{first}"
+    ident = f"{cls}.{short}" if cls else short
+    lines = [f"def {short}({', '.join(signature)}):"]
     lines += ["    " + line for stmt in statements for line in ast.unparse(stmt).splitlines()]
     lines.append(f"    return {use.name}")
     source = "\n".join(lines) + "\n"

@@ -106,7 +106,8 @@ def _header(r: CheckReport) -> list[str]:
     s = r.sizes
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
-    shown = r.path if r.function.startswith(INLINE_PREFIX) else f"{r.path}:{r.function}"
+    inline = r.function.rpartition(".")[2].startswith(INLINE_PREFIX)
+    shown = r.path if inline else f"{r.path}:{r.function}"
     lines = [f"{shown}  ({r.selected_because})", f"  checked: {r.described}"]
     lines.append(f"  framework: {r.framework} (told by the file's imports)")
     if r.supplied:

@@ -132,6 +132,7 @@ def _candidates(
     found: list[_Candidate] = []
     problems: list[str] = []
     inline = {n: what for n, _, what in request.inline}
+    sources = {n: src for n, src, _ in request.inline}
     for name in request.names:
         try:
             obj = resolve_object(loaded, name, init)
@@ -139,7 +140,7 @@ def _candidates(
             problems.append(str(exc) if request.explicit else f"{name}: {exc}")
             continue
         if name in inline:
-            obj = replace(obj, described=inline[name])
+            obj = replace(obj, described=inline[name] + _inline_reads(obj, name, sources[name], init))
         params = params_of(obj.function or obj.call, obj.call, set(extra))
         forms = call_forms(params)
         missing = missing_arguments(params)
@@ -340,6 +341,36 @@ def _probed(
         )
 
 
+def _inline_reads(obj: LossObject, name: str, source: str, init: dict[str, object]) -> str:
+    """For a loss computed inline: the instance it ran on (a method's) and the plain values it
+    read from it and from the module (``, reading self.beta=1.0, args.kl_weight=0.5``)."""
+    import argparse
+    import ast
+
+    namespace = getattr(obj.function or obj.call, "__globals__", {})
+    tree = ast.parse(source)
+    instance = obj.instance if name.rpartition(".")[0] else None
+    read: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            owner = instance if node.value.id == "self" else namespace.get(node.value.id)
+            if owner is not None and (node.value.id == "self" or isinstance(owner, argparse.Namespace)):
+                value = getattr(owner, node.attr, None)
+                read += [f"{node.value.id}.{node.attr}={value!r}"] if _plain(value) else []
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and _plain(namespace.get(node.id)):
+            read.append(f"{node.id}={namespace[node.id]!r}")
+    reading = f", reading {', '.join(sorted(set(read)))}" if read else ""
+    if instance is None:
+        return reading
+    args = ", ".join(f"{k}={v!r}" for k, v in init.items())
+    head = name.rpartition(".")[0]
+    return f", on {head}({args}) as built by vaeloss{reading} (--init NAME=VALUE to build it otherwise)"
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, (int, float, str, bool))
+
+
 def _add_inline(request: CheckRequest, namespace: dict[str, Any]) -> None:
     """The losses computed inline, as functions of the loaded module (reading its globals),
     their source readable by ``inspect`` (:mod:`vaeloss.check.inline`)."""
@@ -348,7 +379,14 @@ def _add_inline(request: CheckRequest, namespace: dict[str, Any]) -> None:
     for name, source, _ in request.inline:
         filename = f"<vaeloss: {name} of {Path(request.path).name}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-        exec(compile(source, filename, "exec"), namespace)
+        cls, _, short = name.rpartition(".")
+        local: dict[str, Any] = {}
+        exec(compile(source, filename, "exec"), namespace, local)
+        function = local[short]
+        if cls and cls in namespace:
+            setattr(namespace[cls], short, function)  # a method: reads self.beta
+        else:
+            namespace[short] = function
 
 
 def _prepare_framework(request: CheckRequest) -> tuple[Backend, tuple[str, ...]]:
