@@ -266,7 +266,8 @@ def test_numpy_vae_with_a_hand_written_backward(capsys, beta):
 
     me = Self()
     me.beta = beta
-    ns = {"np": np, "self": me, "x_hat": recon.numpy(), "x": x.numpy(), "mu": mu.numpy(), "logvar": logvar.numpy()}
+    arrays = {"x_hat": recon.numpy(), "x": x.numpy(), "mu": mu.numpy(), "logvar": logvar.numpy()}
+    ns = {"np": np, "self": me, **arrays}
     text = (HERE / "numpy_vae.py").read_text()
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines) if "bce = -np.sum" in line)
@@ -281,8 +282,9 @@ def test_numpy_vae_with_a_hand_written_backward(capsys, beta):
     assert report["framework"] == "numpy"
     assert report["effective_beta"] == pytest.approx(b / a, rel=1e-9)
     assert report["function"].startswith("VAE._vaeloss_inline_")
+    built = "beta=4.0" if init else ""
     assert report["described"] == (
-        f"the loss computed inline at lines 55-57, in the loop of VAE.train(), on VAE({'beta=4.0' if init else ''}) "
-        f"as built by vaeloss, reading self.beta={beta!r} (--init NAME=VALUE to build it otherwise)"
+        f"the loss computed inline at lines 55-57, in the loop of VAE.train(), on VAE({built}) as built "
+        f"by vaeloss, reading self.beta={beta!r} (--init NAME=VALUE to build it otherwise)"
     )
     assert {f["code"] for f in report["findings"]} >= {"non-finite-at-edges"}

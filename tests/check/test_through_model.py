@@ -195,5 +195,21 @@ def test_a_model_storing_its_loss_and_returning_draws(capsys):
 
 
 def test_images_are_tried_after_a_flat_batch(capsys):
-    report = check_loss(f"{MODELS / 'lightning_style.py'}:LitImageVAE.training_step", batch_size=8, isolate=False)
+    target = f"{MODELS / 'lightning_style.py'}:LitImageVAE.training_step"
+    report = check_loss(target, batch_size=8, isolate=False)
     assert report.to_json()["through_model"]["input_shape"] == [1, 28, 28]
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0], ids=["default", "init"])
+def test_a_real_lightning_module_is_found_and_probed_on_images(capsys, beta):
+    """``vaeloss check FILE`` with no NAME: Lightning's ``training_step`` is the loss. By hand:
+    BCE summed / B (a = 1/B) + hparams.beta * KL mean (b = beta/B): beta = hparams.beta; its
+    decoder returns 1x28x28 images, which a flat batch cannot be compared with."""
+    pytest.importorskip("lightning")
+    init = ["--init", f"beta={beta}"] if beta != 1.0 else []
+    assert main(["check", str(MODELS / "lightning_module.py"), "-B", "8", "--json", *init]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["function"] == "LitVAE.training_step"
+    assert report["effective_beta"] == pytest.approx(beta, rel=1e-9)
+    assert report["through_model"]["input_shape"] == [1, 28, 28]
+    assert report["sizes"] == {"B": 8, "D": 784, "k": 16}

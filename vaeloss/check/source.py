@@ -17,6 +17,8 @@ __all__ = ["Candidate", "StaticSource", "read_static", "returns_inner_function"]
 
 CandidateKind = Literal["function", "method", "class", "instance", "factory"]
 _LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
+_STEP_METHODS = ("training_step",)
+"""Methods that compute the loss by the framework's contract (Lightning's)."""
 _RECON_CALLS = (
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -51,6 +53,9 @@ class Candidate:
 
     @property
     def loss_named(self) -> bool:
+        """Named like a loss, or where frameworks compute one (Lightning's ``training_step``)."""
+        if self.kind == "method" and self.name.rpartition(".")[2] in _STEP_METHODS:
+            return True
         return self.stores_loss or any(w in self.name.lower() for w in _LOSS_WORDS)
 
 
