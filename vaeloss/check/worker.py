@@ -356,8 +356,12 @@ def _inline_reads(obj: LossObject, name: str, source: str, init: dict[str, objec
             owner = instance if node.value.id == "self" else namespace.get(node.value.id)
             if owner is not None and (node.value.id == "self" or isinstance(owner, argparse.Namespace)):
                 value = getattr(owner, node.attr, None)
-                read += [f"{node.value.id}.{node.attr}={value!r}"] if _plain(value) else []
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and _plain(namespace.get(node.id)):
+                read += [f"{node.value.id}.{node.attr}={value!r}"] if _is_plain(value) else []
+        elif (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and _is_plain(namespace.get(node.id))
+        ):
             read.append(f"{node.id}={namespace[node.id]!r}")
     reading = f", reading {', '.join(sorted(set(read)))}" if read else ""
     if instance is None:
@@ -367,7 +371,7 @@ def _inline_reads(obj: LossObject, name: str, source: str, init: dict[str, objec
     return f", on {head}({args}) as built by vaeloss{reading} (--init NAME=VALUE to build it otherwise)"
 
 
-def _plain(value: object) -> bool:
+def _is_plain(value: object) -> bool:
     return isinstance(value, (int, float, str, bool))
 
 
