@@ -146,21 +146,42 @@ import torch
 from keras import ops as K  # the Keras 2 backend functions the file calls, under Keras 3's names
 from keras.losses import binary_crossentropy
 
-B, D, k = json.loads(sys.argv[1])
-g = np.random.default_rng(0)
-inputs = torch.from_numpy(g.random((B, D)))
-outputs = torch.from_numpy(0.05 + 0.9 * g.random((B, D)))
-z_mean = torch.from_numpy(g.standard_normal((B, k)))
-z_log_var = torch.from_numpy(0.3 * g.standard_normal((B, k)))
-args, original_dim = argparse.Namespace(mse=False), 784
-exec(sys.argv[2])
-print(json.dumps([float(vae_loss), inputs.tolist(), outputs.tolist(), z_mean.tolist(), z_log_var.tolist()]))
+out = []
+for B, D, k in json.loads(sys.argv[1]):
+    g = np.random.default_rng(0)
+    inputs = torch.from_numpy(g.random((B, D)))
+    outputs = torch.from_numpy(0.05 + 0.9 * g.random((B, D)))
+    z_mean = torch.from_numpy(g.standard_normal((B, k)))
+    z_log_var = torch.from_numpy(0.3 * g.standard_normal((B, k)))
+    args, original_dim = argparse.Namespace(mse=False), 784
+    exec(sys.argv[2])
+    out.append([float(vae_loss), *(t.tolist() for t in (inputs, outputs, z_mean, z_log_var))])
+print(json.dumps(out))
 """
+
+SIZES = [(128, 784, 20), (16, 392, 5)]
+"""Two (B, D, k) for the framework files: their statements run at both in one fresh process,
+the check at the second (its fit varies B, D and k itself; each check starts the framework)."""
+
+
+def _run_statements(program, statements, terms):
+    """The file's own statements run at both sizes in a fresh process, with the reference
+    NLL and KL of the same arrays: [(value, nll, kl)] (``terms`` gives them from the arrays)."""
+    done = subprocess.run(
+        [sys.executable, "-c", program, json.dumps(SIZES), statements],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    out = []
+    for value, *arrays in json.loads(done.stdout.splitlines()[-1]):
+        x, recon, mu, logvar = (torch.tensor(t, dtype=torch.float64) for t in arrays)
+        q = Normal(mu, torch.exp(0.5 * logvar))
+        kl = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum()
+        out.append((value, float(terms(recon, x)), float(kl)))
+    return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("B", "D", "k"), [(128, 784, 20), (16, 392, 5)], ids=["mnist", "half-D"])
-def test_keras_loss_under_the_main_guard_passed_to_add_loss(capsys, B, D, k):
+def test_keras_loss_under_the_main_guard_passed_to_add_loss(capsys):
     """The Keras 2.2 example's shape: the model built at the top level, the loss under the main
     guard (an ``if args.mse`` choice of the reconstruction term) and passed to ``vae.add_loss``.
     By hand: Keras's BCE is the mean over the D pixels, times original_dim = 784; the KL summed
@@ -170,18 +191,14 @@ def test_keras_loss_under_the_main_guard_passed_to_add_loss(capsys, B, D, k):
     first = next(i for i, line in enumerate(text) if "if args.mse:" in line)
     last = next(i for i, line in enumerate(text) if "vae_loss = K.mean" in line)
     statements = "\n".join(line[4:] for line in text[first : last + 1])
-    done = subprocess.run(
-        [sys.executable, "-c", _KERAS_STATEMENTS, json.dumps([B, D, k]), statements],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    value, x, recon, mu, logvar = json.loads(done.stdout.splitlines()[-1])
-    x, recon, mu, logvar = (torch.tensor(t, dtype=torch.float64) for t in (x, recon, mu, logvar))
-    nll = -Bernoulli(probs=recon, validate_args=False).log_prob(x).sum()
-    q = Normal(mu, torch.exp(0.5 * logvar))
-    kl = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum()
-    a, b = 784 / (B * D), 1 / B
-    assert value == pytest.approx(float(a * nll + b * kl), rel=1e-6)  # Keras computes in float32
+    bernoulli = lambda recon, x: -Bernoulli(probs=recon, validate_args=False).log_prob(x).sum()  # noqa: E731
+    for (B, D, _k), (value, nll, kl) in zip(SIZES, _run_statements(_KERAS_STATEMENTS, statements, bernoulli)):
+        a, b = 784 / (B * D), 1 / B
+        assert value == pytest.approx(a * nll + b * kl, rel=1e-6)  # Keras computes in float32
+        assert b / a == D / 784
 
+    B, D, k = SIZES[1]
+    a, b = 784 / (B * D), 1 / B
     code, report = _check(capsys, "keras_main_guard_add_loss.py", "-B", str(B), "-D", str(D), "-k", str(k))
     assert code == 0, report
     assert report["framework"] == "keras (Keras 3 on its torch backend)"
@@ -202,20 +219,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-B, D, k = json.loads(sys.argv[1])
-g = np.random.default_rng(0)
-batch = jnp.asarray((g.random((B, D)) > 0.5).astype(np.float64))
-logits = jnp.asarray(2 * g.standard_normal((B, D)))
-mean = jnp.asarray(g.standard_normal((B, k)))
-logvar = jnp.asarray(0.3 * g.standard_normal((B, k)))
-kl_weight = 0.5
-exec(sys.argv[2])
-print(json.dumps([float(loss), *(np.asarray(t).tolist() for t in (batch, logits, mean, logvar))]))
+out = []
+for B, D, k in json.loads(sys.argv[1]):
+    g = np.random.default_rng(0)
+    batch = jnp.asarray((g.random((B, D)) > 0.5).astype(np.float64))
+    logits = jnp.asarray(2 * g.standard_normal((B, D)))
+    mean = jnp.asarray(g.standard_normal((B, k)))
+    logvar = jnp.asarray(0.3 * g.standard_normal((B, k)))
+    kl_weight = 0.5
+    exec(sys.argv[2])
+    out.append([float(loss), *(np.asarray(t).tolist() for t in (batch, logits, mean, logvar))])
+print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize(("B", "D", "k"), [(128, 784, 20), (16, 100, 3)], ids=["mnist", "small"])
-def test_flax_closure_differentiated_by_value_and_grad(capsys, B, D, k):
+def test_flax_closure_differentiated_by_value_and_grad(capsys):
     """A jitted ``train_step`` whose ``loss_fn(params)`` closure calls the flax module's apply and
     returns ``loss, (rec, kld)`` to ``jax.value_and_grad(loss_fn, has_aux=True)``. By hand: the
     sigmoid BCE summed over pixels and the KL over latents, both batch means, the KL times the
@@ -223,18 +241,12 @@ def test_flax_closure_differentiated_by_value_and_grad(capsys, B, D, k):
     text = (HERE / "flax_train_step.py").read_text().splitlines()
     first = next(i for i, line in enumerate(text) if "rec = optax" in line)
     statements = "\n".join(line.strip() for line in text[first : first + 3])
-    done = subprocess.run(
-        [sys.executable, "-c", _JAX_STATEMENTS, json.dumps([B, D, k]), statements],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    value, x, logits, mu, logvar = json.loads(done.stdout.splitlines()[-1])
-    x, logits, mu, logvar = (torch.tensor(t, dtype=torch.float64) for t in (x, logits, mu, logvar))
-    nll = -Bernoulli(logits=logits).log_prob(x).sum()
-    q = Normal(mu, torch.exp(0.5 * logvar))
-    kl = kl_divergence(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum()
-    a, b = 1 / B, 0.5 / B
-    assert value == pytest.approx(float(a * nll + b * kl), rel=1e-12)
+    logits_nll = lambda logits, x: -Bernoulli(logits=logits).log_prob(x).sum()  # noqa: E731
+    for (B, _D, _k), (value, nll, kl) in zip(SIZES, _run_statements(_JAX_STATEMENTS, statements, logits_nll)):
+        assert value == pytest.approx(nll / B + 0.5 * kl / B, rel=1e-12)
 
+    B, D, k = SIZES[1]
+    a, b = 1 / B, 0.5 / B
     code, report = _check(capsys, "flax_train_step.py", "-B", str(B), "-D", str(D), "-k", str(k))
     assert code == 0, report
     assert report["framework"] == "jax"
@@ -245,8 +257,6 @@ def test_flax_closure_differentiated_by_value_and_grad(capsys, B, D, k):
         "differentiated by jax.value_and_grad"
     )
     assert report["roles"] == {"data": "batch", "recon": "logits", "mu": "mean", "scale": "logvar"}
-    if B != 128:
-        return  # the named target once: each check of a JAX file starts JAX (seconds)
     named = main(["check", f"{HERE / 'flax_train_step.py'}:train_step", "--json", "-B", str(B)])
     assert named == 0
     assert "in 'train_step' as named" in json.loads(capsys.readouterr().out)["selected_because"]

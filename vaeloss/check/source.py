@@ -232,7 +232,7 @@ _BUILT_IN_LOSSES = ("nn.", "torch.nn.", "keras.losses.", "tf.keras.losses.", "lo
 
 
 def stored_loss_attribute(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    """The attribute a model's method stores its loss in (``self.loss = rec + kl``: "loss"; the
+    r"""The attribute a model's method stores its loss in (``self.loss = rec + kl``: "loss"; the
     last such assignment), or None.
 
     >>> code = "def forward(self, x):\n    self.total_loss = x.sum()\n    return x"
