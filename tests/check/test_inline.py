@@ -153,7 +153,8 @@ for B, D, k in json.loads(sys.argv[1]):
     outputs = torch.from_numpy(0.05 + 0.9 * g.random((B, D)))
     z_mean = torch.from_numpy(g.standard_normal((B, k)))
     z_log_var = torch.from_numpy(0.3 * g.standard_normal((B, k)))
-    args, original_dim = argparse.Namespace(mse=False), 784
+    args, original_dim, c = argparse.Namespace(mse=False), 784, 0.5
+    keras = __import__("keras")
     exec(sys.argv[2])
     out.append([float(vae_loss), *(t.tolist() for t in (inputs, outputs, z_mean, z_log_var))])
 print(json.dumps(out))
@@ -209,6 +210,69 @@ def test_keras_loss_under_the_main_guard_passed_to_add_loss(capsys):
     )
     assert report["roles"] == {"data": "inputs", "recon": "outputs", "mu": "z_mean", "scale": "z_log_var"}
     assert "keras.losses.mse -> keras.losses.mean_squared_error" in report["keras2_supplied"]
+
+
+@pytest.mark.slow
+def test_keras_loss_built_with_the_model_and_given_to_add_loss(capsys):
+    """Seed 5's shape: ``build_vae(c)`` builds the functional model, computes
+    ``ops.mean(784 * BCE + c * KL)`` from its symbolic tensors and gives it to ``add_loss``; the
+    layers and inputs are the loss's inputs, ``c`` a value to give. By hand: a = 784/(B*D),
+    b = c/B: beta = c*D/784 (0.5 at D = 784 for c = 0.5). Confirmed by the file's own statements
+    run in Keras."""
+    text = (HERE / "keras_build_vae.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "reconstruction_loss = keras" in line)
+    statements = "\n".join(line.strip() for line in text[first : first + 4])
+    statements = statements.replace("ops.", "keras.ops.")
+    bernoulli = lambda recon, x: -Bernoulli(probs=recon, validate_args=False).log_prob(x).sum()  # noqa: E731
+    for (B, D, _k), (value, nll, kl) in zip(SIZES, _run_statements(_KERAS_STATEMENTS, statements, bernoulli)):
+        a, b = 784 / (B * D), 0.5 / B
+        assert value == pytest.approx(a * nll + b * kl, rel=1e-6)
+        assert b / a == 0.5 * D / 784
+
+    assert main(["check", str(HERE / "keras_build_vae.py")]) == 2
+    assert capsys.readouterr().err == (
+        "error: Expected values for the required argument(s) c of the loss computed inline at lines "
+        "42-46, in build_vae() but got none. Try --arg c=VALUE.\n"
+    )
+    B, D, k = SIZES[1]
+    code, report = _check(
+        capsys, "keras_build_vae.py", "--arg", "c=0.5", "-B", str(B), "-D", str(D), "-k", str(k)
+    )
+    assert code == 0, report
+    assert report["effective_beta"] == pytest.approx(0.5 * D / 784, rel=1e-9)
+    assert report["effective_beta_formula"] == "D/1568"
+    assert report["roles"] == {"data": "inputs", "recon": "outputs", "mu": "z_mean", "scale": "z_log_var"}
+
+
+@pytest.mark.slow
+def test_keras_terms_returned_by_a_model_building_function(capsys):
+    """A ``build_model()`` returning ``vae, encoder, decoder, reconstruction_loss, kl_loss``,
+    weighed by the script (``add_loss(ops.mean(reconstruction_loss + c * kl_loss))`` in its loop):
+    the terms are read apart. By hand (the same statements as keras_build_vae.py): the
+    reconstruction 784 * BCE mean over pixels, per sample (a = 784/(B*D) once averaged over the
+    batch), the KL summed per sample (b = 1/B): the terms' beta D/784. The script's own sum of
+    terms made elsewhere is not mistaken for a loss of the model's tensors."""
+    B, D, k = SIZES[1]
+    sizes = ["-B", str(B), "-D", str(D), "-k", str(k)]
+    code, report = _check(capsys, "keras_build_model_terms.py", *sizes)
+    assert code == 0, report
+    assert report["selected_because"].startswith(
+        "the loss computed inline at lines 41-44, returned (reconstruction_loss, kl_loss) by build_model(): "
+    )
+    assert report["returns"]["form"] == "components"
+    assert report["effective_beta"] == pytest.approx(D / 784, rel=1e-9)
+    [other] = report["other_candidates"]
+    assert (other["name"], other["described"]) == (
+        "53",
+        "the loss computed inline at line 53, in the script's top-level loop",
+    )
+
+    assert main(["check", f"{HERE / 'keras_build_model_terms.py'}:53"]) == 2
+    assert "at line 53, in the script's top-level loop, adds terms computed elsewhere (kl_loss, " in (
+        capsys.readouterr().err
+    )
+    assert main(["check", f"{HERE / 'keras_build_model_terms.py'}:7"]) == 2
+    assert capsys.readouterr().err.endswith("computes losses inline from lines 41, 53. Try one of them.\n")
 
 
 _JAX_STATEMENTS = """

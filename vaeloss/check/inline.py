@@ -150,10 +150,14 @@ def _flat(block: list[ast.stmt]) -> list[ast.stmt]:
 
 
 def _is_model_output(stmt: ast.Assign) -> bool:
-    """Whether an assignment binds the model's outputs (where the slice stops)."""
+    """Whether an assignment binds the model's outputs (where the slice stops): a call that
+    unpacks, a model's call, a Keras layer applied (``layers.Dense(2)(h)``) or input
+    (``keras.Input(shape=...)``)."""
     if not isinstance(stmt.value, ast.Call):
         return False
     if any(isinstance(t, (ast.Tuple, ast.List)) for t in stmt.targets):
+        return True
+    if isinstance(stmt.value.func, ast.Call) or ast.unparse(stmt.value.func).rpartition(".")[2] == "Input":
         return True
     func = ast.unparse(stmt.value.func).lower()
     return any(w in func for w in _MODEL_WORDS)
@@ -336,6 +340,24 @@ def _logged_losses(body: list[ast.stmt], in_loop: bool = False) -> list[_Use]:
     return found
 
 
+def _returned_terms(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> _Use | None:
+    """A model-building function's returned loss terms (``return vae, reconstruction_loss,
+    kl_loss``: the loss-named names it returns, as a tuple), when it builds the model itself
+    (a layer applied, an ``Input``, a model's outputs unpacked)."""
+    last = fn.body[-1] if fn.body else None
+    if not isinstance(last, ast.Return) or last.value is None:
+        return None
+    values = last.value.elts if isinstance(last.value, ast.Tuple) else [last.value]
+    terms = [v for v in values if isinstance(v, ast.Name) and "loss" in v.id.lower()]
+    builds = any(isinstance(s, ast.Assign) and _is_model_output(s) for s in _flat(fn.body))
+    if not terms or not builds:
+        return None
+    value: ast.expr = terms[0] if len(terms) == 1 else ast.Tuple(elts=list[ast.expr](terms), ctx=ast.Load())
+    added = ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), last)
+    names = ", ".join(t.id for t in terms)
+    return _Use([*fn.body[:-1], added], _ADDED, False, False, f"returned ({names}) by {fn.name}()")
+
+
 def _where(scope: str, use: _Use) -> str:
     """For people: ``in the loop of train()``, ``under the script's main guard``."""
     if use.label:
@@ -389,15 +411,20 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
     found: list[InlineLoss] = []
     tensors = _module_tensors(tree)
     scopes = _scopes(tree)
-    differentiates = any(_loss_uses(body) for body, _, _ in scopes) or _differentiated(tree)
+    closures = _closure_uses(tree)
+    differentiates = any(_loss_uses(body) for body, _, _ in scopes) or bool(closures)
+    outers = {id(outer) for _, outer, _ in closures}
     for body, fn, scope in scopes:
         local = (_stored(body) | _arguments(fn)) if fn else set()
-        for use in _loss_uses(body) if differentiates else _logged_losses(body):
+        uses = _loss_uses(body) if differentiates else _logged_losses(body)
+        plain = fn is not None and not uses and "." not in scope and id(fn) not in outers
+        returned = _returned_terms(fn) if plain and fn is not None else None
+        for use in uses or ([returned] if returned else []):
             statements = _slice(use.before, use.name)
             if statements:
                 local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
                 found.append(_function(statements, use, _where(scope, use), local_names, fn, scope))
-    for fn, outer, use in _closure_uses(tree):
+    for fn, outer, use in closures:
         statements = _slice(use.before, use.name)
         if statements:
             local_names = _stored(use.before) | _arguments(fn) | tensors
@@ -445,7 +472,11 @@ def _function(
         bound |= _stored([stmt])
     params = sorted((reads & local) - set(dir(builtins)))
     defaults = _defaults(fn) if fn else {}
-    ordered = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
+    # tensors first (named like a role), then values to give with --arg (``c`` of build_vae(c)),
+    # then the function's defaults
+    tensors = [p for p in params if p not in defaults and role_of(p) is not None]
+    values = [p for p in params if p not in defaults and role_of(p) is None]
+    ordered = tensors + values + [p for p in params if p in defaults]
     cls = scope.partition(".")[0] if "." in scope else ""
     if cls and "self" in ordered:  # reads self.beta: a method of the class, on an instance
         ordered.remove("self")

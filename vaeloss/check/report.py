@@ -137,7 +137,7 @@ def _header(r: CheckReport) -> list[str]:
     lines += _skipped(r)
     for other in r.others:
         lines.append(
-            f"  also a candidate: {other.name} ({other.summary}); check it with "
+            f"  also a candidate: {other.described or other.name} ({other.summary}); check it with "
             f"'vaeloss check {r.path}:{other.name}'"
         )
     return lines

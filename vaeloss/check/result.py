@@ -71,6 +71,7 @@ class CandidateSummary:
     name: str
     kind: CandidateKind
     error: str | None = None  # why it cannot be probed (the exception's type)
+    described: str = ""  # for people, when the name is not the code's (a loss computed inline)
 
     @property
     def summary(self) -> str:
@@ -282,7 +283,10 @@ class CheckReport:
             "monte_carlo_kl": p.monte_carlo,
             "defaults": self.defaults,
             "data_dim_fixed": self.data_dim_fixed,
-            "other_candidates": [{"name": o.name, "summary": o.summary} for o in self.others],
+            "other_candidates": [
+                {"name": o.name, "summary": o.summary, "described": o.described or o.name}
+                for o in self.others
+            ],
             "through_model": None if self.through_model is None else self.through_model.to_json(),
             "framework": self.framework,
             "keras2_supplied": list(self.supplied),

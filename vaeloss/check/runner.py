@@ -36,7 +36,7 @@ from vaeloss.check.protocol import (
     decode,
     encode,
 )
-from vaeloss.check.result import CheckReport, fit_monomial
+from vaeloss.check.result import CandidateSummary, CheckReport, fit_monomial
 from vaeloss.check.source import StaticSource, read_static, select
 from vaeloss.errors import LossCheckError
 from vaeloss.usercode.frameworks import detect_framework, require_framework
@@ -220,6 +220,14 @@ def _run_worker(request: CheckRequest, timeout: float, isolate: bool) -> CheckAn
     return run(replace(request, writable=(tempfile.gettempdir(),)), Channel(None))
 
 
+def _addressed(other: CandidateSummary, static: StaticSource) -> CandidateSummary:
+    """A candidate as the user can name it: a loss computed inline by its first line."""
+    found = static.inline.get(other.name)
+    if found is None:
+        return other
+    return replace(other, name=str(found.lines[0]), described=found.describe())
+
+
 def _inline_of(static: StaticSource, names: list[str]) -> list[InlineLoss]:
     return [static.inline[n] for n in names if n in static.inline]
 
@@ -232,6 +240,13 @@ def _failure_with_hints(
     inline = _inline_of(static, names)
     if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
         found = inline[0]
+        terms = [p for p in found.params if "loss" in p.lower()]
+        if terms:
+            return LossCheckError(
+                f"Expected a loss of the model's tensors but {found.describe()}, adds terms computed "
+                f"elsewhere ({', '.join(terms)}). Try 'vaeloss check {static.source.path}:NAME' with "
+                f"the function or line that computes them."
+            )
         return LossCheckError(
             f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
             "and no posterior mean and (log-)variance (a classifier's or a GAN's loss?). Try "
@@ -349,8 +364,10 @@ def check_loss(
     if isinstance(answer, CheckFailure):
         shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
         raise _failure_with_hints(answer, shown, static, names, sizes["D"])
+    answer = replace(answer, others=tuple(_addressed(o, static) for o in answer.others))
     if not why:
-        why = f"{answer.name!r}: " + (
+        chosen = static.inline[answer.name].describe() if answer.name in static.inline else repr(answer.name)
+        why = f"{chosen}: " + (
             "the first candidate that probes as a whole VAE loss"
             if any(o.whole for o in answer.others)
             else "the one candidate that probes as a whole VAE loss"

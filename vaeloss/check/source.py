@@ -303,8 +303,17 @@ def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[l
 
     Losses computed inline (:mod:`vaeloss.check.inline`) come after the functions and classes
     while fewer than ``limit`` of those are candidates; a named function whose body computes
-    one (``FILE:train``) is that loss."""
+    one (``FILE:train``) is that loss, and so is a line of it (``FILE:53``)."""
     inline = list(static.inline.values())
+    if name is not None and name.isdigit():  # FILE:LINE, a loss computed inline there
+        at = [i for i in inline if i.lines[0] <= int(name) <= i.lines[1]]
+        if not at:
+            spans = ", ".join(str(first) for first in sorted(i.lines[0] for i in inline)) or "none"
+            raise LossCheckError(
+                f"Expected a line where a loss is computed inline but got {name!r}: "
+                f"{static.source.path} computes losses inline from lines {spans}. Try one of them."
+            )
+        return [at[0].name], f"{at[0].describe()}, at line {name} as named", True
     if name is not None:
         inside = [i for i in inline if i.scope == name]
         if inside:

@@ -147,8 +147,8 @@ def _candidates(
         if missing and not (not forms and model_of(obj) is not None):
             hint = " ".join(f"--arg {m}=VALUE" for m in missing)
             problems.append(
-                f"Expected values for the required argument(s) {', '.join(missing)} of {name} but got "
-                f"none. Try {hint}."
+                f"Expected values for the required argument(s) {', '.join(missing)} of "
+                f"{inline.get(name, name)} but got none. Try {hint}."
             )
             continue
         found.append(_Candidate(name, obj, forms))

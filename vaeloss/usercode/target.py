@@ -24,7 +24,8 @@ class Target:
 
     Attributes:
         path: the file to read.
-        name: the object named after ``:`` (``loss``, ``VAE.loss_function``), or None.
+        name: the object named after ``:`` (``loss``, ``VAE.loss_function``; a line number
+            names a loss computed inline there), or None.
         module: the module name the file is imported as (``pkg.sub.mod`` inside a package).
         search_path: folders put first on ``sys.path``: the top package's parent (so that
             ``pkg`` imports), then the file's own folder (sibling imports of scripts).
@@ -45,8 +46,8 @@ class Target:
 def _split(text: str) -> tuple[str, str | None]:
     if ":" in text:
         head, _, tail = text.rpartition(":")
-        if head and tail and all(part.isidentifier() for part in tail.split(".")):
-            return head, tail
+        if head and tail and (tail.isdigit() or all(part.isidentifier() for part in tail.split("."))):
+            return head, tail  # a name, or a line (``FILE:53``: the loss computed inline there)
     return text, None
 
 
