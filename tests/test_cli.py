@@ -120,8 +120,33 @@ def test_check_help_states_its_exit_statuses(capsys):
 
     assert main(["check", "--help"]) == 0
     help_text = capsys.readouterr().out
-    for code in (ExitCode.OK, ExitCode.FINDING, ExitCode.USAGE_ERROR, ExitCode.INTERNAL_ERROR):
+    for code in (
+        ExitCode.OK,
+        ExitCode.FINDING,
+        ExitCode.USAGE_ERROR,
+        ExitCode.INTERNAL_ERROR,
+        ExitCode.SIGPIPE,
+    ):
         assert f"\n  {int(code):<4} " in help_text
+
+
+def test_a_closed_pipe_is_exit_141_and_no_error():
+    """`vaeloss explain | head -1`: the reader closes the pipe before vaeloss writes."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    done = subprocess.run(
+        [sys.executable, "-m", "vaeloss", "explain"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    os.close(write)
+    assert done.returncode == 141
+    assert done.stderr == b""
 
 
 def test_internal_error_is_one_line_and_exit_3(capsys, monkeypatch):

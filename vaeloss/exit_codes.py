@@ -22,5 +22,8 @@ class ExitCode(IntEnum):
     """A bug in vaeloss: one line naming it, to report."""
     SIGINT = 130
     """Interrupted by SIGINT (Ctrl-C); ``audit`` keeps a partial report."""
+    SIGPIPE = 141
+    """The reader of the output closed it (``vaeloss check FILE | head``): nothing more is
+    written, as a shell's own commands do on SIGPIPE."""
     SIGTERM = 143
     """Interrupted by SIGTERM; ``audit`` keeps a partial report."""

@@ -30,7 +30,7 @@ HERE = Path(__file__).parent / "frameworks"
 class Case:
     file: str
     name: str
-    arrays: str  # how finite_differences.py makes arrays: keras-torch, tensorflow, jax, numpy
+    arrays: str  # how finite_differences.py makes arrays: keras-torch, tensorflow, jax, mlx, numpy
     framework: str  # what the check says
     params: dict[str, str]  # parameter -> role (recon, data, mu, logvar)
     free: dict[str, str]  # module-level names the loss reads -> role
@@ -87,6 +87,13 @@ CASES = {
     "jax-optax-mean": Case(
         "jax_optax_loss.py", "loss_fn", "jax", "jax",
         {"logits": "recon", "batch": "data", "mu": "mu", "log_var": "logvar"}, {},
+        "logits", ((16, (784,), 20), (8, (64,), 3)), "D",
+    ),
+    # MLX's BCE on logits, its default reduction the mean over batch and pixels (a = 1/(B*D)),
+    # + summed KL averaged over the batch (b = 1/B): D
+    "mlx-mean-bce": Case(
+        "mlx_loss.py", "vae_loss", "mlx", "mlx",
+        {"logits": "recon", "x": "data", "mu": "mu", "logvar": "logvar"}, {},
         "logits", ((16, (784,), 20), (8, (64,), 3)), "D",
     ),
     # summed squared error + summed KL: a unit-variance Gaussian's NLL is half of it: 1/2
@@ -155,8 +162,9 @@ def test_framework_loss_as_written(case_id, capsys):
     expected = [_value(case.beta, *size) for size in case.sizes]
     by_hand_check = _finite_differences(case_id)
     # the hand derivation is right: the user's own function agrees, at both sizes (to float32's
-    # rounding where Keras on torch reduces in float32)
-    assert by_hand_check == pytest.approx(expected, rel=2e-3 if case.arrays == "keras-torch" else 1e-6)
+    # rounding where Keras on torch reduces in float32 and where MLX computes exp)
+    coarse = case.arrays in ("keras-torch", "mlx")  # float32 reductions; MLX's float64 exp
+    assert by_hand_check == pytest.approx(expected, rel=2e-3 if coarse else 1e-6)
     report = _check(case, capsys)
     assert report["framework"] == case.framework
     assert report["effective_beta"] == pytest.approx(expected[0], rel=1e-9)

@@ -7,6 +7,7 @@ statements, run on random tensors, equal ``a * NLL + b * KL`` with the hand-deri
 """
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -324,6 +325,57 @@ def test_flax_closure_differentiated_by_value_and_grad(capsys):
     named = main(["check", f"{HERE / 'flax_train_step.py'}:train_step", "--json", "-B", str(B)])
     assert named == 0
     assert "in 'train_step' as named" in json.loads(capsys.readouterr().out)["selected_because"]
+
+
+_MLX_STATEMENTS = """
+import json, sys
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+out = []
+for B, D, k in json.loads(sys.argv[1]):
+    g = np.random.default_rng(0)
+    X = mx.array(g.random((B, D)), dtype=mx.float64)
+    X_recon = mx.array(0.05 + 0.9 * g.random((B, D)), dtype=mx.float64)
+    mu = mx.array(g.standard_normal((B, k)), dtype=mx.float64)
+    logvar = mx.array(0.3 * g.standard_normal((B, k)), dtype=mx.float64)
+    exec(sys.argv[2])
+    loss = recon_loss + kl_div
+    out.append([float(loss.item()), *(np.asarray(t).tolist() for t in (X, X_recon, mu, logvar))])
+print(json.dumps(out))
+"""
+
+
+def test_mlx_loss_fn_differentiated_by_value_and_grad(capsys):
+    """Apple's mlx-examples shape: ``loss_fn(model, X)`` calls the model and is differentiated by
+    ``nn.value_and_grad(model, loss_fn)``. By hand: MLX's squared error summed over pixels and
+    batch is twice the unit Gaussian's NLL (a = 2), the KL summed (b = 1): beta 1/2. Confirmed by
+    the file's own statements run in MLX (float64, its exp to about float32's precision)."""
+    if importlib.util.find_spec("mlx") is None:  # not imported here: its native library
+        pytest.skip("mlx is not installed (pip install 'vaeloss[mlx]')")
+    text = (HERE / "mlx_train.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "recon_loss = nn.losses" in line)
+    statements = "\n".join(
+        line.strip() for line in text[first : first + 3] if not line.strip().startswith("#")
+    )
+    half_squares = lambda recon, x: 0.5 * ((x - recon) ** 2).sum()  # noqa: E731 - the unit Gaussian's NLL
+    for (_B, _D, _k), (value, nll, kl) in zip(
+        SIZES, _run_statements(_MLX_STATEMENTS, statements, half_squares)
+    ):
+        assert value == pytest.approx(2 * nll + kl, rel=1e-6)
+
+    B, D, k = SIZES[1]
+    code, report = _check(capsys, "mlx_train.py", "-B", str(B), "-D", str(D), "-k", str(k))
+    assert code == 0, report
+    assert report["framework"] == "mlx"
+    assert report["effective_beta"] == pytest.approx(0.5, rel=1e-9)
+    assert report["likelihood"] == "gaussian"
+    assert report["roles"] == {"data": "X", "recon": "X_recon", "mu": "mu", "scale": "logvar"}
+    assert report["selected_because"].startswith(
+        "the loss computed inline at lines 35-38, in loss_fn(), differentiated by nn.value_and_grad: "
+    )
+    assert [o["name"] for o in report["other_candidates"]] == ["train_epoch"]  # not loss_fn itself
 
 
 @pytest.mark.parametrize("beta", [1.0, 4.0], ids=["default", "init"])

@@ -267,14 +267,18 @@ _GRADS = ("grad", "value_and_grad")
 
 def _differentiated(tree: ast.Module) -> dict[str, str]:
     """The functions the file differentiates, by name: ``jax.grad(loss_fn)``,
-    ``jax.value_and_grad(loss_fn, has_aux=True)`` -> ``{"loss_fn": "jax.value_and_grad"}``."""
+    ``jax.value_and_grad(loss_fn, has_aux=True)`` -> ``{"loss_fn": "jax.value_and_grad"}``
+    (MLX's ``nn.value_and_grad(model, loss_fn)`` too)."""
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     out: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in _GRADS:
-                out.setdefault(node.args[0].id, ast.unparse(func))
+        func = node.func if isinstance(node, ast.Call) else None
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if isinstance(node, ast.Call) and name in _GRADS:
+            # jax.grad(loss_fn); MLX's nn.value_and_grad(model, loss_fn) takes the model first
+            given = [a.id for a in node.args[:2] if isinstance(a, ast.Name) and a.id in defined]
+            if given:
+                out.setdefault(given[0], ast.unparse(node.func))
     return out
 
 

@@ -115,7 +115,8 @@ def _header(r: CheckReport) -> list[str]:
     if r.coarse:
         tolerance = max(r.probe.recon_fit.tolerance, r.probe.kl_fit.tolerance)
         lines.append(
-            f"  precision: this framework reduces the probe's float64 values in float32, so the factors "
+            f"  precision: this framework computes on the probe's float64 values to about float32's "
+            f"precision (Keras reduces in float32, MLX's exp and log), so the factors "
             f"are found to {tolerance:.1e} and given by their formulas"
         )
     if r.framework == "numpy":

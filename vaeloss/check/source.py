@@ -319,8 +319,10 @@ def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[l
         if inside:
             return [inside[0].name], f"{inside[0].describe()}, in {name!r} as named", True
         return [name], f"{name!r} as named", True
-    candidates = static.candidates[:limit]
     vae_like = [i for i in inline if i.reads_a_posterior()]
+    # a function whose body holds a loss computed inline is that loss (``loss_fn(model, X)``)
+    holders = {i.scope for i in vae_like}
+    candidates = [c for c in static.candidates if c.name not in holders][:limit]
     if not candidates and inline and not vae_like:
         raise _no_vae_loss(static, inline)
     inline = vae_like

@@ -10,6 +10,7 @@ the options they share in :mod:`~vaeloss.cli.options`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return ExitCode.SIGINT
+    except BrokenPipeError:  # piped into `head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return ExitCode.SIGPIPE
     except Exception as exc:  # noqa: BLE001 - an internal error is still one line
         print(
             f"error: this is a bug in vaeloss, please report it: {type(exc).__name__}: {exc} "

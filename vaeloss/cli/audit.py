@@ -53,6 +53,7 @@ exit status:
   2    bad input or the audit cannot run (a message says why; no report is written)
   3    a bug in vaeloss (one line naming it, to report)
   130  interrupted by SIGINT (partial report kept)
+  141  the output's reader closed it (piped into head)
   143  interrupted by SIGTERM (partial report kept)
 """
 

@@ -19,6 +19,7 @@ exit status:
        inputs, no gradient, --expect-beta mismatch)
   2    cannot be checked: a message says why (with --json, one JSON object with "error")
   3    a bug in vaeloss (one line naming it, to report)
+  141  the output's reader closed it (vaeloss check FILE | head)
 """
 
 

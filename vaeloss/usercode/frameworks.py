@@ -6,6 +6,7 @@ A file's framework decides the arrays its loss is called with:
   ``keras.ops`` on torch tensors);
 * ``tensorflow``: it imports ``tensorflow`` (``tf.keras`` included);
 * ``jax``: it imports ``jax``, ``flax`` or ``optax``;
+* ``mlx``: it imports ``mlx`` (Apple's framework; its CPU build runs on Linux too);
 * ``keras``: it imports ``keras`` and none of the above: Keras 3 runs on the backend of the
   user's ``KERAS_BACKEND``, by default on torch (whose tensors keep float64 and autograd);
 * ``numpy``: it imports none of these, only ``numpy``/``scipy`` (no gradient findings).
@@ -28,17 +29,18 @@ from vaeloss.usercode.sourcefile import SourceFile
 
 __all__ = ["ArrayKind", "FrameworkName", "FrameworkUse", "detect_framework", "require_framework"]
 
-FrameworkName = Literal["torch", "tensorflow", "jax", "keras", "numpy"]
-ArrayKind = Literal["torch", "tensorflow", "jax", "numpy"]
+FrameworkName = Literal["torch", "tensorflow", "jax", "mlx", "keras", "numpy"]
+ArrayKind = Literal["torch", "tensorflow", "jax", "mlx", "numpy"]
 
 _MODULES: dict[FrameworkName, tuple[str, ...]] = {
     "torch": ("torch", "torchvision", "lightning", "pytorch_lightning"),
     "tensorflow": ("tensorflow", "tf_keras", "tensorflow_probability"),
     "jax": ("jax", "flax", "optax", "jaxlib"),
+    "mlx": ("mlx",),
     "keras": ("keras",),
     "numpy": ("numpy", "scipy"),
 }
-_ORDER: tuple[FrameworkName, ...] = ("torch", "tensorflow", "jax", "keras", "numpy")
+_ORDER: tuple[FrameworkName, ...] = ("torch", "tensorflow", "jax", "mlx", "keras", "numpy")
 _INSTALLS: dict[str, tuple[str, tuple[str, ...]]] = {
     # module -> (the distribution to find, what to pip install for it)
     "torch": ("torch", ("vaeloss",)),
@@ -50,12 +52,14 @@ _INSTALLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "flax": ("flax", ("vaeloss[jax]",)),
     "optax": ("optax", ("vaeloss[jax]",)),
     "keras": ("keras", ("vaeloss[keras]",)),
+    "mlx": ("mlx", ("vaeloss[mlx]",)),
 }
 _ARRAYS: dict[str, ArrayKind] = {
     # a framework (or a KERAS_BACKEND) -> the arrays it computes with
     "torch": "torch",
     "tensorflow": "tensorflow",
     "jax": "jax",
+    "mlx": "mlx",
     "numpy": "numpy",
 }
 

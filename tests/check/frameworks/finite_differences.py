@@ -39,6 +39,10 @@ def to_array(value):
         import tensorflow as tf
 
         return tf.constant(value)
+    if kind == "mlx":
+        import mlx.core as mx
+
+        return mx.array(value, dtype=mx.float64)
     if kind == "jax":
         import jax
 

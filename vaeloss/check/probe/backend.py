@@ -5,8 +5,9 @@ The probe itself computes in torch (float64): its synthetic inputs, the referenc
 KLs, the fits. A backend turns those inputs into the framework's arrays and distributions, and
 the loss's outputs back into numbers, so that a Keras, TensorFlow or JAX loss is a new backend
 file, not a change to the probe. :class:`TorchBackend` is the first;
-:mod:`~vaeloss.check.probe.backend_tensorflow`, :mod:`~vaeloss.check.probe.backend_jax` and
-:mod:`~vaeloss.check.probe.backend_numpy` are the others, and Keras 3 runs on one of them (on
+:mod:`~vaeloss.check.probe.backend_tensorflow`, :mod:`~vaeloss.check.probe.backend_jax`,
+:mod:`~vaeloss.check.probe.backend_mlx` and :mod:`~vaeloss.check.probe.backend_numpy` are the
+others, and Keras 3 runs on one of them (on
 torch by default: :class:`KerasTorchBackend`). :func:`backend_for` picks one by the file's
 framework (:mod:`vaeloss.usercode.frameworks`).
 """
@@ -182,7 +183,7 @@ class KerasTorchBackend(TorchBackend):
 
 def backend_for(arrays: str, framework: str = "torch") -> Backend:
     """The backend for a file whose loss takes ``arrays`` (``torch``, ``tensorflow``, ``jax``,
-    ``numpy``), written in ``framework`` (``keras`` on torch gets :class:`KerasTorchBackend`).
+    ``mlx``, ``numpy``), written in ``framework`` (``keras`` on torch gets :class:`KerasTorchBackend`).
     Imports the framework."""
     if arrays == "tensorflow":
         from vaeloss.check.probe.backend_tensorflow import TensorFlowBackend
@@ -192,6 +193,10 @@ def backend_for(arrays: str, framework: str = "torch") -> Backend:
         from vaeloss.check.probe.backend_jax import JaxBackend
 
         return JaxBackend()
+    if arrays == "mlx":
+        from vaeloss.check.probe.backend_mlx import MlxBackend
+
+        return MlxBackend()
     if arrays == "numpy":
         from vaeloss.check.probe.backend_numpy import NumpyBackend
 
