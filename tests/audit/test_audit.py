@@ -176,6 +176,41 @@ def test_loss_from_shared_examples(tmp_path, capsys, example):
     assert res["beta_own"] == 1e-4
 
 
+CHECK_CORPUS = Path(__file__).parents[1] / "check"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        # seed 5 in Keras 3: 784 * mean BCE + c * summed KL, c = 0.5: beta c * D / 784 (D = 64)
+        ("frameworks/keras_kl_weight.py", 0.5 * 64 / 784),
+        # a flax train_step's loss_fn closure: summed BCE + kl_weight (0.5) * summed KL: 1/2
+        ("inline/flax_train_step.py", 0.5),
+    ],
+    ids=["keras", "flax-inline"],
+)
+def test_loss_written_in_another_framework(tmp_path, capsys, loss, expected):
+    """--loss takes Keras and JAX files as check reads them: their convention is trained on the
+    built-in (PyTorch) models; the report names the loss as check does."""
+    code, res, _, out = _audit(
+        tmp_path,
+        capsys,
+        "--loss",
+        str(CHECK_CORPUS / loss),
+        "--beta",
+        "1e-4",
+        "--sweep",
+        "none",
+        "--epochs",
+        "3",
+    )
+    assert code == 0
+    assert res["effective_beta"] == pytest.approx(1e-4 * expected, rel=1e-6)
+    first = (out / "report.md").read_text().split("\n\n")[2]
+    assert ("vae_loss in" if "keras" in loss else "the loss computed inline at lines 58-61") in first
+
+
 def test_loss_with_hard_coded_784_on_digits_is_exit_2(tmp_path, capsys):
     code, _, err, out = _audit(tmp_path, capsys, "--loss", str(EXAMPLES / "mean_bce_sum_kld.py"))
     assert code == 2 and "hard-codes 784 (line 6): try --data-dim 784" in err
