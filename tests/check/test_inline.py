@@ -94,6 +94,21 @@ def test_train_function_with_a_beta_default(capsys, target):
     assert "in the loop of train()" in report["selected_because"]
 
 
+def test_a_batch_named_like_no_role_takes_the_role_left(capsys):
+    """``for xb, _ in loader``: recon, mu and log_var are named; xb is the data. By hand: squared
+    error summed (twice the unit Gaussian NLL, a = 2) + KL summed (b = 1): beta 1/2."""
+    B, D, k = 16, 784, 5
+    recon, x, mu, logvar, kl = _terms(B, D, k)
+    ns = {"F": F, "torch": torch, "reconstructed": recon, "xb": x, "mu": mu, "log_var": logvar}
+    actual = _run_loop_statements(HERE / "unnamed_batch.py", ns)
+    half_squares = 0.5 * ((x - recon) ** 2).sum()  # the unit Gaussian's NLL, constants dropped
+    assert float(actual) == pytest.approx(float(2 * half_squares + kl), rel=1e-12)
+    code, report = _check(capsys, "unnamed_batch.py", "-B", str(B), "-k", str(k))
+    assert code == 0, report
+    assert report["roles"] == {"data": "xb", "recon": "reconstructed", "mu": "mu", "scale": "log_var"}
+    assert report["effective_beta"] == pytest.approx(0.5, rel=1e-9)
+
+
 def test_a_classifiers_loop_is_no_vae_loss(capsys):
     code, report = _check(capsys, "classifier_loop.py")
     assert code == 2
@@ -119,7 +134,9 @@ def test_a_gans_loop_is_no_vae_loss(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("shape", "expected"), [("28,28,1", 1.0), ("16,16,3", 3.0)], ids=["mnist", "rgb"])
+@pytest.mark.parametrize(
+    ("shape", "expected"), [("28,28,1", 1.0), ("3,16,16", 3.0)], ids=["mnist-hwc", "rgb-given-chw"]
+)
 def test_keras_io_train_step_under_a_gradient_tape(capsys, shape, expected):
     """The keras.io VAE's ``train_step`` as published: the loss under ``with tf.GradientTape()``,
     used by ``tape.gradient(total_loss, ...)``, in no loop. Its statements are those of
@@ -128,6 +145,7 @@ def test_keras_io_train_step_under_a_gradient_tape(capsys, shape, expected):
     code, report = _check(capsys, "keras_io_train_step.py", "--input-shape", shape, "-B", "16", "-k", "2")
     assert code == 0, report
     assert report["framework"] == "tensorflow"
+    assert report["input_shape"] == {"28,28,1": [28, 28, 1], "3,16,16": [16, 16, 3]}[shape]
     assert report["effective_beta"] == pytest.approx(expected, rel=1e-9)
     assert report["selected_because"].endswith("in VAE.train_step()")
     assert report["roles"] == {
@@ -325,6 +343,31 @@ def test_flax_closure_differentiated_by_value_and_grad(capsys):
     named = main(["check", f"{HERE / 'flax_train_step.py'}:train_step", "--json", "-B", str(B)])
     assert named == 0
     assert "in 'train_step' as named" in json.loads(capsys.readouterr().out)["selected_because"]
+
+
+def test_flax_loss_fn_of_params_calling_the_modules_apply(capsys):
+    """``loss_fn(params, batch, rng, beta=1.0)`` in a losses module (its train.py differentiates it
+    elsewhere) calls the sibling module's ``model.apply`` and returns ``loss, aux``: read from the
+    module's outputs. By hand: optax's elementwise BCE averaged over batch and pixels
+    (a = 1/(B*D)) + the summed KL averaged over the batch (b = 1/B): beta D."""
+    text = (HERE / "flax_losses.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "rec = optax" in line)
+    statements = "\n".join(line.strip() for line in text[first : first + 2]).replace("recon_logits", "logits")
+    statements += "\nloss = rec + kl"
+    logits_nll = lambda logits, x: -Bernoulli(logits=logits).log_prob(x).sum()  # noqa: E731
+    for (B, D, _k), (value, nll, kl) in zip(SIZES, _run_statements(_JAX_STATEMENTS, statements, logits_nll)):
+        assert value == pytest.approx(nll / (B * D) + kl / B, rel=1e-12)
+
+    B, D, k = SIZES[1]
+    code, report = _check(capsys, "flax_losses.py", "-B", str(B), "-D", str(D), "-k", str(k))
+    assert code == 0, report
+    assert report["effective_beta"] == pytest.approx(D, rel=1e-9)
+    assert report["effective_beta_formula"] == "D"
+    assert report["selected_because"] == (
+        "the only loss found: the loss computed inline at lines 14-16, returned by loss_fn(), from the "
+        "model's outputs"
+    )
+    assert report["roles"] == {"data": "batch", "recon": "recon_logits", "mu": "mean", "scale": "logvar"}
 
 
 _MLX_STATEMENTS = """

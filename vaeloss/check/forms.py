@@ -316,8 +316,13 @@ def missing_arguments(params: list[Param]) -> list[str]:
 
 
 def _orders(needed: list[Role], named: list[Role | None], n: int) -> list[tuple[Role, ...]]:
-    """Ways to give ``n`` tensor parameters the roles ``needed`` (+ ``z`` for extras), the
-    names' roles first, then by position."""
+    """Ways to give ``n`` tensor parameters the roles ``needed`` (+ ``z`` for extras): the
+    names' roles first (those the names leave open, in order, to the unnamed parameters:
+    ``(batch_x2, reconstructed, mu, log_var)`` gets data, recon, mu, scale), then by position.
+
+    >>> _orders(["recon", "data", "mu", "scale"], [None, "recon", "mu", "scale"], 4)[0]
+    ('data', 'recon', 'mu', 'scale')
+    """
     if n < len(needed):
         return []
     extra: list[Role] = ["z"] * (n - len(needed))
@@ -326,6 +331,13 @@ def _orders(needed: list[Role], named: list[Role | None], n: int) -> list[tuple[
     out: list[tuple[Role, ...]] = []
     if len(by_name) == n and sorted(by_name) == sorted(pool):
         out.append(tuple(by_name))
+    elif len(set(by_name)) == len(by_name) and len(named) == n and (set(pool) - {"z"}) >= set(by_name):
+        left = [r for r in pool if r not in by_name or r == "z"]
+        left = [*[r for r in left if r != "z"], *[r for r in left if r == "z"]][: n - len(by_name)]
+        filled = iter(left)
+        order = tuple(r if r is not None and r in pool else next(filled) for r in named)
+        if sorted(order) == sorted(pool):
+            out.append(order)
     out.append(tuple(pool))
     return out
 

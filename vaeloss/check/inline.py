@@ -345,16 +345,22 @@ def _logged_losses(body: list[ast.stmt], in_loop: bool = False) -> list[_Use]:
 
 
 def _returned_terms(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> _Use | None:
-    """A model-building function's returned loss terms (``return vae, reconstruction_loss,
-    kl_loss``: the loss-named names it returns, as a tuple), when it builds the model itself
-    (a layer applied, an ``Input``, a model's outputs unpacked)."""
+    """For a function that runs the model itself (a layer applied, an ``Input``, the model's
+    outputs unpacked): what a loss-named one returns (``loss_fn(params, batch, rng)``), and
+    what a model-building one returns named like a loss (``return vae, reconstruction_loss,
+    kl_loss``: the terms, as a tuple)."""
     last = fn.body[-1] if fn.body else None
-    if not isinstance(last, ast.Return) or last.value is None:
+    builds = any(isinstance(s, ast.Assign) and _is_model_output(s) for s in _flat(fn.body))
+    if not isinstance(last, ast.Return) or last.value is None or not builds:
         return None
+    if any(w in fn.name.lower() for w in ("loss", "elbo", "objective")):
+        # loss_fn(params, batch, rng) calling the model: its value (loss of ``loss, aux``)
+        added = _returned(fn)
+        label = f"returned by {fn.name}(), from the model's outputs"
+        return _Use([*fn.body[:-1], added], _ADDED, False, False, label) if added else None
     values = last.value.elts if isinstance(last.value, ast.Tuple) else [last.value]
     terms = [v for v in values if isinstance(v, ast.Name) and "loss" in v.id.lower()]
-    builds = any(isinstance(s, ast.Assign) and _is_model_output(s) for s in _flat(fn.body))
-    if not terms or not builds:
+    if not terms:
         return None
     value: ast.expr = terms[0] if len(terms) == 1 else ast.Tuple(elts=list[ast.expr](terms), ctx=ast.Load())
     added = ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), last)

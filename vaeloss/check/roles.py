@@ -21,12 +21,13 @@ FREE_ROLES: tuple[Role, ...] = ("mu", "scale")
 RECON_NAMES = (
     "recon_x", "recon", "x_recon", "x_hat", "xhat", "x_rec", "recons", "reconstruction", "outputs",
     "output", "x_decoded_mean", "x_decoded", "decoded", "x_tilde", "pred", "y_pred", "preds", "logits",
-    "x_logits", "recon_logits", "probs", "x_mean", "x_prob", "x_probs", "recon_batch", "out", "x_out",
-    "reconstructed", "generated", "x_pred", "rec", "x_reconst", "x_reconstructed", "decoder_output",
+    "x_logits", "x_logit", "recon_logits", "probs", "x_mean", "x_prob", "x_probs", "recon_batch", "out",
+    "x_out", "reconstructed", "generated", "x_pred", "rec", "x_reconst", "x_reconstructed", "decoder_output",
 )  # fmt: skip
 DATA_NAMES = (
     "x", "inputs", "input", "target", "targets", "data", "images", "image", "x_true", "y_true", "orig",
     "original", "batch", "y", "x_in", "img", "imgs", "real", "x_input", "obs", "x_orig", "ground_truth",
+    "batch_data", "x_batch", "batch_x", "data_batch", "inputs_batch", "input_batch",
 )  # fmt: skip
 MU_NAMES = (
     "mu", "mean", "z_mean", "mu_z", "z_mu", "means", "mus", "loc", "q_mu", "posterior_mean", "m", "mu_q",

@@ -52,7 +52,12 @@ def add_check_parser(sub: Any) -> None:
         "Class, Class.method, object or factory (default: the loss-like one)",
     )
     add_sizes(p, batch=128, latent=20)
-    p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W of image inputs")
+    p.add_argument(
+        "--input-shape",
+        type=_shape,
+        default=None,
+        help="C,H,W of image inputs (Keras, TensorFlow, JAX, MLX files get them as H,W,C)",
+    )
     add_assignments(
         p,
         "--arg",

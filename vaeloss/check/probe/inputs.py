@@ -8,7 +8,16 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["DTYPE", "SEED", "generator", "latent_inputs", "layouts", "recon_inputs", "resize"]
+__all__ = [
+    "DTYPE",
+    "SEED",
+    "channels_last_order",
+    "generator",
+    "latent_inputs",
+    "layouts",
+    "recon_inputs",
+    "resize",
+]
 
 DTYPE = torch.float64
 SEED = 1234
@@ -48,18 +57,33 @@ def layouts(
     D: int, input_shape: tuple[int, ...] | None, channels_last: bool = False
 ) -> list[tuple[int, ...]]:
     """The shapes of one sample to try: ``input_shape``, else flat, then a square image
-    ([1, H, W], or [H, W, 1] for frameworks that put channels last).
+    ([1, H, W], or [H, W, 1] for frameworks that put channels last). A ``C,H,W`` given for a
+    channels-last framework is laid out as it takes images (``3,32,32`` -> ``32,32,3``).
 
     >>> layouts(784, None), layouts(10, None), layouts(784, None, channels_last=True)[1]
     ([(784,), (1, 28, 28)], [(10,)], (28, 28, 1))
+    >>> layouts(3072, (3, 32, 32), channels_last=True), layouts(3072, (32, 32, 3), channels_last=True)
+    ([(32, 32, 3)], [(32, 32, 3)])
     """
     if input_shape is not None:
-        return [input_shape]
+        return [channels_last_order(input_shape) if channels_last else input_shape]
     out: list[tuple[int, ...]] = [(D,)]
     side = int(round(math.sqrt(D)))
     if side * side == D:
         out.append((side, side, 1) if channels_last else (1, side, side))
     return out
+
+
+def channels_last_order(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """An image shape as a channels-last framework takes it: ``C,H,W`` (C of at most 4, H and W
+    larger) becomes ``H,W,C``; any other shape is kept.
+
+    >>> channels_last_order((1, 28, 28)), channels_last_order((28, 28, 1)), channels_last_order((784,))
+    ((28, 28, 1), (28, 28, 1), (784,))
+    """
+    if len(shape) == 3 and shape[0] <= 4 < min(shape[1], shape[2]):
+        return (shape[1], shape[2], shape[0])
+    return shape
 
 
 def resize(shape: tuple[int, ...], factor: float) -> tuple[int, ...]:
