@@ -287,11 +287,12 @@ def test_keras_terms_returned_by_a_model_building_function(capsys):
     )
 
     assert main(["check", f"{HERE / 'keras_build_model_terms.py'}:53"]) == 2
-    assert "at line 53, in the script's top-level loop, adds terms computed elsewhere (kl_loss, " in (
-        capsys.readouterr().err
-    )
+    assert (
+        "at line 53, in the script's top-level loop, takes its terms from statements before it: kl_loss at "
+        "line 52 (`vae, encoder, decoder, reconstruction_loss, kl_loss = build_model()`)"
+    ) in capsys.readouterr().err
     assert main(["check", f"{HERE / 'keras_build_model_terms.py'}:7"]) == 2
-    assert capsys.readouterr().err.endswith("computes losses inline from lines 41, 53. Try one of them.\n")
+    assert capsys.readouterr().err.endswith("computes inline start at lines 41, 53. Try one of them.\n")
 
 
 _JAX_STATEMENTS = """

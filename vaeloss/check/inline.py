@@ -76,6 +76,9 @@ class InlineLoss:
     source: str
     scope: str | None = None  # the function or Class.method it is in (None: the top level)
     nodes: tuple[ast.stmt, ...] = field(default=(), compare=False, repr=False)
+    bound_by: tuple[tuple[str, int, str], ...] = ()
+    """(parameter, line, statement) of the statement before the loss that binds each parameter
+    (``loss_dict`` by ``loss_dict = vae.loss_function(...)`` at line 83)."""
 
     def reads_a_posterior(self) -> bool:
         """Whether it can be a VAE loss: it reads a posterior's mean or scale (by their names),
@@ -503,7 +506,14 @@ def _function(
     lines += ["    " + line for stmt in statements for line in ast.unparse(stmt).splitlines()]
     lines.append(f"    return {use.name}")
     source = "\n".join(lines) + "\n"
-    return InlineLoss(ident, (first, last), where, tuple(ordered), source, scope or None, tuple(statements))
+    bound_by = tuple(
+        (p, stmt.lineno, ast.unparse(stmt))
+        for p in ordered
+        for stmt in [s for s in use.before if isinstance(s, ast.Assign) and p in _stored([s])][-1:]
+    )
+    return InlineLoss(
+        ident, (first, last), where, tuple(ordered), source, scope or None, tuple(statements), bound_by
+    )
 
 
 def _loop_targets(body: list[ast.stmt], inside: ast.stmt) -> set[str]:

@@ -8,6 +8,12 @@ from vaeloss.objective.algebra import Monomial
 
 __all__ = ["format_report"]
 
+_COARSE = {
+    "keras": "Keras reduces the probe's float64 values in float32",
+    "mlx": "MLX computes exp and log on the probe's float64 values to about float32's precision",
+}
+"""Why a framework's factors are known only to float32's precision (see the backends)."""
+
 _LIK: dict[tuple[str | None, str | None], str] = {
     ("bernoulli", "probabilities"): "Bernoulli NLL (binary cross-entropy on probabilities)",
     ("bernoulli", "logits"): "Bernoulli NLL (binary cross-entropy on logits)",
@@ -115,8 +121,8 @@ def _header(r: CheckReport) -> list[str]:
     if r.coarse:
         tolerance = max(r.probe.recon_fit.tolerance, r.probe.kl_fit.tolerance)
         lines.append(
-            f"  precision: this framework computes on the probe's float64 values to about float32's "
-            f"precision (Keras reduces in float32, MLX's exp and log), so the factors "
+            f"  precision: {_COARSE.get(r.framework.split()[0], 'this framework computes in float32')}, "
+            f"so the factors "
             f"are found to {tolerance:.1e} and given by their formulas"
         )
     if r.framework == "numpy":
@@ -137,10 +143,8 @@ def _header(r: CheckReport) -> list[str]:
         lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
     lines += _skipped(r)
     for other in r.others:
-        lines.append(
-            f"  also a candidate: {other.described or other.name} ({other.summary}); check it with "
-            f"'vaeloss check {r.path}:{other.name}'"
-        )
+        hint = "" if other.kind == "unprobed" else f"; check it with 'vaeloss check {r.path}:{other.name}'"
+        lines.append(f"  also a candidate: {other.described or other.name} ({other.summary}){hint}")
     return lines
 
 

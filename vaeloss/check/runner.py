@@ -242,10 +242,11 @@ def _failure_with_hints(
         found = inline[0]
         terms = [p for p in found.params if "loss" in p.lower()]
         if terms:
+            made = [f"{p} at line {line} (`{code}`)" for p, line, code in found.bound_by if p in terms]
             return LossCheckError(
-                f"Expected a loss of the model's tensors but {found.describe()}, adds terms computed "
-                f"elsewhere ({', '.join(terms)}). Try 'vaeloss check {static.source.path}:NAME' with "
-                f"the function or line that computes them."
+                f"Expected a loss of the model's tensors but {found.describe()}, takes its terms from "
+                f"statements before it: {'; '.join(made) or ', '.join(terms)}. Try 'vaeloss check "
+                f"{static.source.path}:NAME' with the function that computes them."
             )
         return LossCheckError(
             f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
@@ -253,7 +254,8 @@ def _failure_with_hints(
             f"'vaeloss check {static.source.path}:NAME' with the function that computes your VAE loss."
         )
     error = _failure(answer, shown, static)
-    fixed = static.lines_for(names[0]).get("hard_coded_784") if len(names) == 1 else None
+    tried = [n for n in names if n not in static.inline] or names  # a function, before the loop's use of it
+    fixed = static.lines_for(tried[0]).get("hard_coded_784") if len(tried) == 1 else None
     if fixed and D != 784:
         return LossCheckError(
             f"{error}\nThe file hard-codes 784 ({static.source.where(fixed[0])}): try --data-dim 784, "

@@ -211,6 +211,24 @@ class StaticSource:
         return False
 
 
+def _inline_at(static: StaticSource, line: int) -> InlineLoss:
+    """The loss computed inline whose lines hold ``line`` (``FILE:53``)."""
+    inline = sorted(static.inline.values(), key=lambda i: i.lines)
+    for found in inline:
+        if found.lines[0] <= line <= found.lines[1]:
+            return found
+    if not inline:
+        said = f"{static.source.path} computes no loss inline. Try 'vaeloss check {static.source.path}:NAME'"
+    elif len(inline) == 1:
+        said = (
+            f"the one loss {static.source.path} computes inline starts at line {inline[0].lines[0]}. Try it"
+        )
+    else:
+        starts = ", ".join(str(i.lines[0]) for i in inline)
+        said = f"the losses {static.source.path} computes inline start at lines {starts}. Try one of them"
+    raise LossCheckError(f"Expected a line where a loss is computed inline but got {str(line)!r}: {said}.")
+
+
 def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> LossCheckError:
     """The error for a file whose only losses are computed inline and read no posterior."""
     reads = sorted({p for i in inline for p in i.params})
@@ -292,7 +310,7 @@ def read_static(source: SourceFile) -> StaticSource:
         where = source.where(exc.lineno) or "an unknown line"
         raise LossCheckError(
             f"Expected valid Python but {source.path} has a syntax error at {where}: "
-            f"{exc.msg}. Try 'python -m py_compile {source.path}' to see it."
+            f"{exc.msg.rstrip('.?!')}. Try 'python -m py_compile {source.path}' to see it."
         ) from None
     ranked = sorted((c for c in _candidates(tree) if _rank(c)[0] < 9), key=_rank)
     return StaticSource(source, tree, ranked, {i.name: i for i in find_inline_losses(tree)})
@@ -306,14 +324,8 @@ def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[l
     one (``FILE:train``) is that loss, and so is a line of it (``FILE:53``)."""
     inline = list(static.inline.values())
     if name is not None and name.isdigit():  # FILE:LINE, a loss computed inline there
-        at = [i for i in inline if i.lines[0] <= int(name) <= i.lines[1]]
-        if not at:
-            spans = ", ".join(str(first) for first in sorted(i.lines[0] for i in inline)) or "none"
-            raise LossCheckError(
-                f"Expected a line where a loss is computed inline but got {name!r}: "
-                f"{static.source.path} computes losses inline from lines {spans}. Try one of them."
-            )
-        return [at[0].name], f"{at[0].describe()}, at line {name} as named", True
+        found = _inline_at(static, int(name))
+        return [found.name], f"{found.describe()}, at line {name} as named", True
     if name is not None:
         inside = [i for i in inline if i.scope == name]
         if inside:

@@ -137,7 +137,7 @@ def _candidates(
         try:
             obj = resolve_object(loaded, name, init)
         except ObjectError as exc:
-            problems.append(str(exc) if request.explicit else f"{name}: {exc}")
+            problems.append(str(exc) if request.explicit else f"{inline.get(name, name)}: {exc}")
             continue
         if name in inline:
             obj = replace(obj, described=inline[name] + _inline_reads(obj, name, sources[name], init))
