@@ -30,7 +30,7 @@ HERE = Path(__file__).parent / "frameworks"
 class Case:
     file: str
     name: str
-    arrays: str  # how finite_differences.py makes arrays: keras-torch, tensorflow, jax, mlx, numpy
+    arrays: str  # how finite_differences.py makes arrays: keras-torch, tensorflow(32), jax, mlx, numpy
     framework: str  # what the check says
     params: dict[str, str]  # parameter -> role (recon, data, mu, logvar)
     free: dict[str, str]  # module-level names the loss reads -> role
@@ -76,6 +76,13 @@ CASES = {
     "tensorflow-keras-io-rgb": Case(
         "tf_keras_io_loss.py", "compute_loss", "tensorflow", "tensorflow", ROLES, {},
         "probabilities", ((16, (16, 16, 3), 2), (8, (8, 12, 3), 4)), "3",
+    ),
+    # TensorFlow's CVAE tutorial's log-densities (float32 constants: run on float32 tensors): the
+    # unit Gaussian's NLL summed per sample + the summed KL, averaged over the batch: the ELBO
+    "tensorflow-float32-constants": Case(
+        "tf_float32_constants.py", "compute_loss", "tensorflow32", "tensorflow",
+        {"x_mean": "recon", "x": "data", "z_mean": "mu", "z_log_var": "logvar"}, {},
+        "mean", ((16, (784,), 2), (8, (64,), 4)), "1",
     ),
     # summed BCE on logits + summed KL, each vmapped per sample and averaged: the ELBO
     "flax-compute-metrics": Case(
@@ -163,7 +170,7 @@ def test_framework_loss_as_written(case_id, capsys):
     by_hand_check = _finite_differences(case_id)
     # the hand derivation is right: the user's own function agrees, at both sizes (to float32's
     # rounding where Keras on torch reduces in float32 and where MLX computes exp)
-    coarse = case.arrays in ("keras-torch", "mlx")  # float32 reductions; MLX's float64 exp
+    coarse = case.arrays in ("keras-torch", "mlx", "tensorflow32")  # float32; MLX's float64 exp
     assert by_hand_check == pytest.approx(expected, rel=2e-3 if coarse else 1e-6)
     report = _check(case, capsys)
     assert report["framework"] == case.framework

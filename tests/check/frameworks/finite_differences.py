@@ -25,7 +25,7 @@ SPECS = json.loads(sys.argv[1])  # losses of one framework, each as below
 SPEC = SPECS[0]
 if SPEC["arrays"] == "keras-torch":
     os.environ["KERAS_BACKEND"] = "torch"
-elif SPEC["arrays"] == "tensorflow":
+elif SPEC["arrays"] in ("tensorflow", "tensorflow32"):
     os.environ["KERAS_BACKEND"] = "tensorflow"
 
 
@@ -35,10 +35,10 @@ def to_array(value):
         import torch
 
         return torch.from_numpy(value)
-    if kind == "tensorflow":
+    if kind in ("tensorflow", "tensorflow32"):
         import tensorflow as tf
 
-        return tf.constant(value)
+        return tf.constant(value, dtype=tf.float32 if kind == "tensorflow32" else tf.float64)
     if kind == "mlx":
         import mlx.core as mx
 

@@ -110,6 +110,11 @@ class Backend(Protocol):
         carries no gradient at all."""
         ...
 
+    def fallbacks(self) -> tuple[Backend, ...]:
+        """Backends to try after this one when the loss cannot be called with its arrays
+        (TensorFlow in float32, for code that makes float32 tensors itself)."""
+        ...
+
 
 class TorchBackend:
     """Losses written in PyTorch."""
@@ -155,6 +160,9 @@ class TorchBackend:
 
     def no_grad(self) -> AbstractContextManager[None]:
         return _no_grad()
+
+    def fallbacks(self) -> tuple[Backend, ...]:
+        return ()  # torch promotes float32 tensors the code makes to float64
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
         leaves = [t.detach().clone().requires_grad_(True) for t in inputs]

@@ -36,6 +36,10 @@ class ArrayReading:
         np.random.seed(seed)
         seed_keras(seed)
 
+    def fallbacks(self) -> tuple[Any, ...]:
+        """Coarser variants to try when the loss refuses this backend's arrays (none here)."""
+        return ()
+
     def normal(self, loc: Tensor, scale: Tensor) -> Any:
         raise TypeError(f"a {self.name} loss {self.without_distributions}")
 

@@ -1,5 +1,6 @@
 """Losses written in TensorFlow (``tf.*`` ops, ``tf.keras.losses``, Keras 3 on TensorFlow):
-eager float64 tensors in, gradients by ``tf.GradientTape``.
+eager float64 tensors in (float32 for code that makes float32 tensors itself), gradients by
+``tf.GradientTape``.
 
 Distributions (a loss taking ``q``) would need TensorFlow Probability: such call forms are not
 tried.
@@ -15,17 +16,23 @@ import tensorflow as tf
 import torch
 from torch import Tensor
 
-from vaeloss.check.probe.backend import per_sample
+from vaeloss.check.probe.backend import FLOAT32, per_sample
 from vaeloss.check.probe.backend_numpy import ArrayReading
 
-__all__ = ["TensorFlowBackend"]
+__all__ = ["TensorFlow32Backend", "TensorFlowBackend"]
 
 
 class TensorFlowBackend(ArrayReading):
-    """TensorFlow's eager tensors (channels-last images)."""
+    """TensorFlow's eager tensors (channels-last images), float64; float32 after it for code
+    that makes float32 tensors of its own (``tf.math.log(2. * np.pi)``, ``tf.random.normal``),
+    which TensorFlow will not mix with float64 (:meth:`fallbacks`)."""
 
     name = "tensorflow"
     without_distributions = "taking distribution objects needs TensorFlow Probability"
+    dtype = tf.float64
+
+    def fallbacks(self) -> tuple[TensorFlowBackend, ...]:
+        return (TensorFlow32Backend(),) if self.dtype == tf.float64 else ()
 
     def native(self, value: Any) -> bool:
         return isinstance(value, (tf.Tensor, tf.Variable))
@@ -34,7 +41,7 @@ class TensorFlowBackend(ArrayReading):
         return np.asarray(value.numpy()) if self.native(value) else np.asarray(value)
 
     def array(self, value: Tensor) -> tf.Tensor:
-        return tf.constant(value.detach().numpy())
+        return tf.constant(value.detach().numpy(), dtype=self.dtype)
 
     def seed(self, seed: int) -> None:
         tf.random.set_seed(seed)
@@ -45,7 +52,7 @@ class TensorFlowBackend(ArrayReading):
         return tf.reduce_mean(t) if per_sample(tuple(t.shape), batch) else tf.reshape(t, ())
 
     def gradients(self, fn: Callable[..., Any], inputs: list[Tensor]) -> list[Tensor | None] | None:
-        leaves = [tf.constant(t.detach().numpy()) for t in inputs]
+        leaves = [self.array(t) for t in inputs]
         with tf.GradientTape() as tape:
             for leaf in leaves:
                 tape.watch(leaf)
@@ -55,4 +62,13 @@ class TensorFlowBackend(ArrayReading):
         grads = tape.gradient(out, leaves)
         if all(g is None for g in grads):
             return None
-        return [None if g is None else torch.from_numpy(np.asarray(tf.convert_to_tensor(g))) for g in grads]
+        arrays = [None if g is None else np.asarray(tf.convert_to_tensor(g), dtype=np.float64) for g in grads]
+        return [None if a is None else torch.from_numpy(a) for a in arrays]
+
+
+class TensorFlow32Backend(TensorFlowBackend):
+    """TensorFlow in float32: the probe's values rounded to float32, the fits held to its
+    resolution (the report says so)."""
+
+    dtype = tf.float32
+    resolution = FLOAT32

@@ -82,12 +82,25 @@ def function_callers(
 ) -> Iterator[Caller]:
     """Callers for a loss function: every call form, layout of the data and kind of data
     (continuous first; binary for losses that refuse non-binary targets), with the arrays of
-    ``backend`` (default: torch)."""
+    ``backend`` (default: torch), then of its fallbacks (TensorFlow in float32)."""
     backend = backend or TorchBackend()
-    for binary in (False, True):
-        for shape in layouts(D, input_shape, backend.channels_last):
-            for form in forms:
-                yield Caller(obj, form, extra, shape, binary, guard, timings, watch, backend)
+    for each in (backend, *backend.fallbacks()):
+        for binary in (False, True):
+            for shape in layouts(D, input_shape, each.channels_last):
+                for form in forms:
+                    yield Caller(obj, form, extra, shape, binary, guard, timings, watch, each)
+
+
+def _better(score: tuple[int, float], best: tuple[int, float]) -> bool:
+    """Whether a reading beats the best so far: a better kind of fit, or, between two misfits,
+    one ten times closer (else the earlier one, whose roles the names gave, is kept).
+
+    >>> _better((0, 0.0), (2, 0.1)), _better((2, 0.05), (2, 0.1)), _better((2, 0.005), (2, 0.1))
+    (True, False, True)
+    """
+    if score[0] != best[0]:
+        return score[0] < best[0]
+    return score[1] < 0.1 * best[1] if score[0] == 2 else False
 
 
 def search(
@@ -110,7 +123,7 @@ def search(
         except Exception as exc:  # noqa: BLE001 - try the next form or layout
             errors.append(attempt_error(call.shape, call.binary, call.form, exc))
             continue
-        if best is None or reading.score < best[0]:
+        if best is None or _better(reading.score, best[0]):
             best = (reading.score, call, reading)
         if reading.score[0] <= 1:
             break
