@@ -11,8 +11,8 @@ __all__ = ["format_report"]
 _COARSE = {
     "keras": "Keras reduces the probe's float64 values in float32",
     "mlx": "MLX computes exp and log on the probe's float64 values to about float32's precision",
-    "tensorflow": "the loss makes float32 tensors of its own (which TensorFlow does not mix with float64), "
-    "so it ran on float32 tensors",
+    "tensorflow": "TensorFlow ran the loss on float32 tensors (it makes float32 tensors of its own, which "
+    "TensorFlow does not mix with float64)",
 }
 """Why a framework's factors are known only to float32's precision (see the backends)."""
 
