@@ -295,6 +295,54 @@ def test_keras_terms_returned_by_a_model_building_function(capsys):
     assert capsys.readouterr().err.endswith("computes inline start at lines 41, 53. Try one of them.\n")
 
 
+_TF_STATEMENTS = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import numpy as np
+import tensorflow as tf
+from tensorflow import keras
+
+out = []
+for B, D, k in json.loads(sys.argv[1]):
+    g = np.random.default_rng(0)
+    inputs = tf.constant(g.random((B, D)), tf.float32)
+    reconstructed = tf.constant(0.05 + 0.9 * g.random((B, D)), tf.float32)
+    z_mean = tf.constant(g.standard_normal((B, k)), tf.float32)
+    z_log_var = tf.constant(0.3 * g.standard_normal((B, k)), tf.float32)
+    exec(sys.argv[2])
+    loss = keras.losses.MeanSquaredError()(inputs, reconstructed) + kl_loss  # as fit sums them
+    arrays = (inputs, reconstructed, z_mean, z_log_var)
+    out.append([float(loss), *(np.asarray(t, dtype=np.float64).tolist() for t in arrays)])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_keras_model_adding_its_kl_in_call_and_compiled_with_a_loss(capsys):
+    """TensorFlow's subclassing guide's VAE: ``self.add_loss(kl_loss)`` in ``call``, and
+    ``compile(optimizer, loss=keras.losses.MeanSquaredError())``: fit trains on their sum. By
+    hand: the MSE averages over batch and pixels, twice the unit Gaussian's NLL (a = 2/(B*D)); the
+    KL term ``-0.5 * reduce_mean(...)`` averages over batch and latents (b = 1/(B*k)):
+    beta = D/(2k). Confirmed by the file's own statements and Keras's loss object in TensorFlow."""
+    text = (HERE / "tf_guide_add_loss.py").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if "kl_loss = -0.5" in line)
+    half_squares = lambda recon, x: 0.5 * ((x - recon) ** 2).sum()  # noqa: E731 - the unit Gaussian's NLL
+    runs = _run_statements(_TF_STATEMENTS, text[first].strip(), half_squares)
+    for (B, D, k), (value, nll, kl) in zip(SIZES, runs):
+        assert value == pytest.approx(2 / (B * D) * nll + kl / (B * k), rel=1e-5)  # float32
+
+    B, D, k = SIZES[1]
+    code, report = _check(capsys, "tf_guide_add_loss.py", "-B", str(B), "-D", str(D), "-k", str(k))
+    assert code == 0, report
+    assert report["effective_beta"] == pytest.approx(D / (2 * k), rel=1e-9)
+    assert report["effective_beta_formula"] == "D/(2*k)"
+    assert report["selected_because"].endswith(
+        "in VariationalAutoEncoder.call(), given to add_loss, plus the loss given to compile at line 64 "
+        "(`keras.losses.MeanSquaredError()`)"
+    )
+    assert {f["code"]: f["line"] for f in report["findings"]}["beta-depends-on-latent-dim"] == 54
+
+
 _JAX_STATEMENTS = """
 import json, sys
 import jax

@@ -371,6 +371,46 @@ def _returned_terms(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> _Use | None:
     return _Use([*fn.body[:-1], added], _ADDED, False, False, f"returned ({names}) by {fn.name}()")
 
 
+def _compiled_loss(tree: ast.Module) -> ast.expr | None:
+    """The loss given to a Keras model's ``compile(optimizer, loss=...)`` in the file (its first)."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "compile"
+        ):
+            given = [k.value for k in node.keywords if k.arg == "loss"] or node.args[1:2]
+            if given and not (isinstance(given[0], ast.Constant) and given[0].value is None):
+                return given[0]
+    return None
+
+
+def _plus_compiled(
+    statements: list[ast.stmt], fn: ast.FunctionDef | ast.AsyncFunctionDef, compiled: ast.expr, where: str
+) -> tuple[list[ast.stmt], str]:
+    """A Keras model's ``call`` that adds a term with ``self.add_loss`` trains on it plus the loss
+    given to ``compile``, of (the data, what ``call`` returns): that sum, as ``fit`` computes it."""
+    last = fn.body[-1] if fn.body else None
+    inputs = [a.arg for a in fn.args.args[1:2]]
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name) and inputs):
+        return statements, where
+    code = f"{_ADDED} = __import__('keras').losses.get(COMPILED)({inputs[0]}, {last.value.id}) + {_ADDED}"
+    plus = ast.parse(code).body[0]
+    for node in ast.walk(plus):  # the compile's own expression, with its own line (for findings)
+        if isinstance(node, ast.Call) and node.args and getattr(node.args[0], "id", None) == "COMPILED":
+            node.args[0] = compiled
+    for node in ast.walk(plus):
+        if node is not compiled and not _within(node, compiled):
+            ast.copy_location(node, statements[-1])
+    text = ast.unparse(compiled)
+    said = f"{where}, given to add_loss, plus the loss given to compile at line {compiled.lineno} (`{text}`)"
+    return [*statements, plus], said
+
+
+def _within(node: ast.AST, root: ast.AST) -> bool:
+    return any(node is n for n in ast.walk(root))
+
+
 def _where(scope: str, use: _Use) -> str:
     """For people: ``in the loop of train()``, ``under the script's main guard``."""
     if use.label:
@@ -424,6 +464,7 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
     found: list[InlineLoss] = []
     tensors = _module_tensors(tree)
     scopes = _scopes(tree)
+    compiled = _compiled_loss(tree)
     closures = _closure_uses(tree)
     differentiates = any(_loss_uses(body) for body, _, _ in scopes) or bool(closures)
     outers = {id(outer) for _, outer, _ in closures}
@@ -436,7 +477,10 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
             statements = _slice(use.before, use.name)
             if statements:
                 local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
-                found.append(_function(statements, use, _where(scope, use), local_names, fn, scope))
+                where = _where(scope, use)
+                if fn is not None and fn.name == "call" and use.name == _ADDED and compiled is not None:
+                    statements, where = _plus_compiled(statements, fn, compiled, where)
+                found.append(_function(statements, use, where, local_names, fn, scope))
     for fn, outer, use in closures:
         statements = _slice(use.before, use.name)
         if statements:

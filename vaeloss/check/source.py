@@ -35,6 +35,9 @@ _RECON_CALLS = (
     "log_softmax",
     "sigmoid_binary_cross_entropy",
     "mean_squared_error",
+    "MeanSquaredError",
+    "BinaryCrossentropy",
+    "MeanAbsoluteError",
     "squared_error",
     "cross_entropy",
 )
