@@ -175,7 +175,7 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
             size = _uses(tree, p.name)[0] if tree is not None else 0
             out.append(Param(p.name, "varargs", max(size, 4)))
             continue
-        if p.default is not inspect.Parameter.empty:
+        if p.default is not inspect.Parameter.empty and not _keras_compute_loss_tensor(call, p.name):
             continue
         namespace = getattr(fn, "__globals__", {})
         size, names, dist = _uses(tree, p.name, namespace) if tree is not None else (0, (), False)
@@ -188,6 +188,12 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
     if tree is not None:
         out += free_tensors(fn, tree, {p.name for p in out} | exclude)
     return out
+
+
+def _keras_compute_loss_tensor(call: Callable[..., Any], name: str) -> bool:
+    """``x`` and ``y_pred`` of a Keras ``Model.compute_loss(x=None, y=None, y_pred=None, ...)``:
+    tensors although they default to None (``y`` stays None: the data is ``x``)."""
+    return getattr(call, "__name__", "") == "compute_loss" and name in ("x", "y_pred")
 
 
 def free_tensors(fn: Callable[..., Any], tree: ast.AST, exclude: set[str]) -> list[Param]:
