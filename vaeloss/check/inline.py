@@ -385,16 +385,31 @@ def _compiled_loss(tree: ast.Module) -> ast.expr | None:
     return None
 
 
+def _keras_call(tree: ast.Module, scope: str) -> str:
+    """``"model"`` when ``scope`` is the ``call`` of a class derived from a Keras ``Model``,
+    ``"layer"`` for another class's ``call`` (a ``KLDivergenceLayer``), else ``""``."""
+    head, _, method = scope.partition(".")
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == head]
+    if method != "call" or not classes:
+        return ""
+    return "model" if any("Model" in ast.unparse(b) for b in classes[0].bases) else "layer"
+
+
 def _plus_compiled(
     statements: list[ast.stmt], fn: ast.FunctionDef | ast.AsyncFunctionDef, compiled: ast.expr, where: str
 ) -> tuple[list[ast.stmt], str]:
     """A Keras model's ``call`` that adds a term with ``self.add_loss`` trains on it plus the loss
-    given to ``compile``, of (the data, what ``call`` returns): that sum, as ``fit`` computes it."""
+    given to ``compile``, of (the data, what ``call`` returns): that sum, as ``fit`` computes it.
+    A layer's ``call`` (a ``KLDivergenceLayer``) adds it to the model's loss of ``(y_true,
+    y_pred)``: the data and the reconstruction, as ``fit`` passes them."""
     last = fn.body[-1] if fn.body else None
     inputs = [a.arg for a in fn.args.args[1:2]]
-    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name) and inputs):
-        return statements, where
-    code = f"{_ADDED} = __import__('keras').losses.get(COMPILED)({inputs[0]}, {last.value.id}) + {_ADDED}"
+    returned = last.value.id if isinstance(last, ast.Return) and isinstance(last.value, ast.Name) else None
+    if inputs and returned and returned != inputs[0]:  # a model's call: its inputs, its output
+        data, recon = inputs[0], returned
+    else:  # a layer's (a KLDivergenceLayer returns its inputs): the model's, as fit gives them
+        data, recon = "y_true", "y_pred"
+    code = f"{_ADDED} = __import__('keras').losses.get(COMPILED)({data}, {recon}) + {_ADDED}"
     plus = ast.parse(code).body[0]
     for node in ast.walk(plus):  # the compile's own expression, with its own line (for findings)
         if isinstance(node, ast.Call) and node.args and getattr(node.args[0], "id", None) == "COMPILED":
@@ -478,8 +493,9 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
             if statements:
                 local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
                 where = _where(scope, use)
-                if fn is not None and fn.name == "call" and use.name == _ADDED and compiled is not None:
+                if _keras_call(tree, scope) and use.name == _ADDED and compiled is not None and fn:
                     statements, where = _plus_compiled(statements, fn, compiled, where)
+                    local_names |= {"y_true", "y_pred"}  # a layer's: the model's, as fit gives them
                 found.append(_function(statements, use, where, local_names, fn, scope))
     for fn, outer, use in closures:
         statements = _slice(use.before, use.name)
