@@ -3,7 +3,7 @@ calling the loss once per probe input (the minimum any numerical probe needs).
 
 Prints: seconds for the whole check (subprocess included), the worker's torch import, the
 probing itself, and the ratio of probing to the plain reference. Then a row per framework
-(Keras on torch, TensorFlow, JAX, NumPy; files of ``tests/check/frameworks``): the whole
+(Keras on torch, TensorFlow, JAX, MLX, NumPy; files of ``tests/check/frameworks``): the whole
 check against the time a fresh Python takes to import what the check's worker imports for it
 (goal: at most that import time + 3 s on an idle machine).
 Run: python bench/check_speed.py
@@ -28,6 +28,7 @@ FRAMEWORK_ROWS = (
      "keras_blog_vae.py", {"latent_dim": 2}),
     ("tensorflow", "import torch, tensorflow", "tf_keras_io_loss.py", {"input_shape": (28, 28, 1)}),
     ("jax", "import torch, jax, flax, optax", "flax_train.py", {}),
+    ("mlx", "import torch, mlx.core, mlx.nn", "mlx_loss.py", {}),
     ("numpy", "import torch, numpy", "numpy_loss.py", {}),
 )  # fmt: skip
 
