@@ -83,7 +83,9 @@ def test_no_function_is_longer_than_a_screen():
     assert long == []
 
 
-@pytest.mark.parametrize("package", ["check", "audit", "engine", "objective", "usercode", "metrics"])
+@pytest.mark.parametrize(
+    "package", ["check", "audit", "engine", "objective", "usercode", "metrics", "integrations"]
+)
 def test_only_the_cli_prints(package):
     printing = [
         f"{path.relative_to(ROOT.parent)}:{node.lineno}"

@@ -19,6 +19,8 @@ __all__ = [
     "DeviceError",
     "ReportFolderError",
     "TrainingError",
+    "MissingExtraError",
+    "missing_extra",
 ]
 
 
@@ -60,3 +62,22 @@ class ReportFolderError(VaelossError, ValueError):
 
 class TrainingError(VaelossError):
     """Training cannot produce anything to measure (every model's loss went non-finite)."""
+
+
+class MissingExtraError(VaelossError, ImportError):
+    """An optional framework a feature needs is not installed; the message names the extra."""
+
+
+def missing_extra(extra: str, module: str, cause: BaseException | None = None) -> MissingExtraError:
+    """The error for a feature whose framework ``module`` is missing, naming ``vaeloss[extra]``
+    (its message is one line, however long).
+
+    >>> print(missing_extra("ray", "ray"))  # doctest: +NORMALIZE_WHITESPACE
+    Expected ray to be installed for this vaeloss feature but it is not.
+    Try pip install 'vaeloss[ray]'.
+    """
+    detail = f" ({cause})" if cause is not None else ""
+    return MissingExtraError(
+        f"Expected {module} to be installed for this vaeloss feature but it is not{detail}. "
+        f"Try pip install 'vaeloss[{extra}]'."
+    )

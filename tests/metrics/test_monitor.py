@@ -1,6 +1,7 @@
 """CollapseMonitor: the same numbers as the metrics on every row, in bounded memory, and
 merging two monitors equals one monitor that saw both."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,3 +83,39 @@ def test_nothing_seen_is_none():
     assert mon.summary() is None
     mon.update(torch.zeros(0, 3), torch.zeros(0, 3))
     assert mon.summary() is None
+
+
+def test_log_to_a_summary_writer_reads_back_from_the_event_file(tmp_path):
+    """``log_to`` writes the summary's scalars through torch's SummaryWriter; TensorBoard's own
+    event reader reads the same values back."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(200, 3, generator=g), 0.1 * torch.randn(200, 3, generator=g)
+    monitor = CollapseMonitor()
+    writer = SummaryWriter(str(tmp_path))
+    assert monitor.log_to(writer, 0) is None  # nothing seen yet: nothing written
+    monitor.update(mu, logvar)
+    summary = monitor.log_to(writer, 7)
+    writer.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    [kl] = events.Scalars("collapse/kl")
+    assert (kl.step, kl.value) == (7, pytest.approx(summarize(mu, logvar).kl, rel=1e-6))
+    assert events.Scalars("collapse/active_units")[0].value == summary.active_units == 3
+    assert sorted(t for t in events.Tags()["scalars"] if "kl_dim" in t) == [
+        "collapse/kl_dim/z00", "collapse/kl_dim/z01", "collapse/kl_dim/z02"
+    ]  # fmt: skip
+
+
+def test_numpy_arrays_are_taken_as_tensors():
+    g = np.random.default_rng(0)
+    mu, logvar = g.standard_normal((64, 4)).astype(np.float32), np.zeros((64, 4), dtype=np.float32)
+    monitor = CollapseMonitor()
+    monitor.update(mu, logvar)
+    actual, expected = monitor.summary(), summarize(torch.from_numpy(mu).double(), torch.zeros(64, 4))
+    assert actual is not None
+    assert actual.kl == pytest.approx(expected.kl, rel=1e-12)
+    assert summarize(mu, logvar).active_units == expected.active_units == 4

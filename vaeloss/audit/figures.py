@@ -24,7 +24,7 @@ from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
 if TYPE_CHECKING:
     from vaeloss.audit.pipeline import AuditRun
 
-__all__ = ["TSNE_ITERATIONS", "TSNE_POINTS", "draw_all"]
+__all__ = ["TSNE_ITERATIONS", "TSNE_POINTS", "draw_all", "kl_bars_figure"]
 
 TSNE_POINTS = 500
 """Rows the t-SNE embeds at most (a random subset): its cost grows faster than the rows."""
@@ -59,13 +59,19 @@ def curves(history: pd.DataFrame, model: int, beta_label: str, path: Path) -> st
     return _save(fig, path)
 
 
-def kl_bars(kl: list[float], active: list[bool], path: Path) -> str:
+def kl_bars_figure(kl: list[float], active: list[bool], title: str = "KL per latent dim") -> Any:
+    """The KL of each latent dim (nats per sample) as bars, the active dims blue."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     colors = ["tab:blue" if a else "lightgray" for a in active]
     ax.bar(range(len(kl)), kl, color=colors)
-    ax.set(title=f"KL per latent dim ({sum(active)} active: blue)", xlabel="latent dim", ylabel="nats")
+    ax.set(title=f"{title} ({sum(active)} active: blue)", xlabel="latent dim", ylabel="nats")
     ax.set_xticks(range(len(kl)))
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
+
+
+def kl_bars(kl: list[float], active: list[bool], path: Path) -> str:
+    return _save(kl_bars_figure(kl, active), path)
 
 
 def _grid(images: np.ndarray, rows: int, cols: int, shape: tuple[int, ...]) -> np.ndarray:

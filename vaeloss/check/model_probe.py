@@ -29,7 +29,7 @@ from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe import Caller, CallWatch
 from vaeloss.check.source import stored_loss_attribute
 
-__all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of"]
+__all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of", "posterior_names"]
 
 _MU_WORDS = ("mu", "mean", "loc", "21")
 _SCALE_WORDS = ("var", "sigma", "std", "scale", "22", "lv")
@@ -153,6 +153,17 @@ def _named(name: str, words: tuple[str, ...]) -> bool:
     return any(w in last for w in words)
 
 
+def posterior_names(names: list[str]) -> tuple[list[str], list[str]]:
+    """The submodule names that say "posterior mean" and those that say "posterior scale", in
+    order (the rule check and the callbacks share).
+
+    >>> posterior_names(["fc1", "fc_mu", "fc_logvar", "fc3"])
+    (['fc_mu'], ['fc_logvar'])
+    """
+    mus = [n for n in names if _named(n, _MU_WORDS) and not _named(n, ("var",))]
+    return mus, [n for n in names if _named(n, _SCALE_WORDS)]
+
+
 def find_taps(model: nn.Module, run: Callable[[], Any], B: int, D: int, names: dict[str, str | None]) -> Taps:
     """Find the posterior and decoder submodules from one recorded run (see the module doc).
 
@@ -174,8 +185,7 @@ def find_taps(model: nn.Module, run: Callable[[], Any], B: int, D: int, names: d
         recon_name = sized[-1]
     mu_name, scale_name = names.get("mu"), names.get("scale")
     if mu_name is None or scale_name is None:
-        mus = [n for n, _ in flat if _named(n, _MU_WORDS) and not _named(n, ("var",))]
-        scales = [n for n, _ in flat if _named(n, _SCALE_WORDS)]
+        mus, scales = posterior_names([n for n, _ in flat])
         if mus and scales:
             mu_name, scale_name = mu_name or mus[-1], scale_name or scales[-1]
         else:

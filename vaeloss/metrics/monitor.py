@@ -13,6 +13,7 @@ which two monitors merge exactly into a uniform sample of their union.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -25,11 +26,17 @@ from vaeloss.metrics.posterior import (
     marginal_kl,
     mutual_information,
 )
-from vaeloss.metrics.summary import CollapseSummary
+from vaeloss.metrics.summary import PREFIX, CollapseSummary, as_tensor
 from vaeloss.objective.kl import kl_normal
 from vaeloss.validation import check_same_shape
 
-__all__ = ["CollapseMonitor", "MonitorState"]
+__all__ = ["CollapseMonitor", "MonitorState", "ScalarWriter"]
+
+
+class ScalarWriter(Protocol):
+    """What :meth:`CollapseMonitor.log_to` writes to (torch's ``SummaryWriter`` has it)."""
+
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> Any: ...
 
 
 @dataclass
@@ -101,6 +108,7 @@ class CollapseMonitor:
         self.state = None
 
     def update(self, mu: Tensor, logvar: Tensor) -> None:
+        mu, logvar = as_tensor(mu), as_tensor(logvar)  # NumPy, Keras, JAX arrays too
         check_same_shape("mu", mu, "logvar", logvar)
         m = mu.detach().to("cpu", torch.float64).reshape(-1, mu.shape[-1])
         lv = logvar.detach().to("cpu", torch.float64).reshape(-1, mu.shape[-1])
@@ -157,3 +165,13 @@ class CollapseMonitor:
         if reset:
             self.reset()
         return out
+
+    def log_to(self, writer: ScalarWriter, step: int, *, prefix: str = PREFIX) -> CollapseSummary | None:
+        """Write the summary's scalars (:meth:`CollapseSummary.scalars`) to ``writer``, anything
+        with ``add_scalar(tag, value, step)`` (torch's ``SummaryWriter``, tensorboardX); the
+        summary (None, and nothing written, before the first ``update``)."""
+        summary = self.summary()
+        if summary is not None:
+            for tag, value in summary.scalars(prefix).items():
+                writer.add_scalar(tag, value, step)
+        return summary

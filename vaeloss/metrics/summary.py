@@ -4,7 +4,9 @@ collapse monitor and the callbacks (nats per sample unless a count or a ratio)."
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,7 +21,10 @@ from vaeloss.metrics.posterior import (
     mutual_information,
 )
 
-__all__ = ["CollapseSummary", "summarize"]
+__all__ = ["PREFIX", "CollapseSummary", "as_tensor", "summarize"]
+
+PREFIX = "collapse/"
+"""The start of the names the callbacks log (``collapse/active_units``...)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,37 @@ class CollapseSummary:
         out: JsonObject = asdict(self)
         return out
 
+    def scalars(self, prefix: str = PREFIX) -> dict[str, float]:
+        """The numbers a training logger records (the one home of their names): active units,
+        KL (nats per sample), mutual information, whether collapsed (1.0 or 0.0) and each dim's
+        KL as ``collapse/kl_dim/z00``...
+
+        >>> s = summarize(torch.tensor([[0.0, 1.0], [0.0, -1.0]]), torch.zeros(2, 2))
+        >>> sorted(s.scalars())[:3], s.scalars()["collapse/kl_dim/z01"]
+        (['collapse/active_units', 'collapse/collapsed', 'collapse/kl'], 0.5)
+        """
+        width = max(2, len(str(self.latent_dim - 1)))
+        out = {
+            f"{prefix}active_units": float(self.active_units),
+            f"{prefix}kl": self.kl,
+            f"{prefix}mi": self.mutual_information,
+            f"{prefix}collapsed": 1.0 if self.posterior_collapsed else 0.0,
+        }
+        out.update({f"{prefix}kl_dim/z{j:0{width}d}": v for j, v in enumerate(self.kl_per_dim)})
+        return out
+
+
+def as_tensor(value: Any) -> Tensor:
+    """A tensor of ``value``: a tensor as it is; a NumPy array, or a Keras, JAX or TensorFlow
+    array (through NumPy), as float64.
+
+    >>> as_tensor(np.zeros((2, 3), dtype=np.float32)).dtype
+    torch.float64
+    """
+    if isinstance(value, Tensor):
+        return value
+    return torch.from_numpy(np.array(value, dtype=np.float64))
+
 
 def summarize(
     mu: Tensor,
@@ -72,7 +108,10 @@ def summarize(
     >>> s = summarize(torch.tensor([[0.0, 1.0], [0.0, -1.0]]), torch.zeros(2, 2))
     >>> s.active_units, s.latent_dim, round(s.kl, 3)
     (1, 2, 0.5)
+
+    NumPy arrays (and Keras, JAX, TensorFlow arrays) are taken too (:func:`as_tensor`).
     """
+    mu, logvar = as_tensor(mu), as_tensor(logvar)
     kl_d = kl_per_dim(mu, logvar)
     kl = float(kl_d.sum())
     mi = mutual_information(mu, logvar, generator=generator)
