@@ -133,3 +133,27 @@ def test_posterior_submodules_that_cannot_be_found_are_named(tmp_path):
         find_posterior(model)
     with pytest.raises(InvalidArgumentError, match=r"but got mu='enc'\. Try one of: 0, 1\."):
         find_posterior(model, mu="enc", scale="1")
+
+
+def _validate(devices):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "ddp_validate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(devices)], capture_output=True, text=True, check=True, timeout=300
+    )
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_gives_the_numbers_of_one():
+    """``Trainer(devices=2, strategy="ddp")`` on the CPU (gloo): each process sees half the rows;
+    the callback merges them, so every number equals one process's (the mutual information too:
+    it is estimated on the rows in an order of their own values)."""
+    one, two = _validate(1), _validate(2)
+    assert one["collapse/active_units"] == 2.0
+    assert two == pytest.approx(one, rel=1e-12)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -150,7 +151,11 @@ class CollapseMonitor:
         kl_per_dim = st.kl_sum / n
         kl = float(kl_per_dim.sum())
         cov = st.comoment / n + torch.diag(st.var_sum / n)
-        mi = mutual_information(st.mu, st.logvar, generator=torch.Generator().manual_seed(self.seed))
+        # the sampled rows in an order of their own values, not of their arrival: the same rows give
+        # the same estimate however they were split across batches or processes
+        order = torch.from_numpy(np.lexsort(st.mu.numpy().T[::-1]).copy())
+        generator = torch.Generator().manual_seed(self.seed)
+        mi = mutual_information(st.mu[order], st.logvar[order], generator=generator)
         out = CollapseSummary(
             kl=kl,
             kl_per_dim=kl_per_dim.tolist(),
