@@ -30,7 +30,7 @@ class _Collapse:
         encode: Encode | None = None,
         patience: int = 1,
         stop_on_collapse: bool = False,
-        max_points: int = 5000,
+        max_points: int = 2000,
         log_figures: bool = True,
     ) -> None:
         super().__init__()
@@ -140,6 +140,8 @@ def callback_class(callback_base: type, namespace: str) -> Callable[..., Any]:
     one gives a standard deviation), or ``encode=lambda module, batch: (mu, logvar)``. Warns
     once (:class:`CollapseWarning`) after ``patience`` collapsed epochs; stops training only
     with ``stop_on_collapse=True``. Under DDP the rows of every process are merged; memory is
-    bounded (at most ``max_points`` rows kept, for the mutual information).
+    bounded: every metric is exact over all rows but the mutual information, estimated on a
+    uniform sample of ``max_points`` (2000: at most log 2000 = 7.6 nats, and about 0.1 s per
+    epoch; its cost grows as the square of it).
     """
     return type("CollapseCallback", (_Collapse, callback_base), {"__doc__": doc, "__module__": namespace})
