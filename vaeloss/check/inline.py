@@ -79,6 +79,9 @@ class InlineLoss:
     bound_by: tuple[tuple[str, int, str], ...] = ()
     """(parameter, line, statement) of the statement before the loss that binds each parameter
     (``loss_dict`` by ``loss_dict = vae.loss_function(...)`` at line 83)."""
+    values: tuple[str, ...] = ()
+    """Parameters that are no tensor (no role's name) and have no default: values to give with
+    ``--arg`` (``c`` of ``build_vae(c)``)."""
 
     def reads_a_posterior(self) -> bool:
         """Whether it can be a VAE loss: it reads a posterior's mean or scale (by their names),
@@ -549,6 +552,8 @@ def _function(
     # then the function's defaults
     tensors = [p for p in params if p not in defaults and role_of(p) is not None]
     values = [p for p in params if p not in defaults and role_of(p) is None]
+    arguments = _arguments(fn) if fn is not None else set()
+    given = [v for v in values if v in arguments]  # the function's own (c of build_vae(c)), not the loop's
     ordered = tensors + values + [p for p in params if p in defaults]
     cls = scope.partition(".")[0] if "." in scope else ""
     if cls and "self" in ordered:  # reads self.beta: a method of the class, on an instance
@@ -572,8 +577,9 @@ def _function(
         for stmt in [s for s in use.before if isinstance(s, ast.Assign) and p in _stored([s])][-1:]
     )
     return InlineLoss(
-        ident, (first, last), where, tuple(ordered), source, scope or None, tuple(statements), bound_by
-    )
+        ident, (first, last), where, tuple(ordered), source, scope or None, tuple(statements), bound_by,
+        tuple(v for v in given if not (cls and v == "self")),
+    )  # fmt: skip
 
 
 def _loop_targets(body: list[ast.stmt], inside: ast.stmt) -> set[str]:

@@ -220,6 +220,30 @@ def _run_worker(request: CheckRequest, timeout: float, isolate: bool) -> CheckAn
     return run(replace(request, writable=(tempfile.gettempdir(),)), Channel(None))
 
 
+def _refuse_inline_statically(static: StaticSource, names: list[str], args: dict[str, object]) -> None:
+    """Before any worker starts: the one loss computed inline that adds terms made elsewhere
+    (``loss = loss_dict['loss']``), or that needs values not given (``--arg c=VALUE``)."""
+    inline = _inline_of(static, names)
+    if len(inline) != len(names) or len(inline) != 1:
+        return
+    found = inline[0]
+    terms = [p for p in found.params if "loss" in p.lower()]
+    if terms:
+        made = [f"{p} at line {line} (`{code}`)" for p, line, code in found.bound_by if p in terms]
+        raise LossCheckError(
+            f"Expected a loss of the model's tensors but {found.describe()}, takes its terms from "
+            f"statements before it: {'; '.join(made) or ', '.join(terms)}. Try 'vaeloss check "
+            f"{static.source.path}:NAME' with the function that computes them."
+        )
+    missing = [v for v in found.values if v not in args]
+    if missing:
+        hint = " ".join(f"--arg {m}=VALUE" for m in missing)
+        raise LossCheckError(
+            f"Expected values for the required argument(s) {', '.join(missing)} of {found.describe()} "
+            f"but got none. Try {hint}."
+        )
+
+
 def _addressed(other: CandidateSummary, static: StaticSource) -> CandidateSummary:
     """A candidate as the user can name it: a loss computed inline by its first line."""
     found = static.inline.get(other.name)
@@ -240,14 +264,6 @@ def _failure_with_hints(
     inline = _inline_of(static, names)
     if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
         found = inline[0]
-        terms = [p for p in found.params if "loss" in p.lower()]
-        if terms:
-            made = [f"{p} at line {line} (`{code}`)" for p, line, code in found.bound_by if p in terms]
-            return LossCheckError(
-                f"Expected a loss of the model's tensors but {found.describe()}, takes its terms from "
-                f"statements before it: {'; '.join(made) or ', '.join(terms)}. Try 'vaeloss check "
-                f"{static.source.path}:NAME' with the function that computes them."
-            )
         return LossCheckError(
             f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
             "and no posterior mean and (log-)variance (a classifier's or a GAN's loss?). Try "
@@ -343,6 +359,7 @@ def check_loss(
     framework = detect_framework(static.source, static.tree)
     require_framework(framework, static.source)
     names, why, explicit = select(static, resolved.name)
+    _refuse_inline_statically(static, names, args or {})
     request = CheckRequest(
         path=str(resolved.path),
         module=resolved.module,
