@@ -30,12 +30,18 @@ class Encoder(pl.LightningModule):
         self.fc_logvar(h)
 
 
-if __name__ == "__main__":
+def validate(devices: int) -> tuple[int, dict[str, float]]:
+    """(this process's rank, the logged collapse metrics)."""
     rows = torch.as_tensor(load_dataset("digits").x_val[:358])  # even: no row padded by DDP
     trainer = pl.Trainer(
-        accelerator="cpu", devices=int(sys.argv[1]), strategy="ddp" if sys.argv[1] != "1" else "auto",
+        accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         logger=False, callbacks=[CollapseCallback()], enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
     [metrics] = trainer.validate(Encoder(), DataLoader(TensorDataset(rows), batch_size=50), verbose=False)
-    if trainer.global_rank == 0:
-        print("RESULT " + json.dumps({k: float(v) for k, v in metrics.items() if k.startswith("collapse/")}))
+    return trainer.global_rank, {k: float(v) for k, v in metrics.items() if k.startswith("collapse/")}
+
+
+if __name__ == "__main__":
+    rank, result = validate(int(sys.argv[1]))
+    if rank == 0:
+        print("RESULT " + json.dumps(result))
