@@ -12,7 +12,7 @@ from typing import cast
 
 from vaeloss.audit import defaults
 from vaeloss.audit.result import AuditObjective, AuditSetup
-from vaeloss.check.inline import PREFIX as INLINE_PREFIX
+from vaeloss.check.inline import is_inline_name
 from vaeloss.engine.build import BUILT_IN, BuiltInKind, BuiltInModel, ModelSource
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
 from vaeloss.engine.decoder_output import DecoderKind, decoder_output_for
@@ -177,8 +177,8 @@ def _from_check(opts: AuditOptions, loss: str, sizes: dict[str, int]) -> AuditOb
     weight = 1.0 if opts.kl_weight is None else opts.kl_weight
     path, _, name = loss.rpartition(":")
     where = path if path and (name.isidentifier() or name.isdigit()) else loss
-    inline = report.function.rpartition(".")[2].startswith(INLINE_PREFIX)
-    return AuditObjective(conv, f"{report.described if inline else report.function} in {where}", weight)
+    named = report.described if is_inline_name(report.function) else report.function
+    return AuditObjective(conv, f"{named} in {where}", weight)
 
 
 def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjective:

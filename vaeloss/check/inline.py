@@ -46,10 +46,21 @@ from dataclasses import dataclass, field, replace
 
 from vaeloss.check.roles import POSTERIOR_NAMES, role_of
 
-__all__ = ["PREFIX", "InlineLoss", "find_inline_losses"]
+__all__ = ["PREFIX", "InlineLoss", "find_inline_losses", "is_inline_name"]
 
 PREFIX = "_vaeloss_inline_"
 """The start of the name of a function made of a loss computed inline."""
+
+
+def is_inline_name(name: str) -> bool:
+    """Whether ``name`` is that of a loss computed inline (``_vaeloss_inline_40``, or
+    ``VAE._vaeloss_inline_55`` for one in a method).
+
+    >>> is_inline_name("VAE._vaeloss_inline_55"), is_inline_name("loss_function")
+    (True, False)
+    """
+    return name.rpartition(".")[2].startswith(PREFIX)
+
 
 _ADDED = "_vaeloss_added"
 _PARSER_METHODS = ("add_argument", "add_argument_group", "set_defaults")
@@ -142,8 +153,12 @@ def _added_loss(stmt: ast.stmt) -> ast.Assign | None:
     func = stmt.value.func
     if not (isinstance(func, ast.Attribute) and func.attr == "add_loss"):
         return None
-    assign = ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=stmt.value.args[0])
-    return ast.copy_location(assign, stmt)
+    return _added_at(stmt.value.args[0], stmt)
+
+
+def _added_at(value: ast.expr, at: ast.stmt) -> ast.Assign:
+    """``_vaeloss_added = VALUE`` at the place of ``at``: the loss a use hands on, as a name."""
+    return ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), at)
 
 
 def _flat(block: list[ast.stmt]) -> list[ast.stmt]:
@@ -297,7 +312,7 @@ def _returned(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.Assign | None:
     value = last.value
     if isinstance(value, ast.Tuple) and value.elts:
         value = value.elts[0]
-    return ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), last)
+    return _added_at(value, last)
 
 
 def _closure_uses(
@@ -369,7 +384,7 @@ def _returned_terms(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> _Use | None:
     if not terms:
         return None
     value: ast.expr = terms[0] if len(terms) == 1 else ast.Tuple(elts=list[ast.expr](terms), ctx=ast.Load())
-    added = ast.copy_location(ast.Assign(targets=[ast.Name(_ADDED, ast.Store())], value=value), last)
+    added = _added_at(value, last)
     names = ", ".join(t.id for t in terms)
     return _Use([*fn.body[:-1], added], _ADDED, False, False, f"returned ({names}) by {fn.name}()")
 
@@ -388,14 +403,10 @@ def _compiled_loss(tree: ast.Module) -> ast.expr | None:
     return None
 
 
-def _keras_call(tree: ast.Module, scope: str) -> str:
-    """``"model"`` when ``scope`` is the ``call`` of a class derived from a Keras ``Model``,
-    ``"layer"`` for another class's ``call`` (a ``KLDivergenceLayer``), else ``""``."""
+def _is_keras_call(tree: ast.Module, scope: str) -> bool:
+    """Whether ``scope`` is the ``call`` method of a class of the file (a Keras model's or layer's)."""
     head, _, method = scope.partition(".")
-    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == head]
-    if method != "call" or not classes:
-        return ""
-    return "model" if any("Model" in ast.unparse(b) for b in classes[0].bases) else "layer"
+    return method == "call" and any(isinstance(n, ast.ClassDef) and n.name == head for n in tree.body)
 
 
 def _plus_compiled(
@@ -496,7 +507,7 @@ def find_inline_losses(tree: ast.Module) -> list[InlineLoss]:
             if statements:
                 local_names = _stored(use.before) | local | _loop_targets(body, statements[0]) | tensors
                 where = _where(scope, use)
-                if _keras_call(tree, scope) and use.name == _ADDED and compiled is not None and fn:
+                if _is_keras_call(tree, scope) and use.name == _ADDED and compiled is not None and fn:
                     statements, where = _plus_compiled(statements, fn, compiled, where)
                     local_names |= {"y_true", "y_pred"}  # a layer's: the model's, as fit gives them
                 found.append(_function(statements, use, where, local_names, fn, scope))

@@ -154,28 +154,32 @@ def resolve_object(loaded: Loaded, name: str, init: dict[str, object]) -> LossOb
                 fn,
             )
         instance = _build(obj, f"{head}()", init)
-        return LossObject(
-            getattr(instance, method), name, f"method {name} of {head}({_args(init)})", fn, instance, init
-        )
+        built = construction(head, init)
+        return LossObject(getattr(instance, method), name, f"method {name} of {built}", fn, instance, init)
     if isinstance(obj, type):
         instance = _build(obj, f"{head}()", init)
-        return _of_instance(instance, name, f"{head}({_args(init)})", init)
+        return _of_instance(instance, name, f"{construction(head, init)}", init)
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
         if init or _looks_like_factory(obj):
-            made = _build(obj, f"{head}()", init)
+            made, built = _build(obj, f"{head}()", init), construction(head, init)
             if not callable(made):
-                raise ObjectError(f"{head}({_args(init)}) returned {type(made).__name__}, not a loss to call")
+                raise ObjectError(f"{built} returned {type(made).__name__}, not a loss to call")
             if isinstance(made, (types.FunctionType, types.MethodType)):
-                return LossObject(made, name, f"the loss {head}({_args(init)}) returns", made, None, init)
-            return _of_instance(made, name, f"the object {head}({_args(init)}) returns", init)
+                return LossObject(made, name, f"the loss {built} returns", made, None, init)
+            return _of_instance(made, name, f"the object {built} returns", init)
         return LossObject(obj, name, f"function {head}", obj)
     if callable(obj):
         return _of_instance(obj, name, f"the module-level {type(obj).__name__} {head}", {})
     raise ObjectError(f"{head} is a {type(obj).__name__}, not a function, class or callable object")
 
 
-def _args(init: dict[str, object]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in init.items())
+def construction(head: str, init: dict[str, object]) -> str:
+    """How an object is built, as the report shows it.
+
+    >>> construction("VAE", {"beta": 4.0})
+    'VAE(beta=4.0)'
+    """
+    return f"{head}({', '.join(f'{k}={v!r}' for k, v in init.items())})"
 
 
 class StateGuard:

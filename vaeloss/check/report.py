@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vaeloss.check.inline import PREFIX as INLINE_PREFIX
+from vaeloss.check.inline import is_inline_name
 from vaeloss.check.result import CheckReport
 from vaeloss.objective.algebra import Monomial
 
@@ -114,7 +114,7 @@ def _header(r: CheckReport) -> list[str]:
     s = r.sizes
     roles = ", ".join(f"{where}={role}" for role, where in r.roles.items())
     shape = "x".join(map(str, r.input_shape))
-    inline = r.function.rpartition(".")[2].startswith(INLINE_PREFIX)
+    inline = is_inline_name(r.function)
     shown = r.path if inline else f"{r.path}:{r.function}"
     lines = [f"{shown}  ({r.selected_because})", f"  checked: {r.described}"]
     lines.append(f"  framework: {r.framework} (told by the file's imports)")

@@ -366,9 +366,10 @@ def _inline_reads(obj: LossObject, name: str, source: str, init: dict[str, objec
     reading = f", reading {', '.join(sorted(set(read)))}" if read else ""
     if instance is None:
         return reading
-    args = ", ".join(f"{k}={v!r}" for k, v in init.items())
-    head = name.rpartition(".")[0]
-    return f", on {head}({args}) as built by vaeloss{reading} (--init NAME=VALUE to build it otherwise)"
+    from vaeloss.check.objects import construction
+
+    built = construction(name.rpartition(".")[0], init)
+    return f", on {built} as built by vaeloss{reading} (--init NAME=VALUE to build it otherwise)"
 
 
 def _is_plain(value: object) -> bool:
