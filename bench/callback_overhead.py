@@ -1,7 +1,9 @@
 """Overhead of the Lightning collapse callback on an epoch of the pytorch/examples-size VAE
 (784-400-20) on MNIST-size synthetic data (60,000 training and 10,000 validation rows of 784):
 the time of one fit epoch (training and validation) with and without the callback, interleaved,
-median of 3 each, in one run (goal: at most 5% more).
+median of 3 each, in one run (goal: at most 5% more). Rows: no logger, idle; a TensorBoard
+logger (the callback then also draws its KL bar chart and reconstruction grid), idle; no logger
+beside one busy process (started here, :func:`contention.busy`).
 Run: python bench/callback_overhead.py [--rows 60000]
 """
 
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from contention import busy, stop_busy  # bench/contention.py (this script's folder)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -50,31 +54,48 @@ class ExamplesVAE(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def epoch_seconds(rows: int, with_callback: bool) -> float:
+def epoch_seconds(rows: int, with_callback: bool, tensorboard: bool = False) -> float:
     g = torch.Generator().manual_seed(0)
     train = DataLoader(TensorDataset(torch.rand(rows, 784, generator=g)), batch_size=128, shuffle=True)
     val = DataLoader(TensorDataset(torch.rand(rows // 6, 784, generator=g)), batch_size=1000)
     callbacks = [CollapseCallback()] if with_callback else []
+    logs = tempfile.TemporaryDirectory()
+    logger = pl.loggers.TensorBoardLogger(logs.name) if tensorboard else False
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=1, accelerator="cpu", logger=logger, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
     )  # fmt: skip
     start = time.perf_counter()
     trainer.fit(ExamplesVAE(), train, val)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    logs.cleanup()
+    return seconds
+
+
+def overhead(rows: int, *, tensorboard: bool = False, load: int = 0) -> tuple[float, float]:
+    """Median seconds of an epoch without and with the callback (3 each, interleaved: drift of
+    the machine hits both alike), beside ``load`` busy processes."""
+    procs = busy(load, limit=3600)
+    try:
+        plain, callback = [], []
+        for _ in range(3):
+            plain.append(epoch_seconds(rows, False, tensorboard))
+            callback.append(epoch_seconds(rows, True, tensorboard))
+    finally:
+        stop_busy(procs)
+    return statistics.median(plain), statistics.median(callback)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=60_000)
     args = parser.parse_args()
-    plain, callback = [], []
-    for _ in range(3):  # interleaved: drift of the machine hits both alike
-        plain.append(epoch_seconds(args.rows, False))
-        callback.append(epoch_seconds(args.rows, True))
-    a, b = statistics.median(plain), statistics.median(callback)
-    print(f"{'rows':>7} {'plain s':>8} {'callback s':>11} {'overhead':>9}")
-    print(f"{args.rows:>7} {a:>8.2f} {b:>11.2f} {100 * (b / a - 1):>8.1f}%")
+    print(f"{'rows':>7} {'logger':>11} {'busy':>4} {'plain s':>8} {'callback s':>11} {'overhead':>9}")
+    for tensorboard, load in ((False, 0), (True, 0), (False, 1)):
+        a, b = overhead(args.rows, tensorboard=tensorboard, load=load)
+        logger = "tensorboard" if tensorboard else "none"
+        row = f"{args.rows:>7} {logger:>11} {load:>4} {a:>8.2f} {b:>11.2f} {100 * (b / a - 1):>8.1f}%"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

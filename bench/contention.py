@@ -161,12 +161,12 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def _busy(n: int, limit: float) -> list[subprocess.Popen[bytes]]:
+def busy(n: int, limit: float) -> list[subprocess.Popen[bytes]]:
     code = f"import time\nend = time.time() + {limit}\nwhile time.time() < end:\n    pass\n"
     return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop_busy(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         p.kill()
         p.wait()
@@ -208,7 +208,7 @@ def _median(values: list[float]) -> float:
 def measure(load: int, *, epochs: int, pythae: bool, limit: float, repeats: int) -> dict[str, float | None]:
     """Every case at one load level (``load`` busy processes); each timed ``repeats`` times
     (pythae once), the median kept: this machine's speed drifts by up to 1.6x within minutes."""
-    procs = _busy(load, limit)
+    procs = busy(load, limit)
     time.sleep(0.3)
     try:
         flags = ["--sequential"] + (["--pythae"] if pythae else [])
@@ -236,7 +236,7 @@ def measure(load: int, *, epochs: int, pythae: bool, limit: float, repeats: int)
             "vaeloss check --timeout 3": _median(check3),
         }
     finally:
-        _stop(procs)
+        stop_busy(procs)
 
 
 def main() -> None:

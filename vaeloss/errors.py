@@ -15,6 +15,7 @@ __all__ = [
     "UnknownConventionError",
     "DataError",
     "LossCheckError",
+    "NoLossError",
     "UserCodeError",
     "DeviceError",
     "ReportFolderError",
@@ -50,6 +51,11 @@ class UserCodeError(VaelossError):
 
 class LossCheckError(VaelossError):
     """A user's loss cannot be checked (crashes, never returns, returns no loss...)."""
+
+
+class NoLossError(LossCheckError):
+    """The file holds no VAE loss to check (no candidate; only a classifier's or a GAN's):
+    in a project-wide check, a file to list, not one that failed."""
 
 
 class DeviceError(VaelossError, ValueError):

@@ -84,7 +84,7 @@ def _fit(namespace, tmp_path, beta, epochs, **options):
 def test_logged_values_equal_the_metrics_of_the_trained_encoder(tmp_path, namespace):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    trainer, module, _ = _fit(namespace, tmp_path, beta=1.0, epochs=3)
+    trainer, module, callback = _fit(namespace, tmp_path, beta=1.0, epochs=3)
     module.eval()
     torch.set_grad_enabled(False)
     h = module.enc(torch.as_tensor(DIGITS.x_val))
@@ -108,7 +108,13 @@ def test_logged_values_equal_the_metrics_of_the_trained_encoder(tmp_path, namesp
     kl = [e.value for e in events.Scalars("collapse/kl")]
     assert len(kl) == 3  # one per validation epoch, none for the sanity check
     assert kl[-1] == pytest.approx(expected.kl, rel=1e-5)
-    assert "collapse/kl_per_dim" in events.Tags()["images"]  # the bar chart
+    assert {"collapse/kl_per_dim", "collapse/reconstructions"} <= set(events.Tags()["images"])
+    assert len(events.Images("collapse/reconstructions")) == 3
+    # the grid's pair: the first 8 rows of the first validation batch, and the module's output
+    # shaped like them (its logits; mu and logvar are [8, 4])
+    x, x_hat = callback.recon.pair
+    assert torch.equal(x, torch.as_tensor(DIGITS.x_val[:8])) and x_hat.shape == (8, 64)
+    assert float(x_hat.min()) < -0.5  # logits, shown through a sigmoid
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
 if TYPE_CHECKING:
     from vaeloss.audit.pipeline import AuditRun
 
-__all__ = ["TSNE_ITERATIONS", "TSNE_POINTS", "draw_all", "kl_bars_figure"]
+__all__ = ["TSNE_ITERATIONS", "TSNE_POINTS", "draw_all", "image_grid_figure", "kl_bars_figure"]
 
 TSNE_POINTS = 500
 """Rows the t-SNE embeds at most (a random subset): its cost grows faster than the rows."""
@@ -84,9 +84,10 @@ def _grid(images: np.ndarray, rows: int, cols: int, shape: tuple[int, ...]) -> n
     return canvas
 
 
-def image_grid(
-    rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int, title: str, path: Path
-) -> str:
+def image_grid_figure(
+    rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int, title: str
+) -> Any:
+    """Rows of images (each ``[n, *shape]`` or ``[n, D]``, values in [0, 1]), one labelled row each."""
     fig, axes = plt.subplots(
         len(rows_of), 1, figsize=(cols * 0.6 + 1, 0.8 * len(rows_of) + 0.8), squeeze=False
     )
@@ -96,7 +97,13 @@ def image_grid(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
+
+
+def image_grid(
+    rows_of: list[tuple[str, np.ndarray]], shape: tuple[int, ...], cols: int, title: str, path: Path
+) -> str:
+    return _save(image_grid_figure(rows_of, shape, cols, title), path)
 
 
 def samples(images: np.ndarray, shape: tuple[int, ...], title: str, path: Path) -> str:

@@ -428,4 +428,7 @@ def format_summary(res: AuditResult) -> str:
     lines.append(f"time: {res.timings.describe()}")
     if res.report_dir:
         lines.append(f"report: {res.report_dir}/report.md")
+    if res.tensorboard_dir:
+        root = Path(res.tensorboard_dir).parent
+        lines.append(f"tensorboard: a run per model in {res.tensorboard_dir} (tensorboard --logdir {root})")
     return "\n".join(lines)

@@ -279,6 +279,7 @@ class AuditResult:
     seconds_evaluation: float = 0.0
     evaluation: EvaluationPlan | None = None
     report_dir: str | None = None
+    tensorboard_dir: str | None = None
     interrupted_in: Phase | None = None
     signal: str | None = None
     timings: AuditTimings = field(default_factory=AuditTimings)
@@ -387,6 +388,7 @@ class AuditResult:
             "cost": None if self.cost is None else self.cost.to_json(),
             "evaluation": None if self.evaluation is None else self.evaluation.to_json(),
             "report_dir": self.report_dir,
+            "tensorboard_dir": self.tensorboard_dir,
         }
         cleaned: dict[str, Any] = finite_or_none(out)
         return cleaned

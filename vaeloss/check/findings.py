@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from vaeloss.check.result import TOLERANCE, CheckReport, Finding, Severity
 
-__all__ = ["CODES", "Context", "build_findings", "build_fix", "rule"]
+__all__ = ["CODES", "HELP", "Context", "build_findings", "build_fix", "rule"]
 
 Found = Iterator[tuple[str, int | None]]
 Rule = Callable[[CheckReport, "Context"], Found]
@@ -39,9 +39,12 @@ class Context:
 
 
 def rule(code: str, severity: Severity) -> Callable[[Rule], Rule]:
-    """Register a rule for finding ``code`` with ``severity``."""
+    """Register a rule for finding ``code`` with ``severity``; its docstring is the code's help
+    text (SARIF's rule help, ``vaeloss check --help``'s list)."""
 
     def register(fn: Rule) -> Rule:
+        if not (fn.__doc__ or "").strip():
+            raise TypeError(f"Expected a docstring (the help text) on the rule of {code!r}")
         _RULES[code] = (severity, fn)
         return fn
 
@@ -69,16 +72,24 @@ def _depends(r: CheckReport, ctx: Context, dim: str) -> Found:
 
 @rule("beta-depends-on-batch-size", "error")
 def _depends_on_batch(r: CheckReport, ctx: Context) -> Found:
+    """The effective beta changes with the batch size B (mean over some elements, sum over others):
+    the objective changes when B does, and a KL weight tuned at one B is wrong at another. Reduce
+    both terms over the batch the same way."""
     return _depends(r, ctx, "B")
 
 
 @rule("beta-depends-on-data-dim", "warning")
 def _depends_on_data_dim(r: CheckReport, ctx: Context) -> Found:
+    """The effective beta changes with the data dimension D (the reconstruction averaged over
+    pixels, the KL summed): at MNIST's D = 784 it is hundreds of times off. Sum the reconstruction
+    over data dims."""
     return _depends(r, ctx, "D")
 
 
 @rule("beta-depends-on-latent-dim", "warning")
 def _depends_on_latent_dim(r: CheckReport, ctx: Context) -> Found:
+    """The effective beta changes with the latent dimension k (the KL averaged over latent dims): a
+    larger latent space is regularised less. Sum the KL over latent dims."""
     return _depends(r, ctx, "k")
 
 
@@ -92,6 +103,8 @@ _REDUCTIONS = {
 
 @rule("deprecated-reduction-argument", "warning")
 def _deprecated_reduction(r: CheckReport, ctx: Context) -> Found:
+    """size_average/reduce are deprecated PyTorch arguments; size_average=True averages over the
+    batch and every data element. Use reduction= instead."""
     for key, lines in ctx.lines.items():
         if not key.startswith("deprecated:"):
             continue
@@ -105,6 +118,8 @@ def _deprecated_reduction(r: CheckReport, ctx: Context) -> Found:
 
 @rule("kl-wrong-sign", "error")
 def _kl_wrong_sign(r: CheckReport, ctx: Context) -> Found:
+    """The KL term enters the loss with a negative sign, so training moves the posterior away from
+    the prior. Use KL = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))."""
     if r.kl_factor is not None and r.kl_factor.coef < 0 and not _is_elbo(r):
         yield (
             "the KL term enters with a negative sign: the loss rewards moving away from the prior. "
@@ -125,6 +140,8 @@ def _is_elbo(r: CheckReport) -> bool:
 
 @rule("returns-the-elbo", "warning")
 def _returns_the_elbo(r: CheckReport, ctx: Context) -> Found:
+    """The value is the ELBO itself (both terms negative), to be maximised: minimising it as a loss
+    trains the model to be worse. Train on its negative."""
     if _is_elbo(r):
         yield (
             "the value is the ELBO itself (both terms enter with a negative sign): maximise it, or "
@@ -139,6 +156,8 @@ def _fits(r: CheckReport) -> bool:
 
 @rule("kl-constant-offset", "warning")
 def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
+    """The loss has a constant offset (a KL missing its '1 +'?): harmless for gradients, but the
+    values reported are off."""
     fit = r.probe.kl_fit
     bernoulli = r.likelihood in ("bernoulli", "continuous_bernoulli")
     if (
@@ -158,6 +177,8 @@ def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
 
 @rule("kl-not-gaussian", "warning")
 def _kl_not_gaussian(r: CheckReport, ctx: Context) -> Found:
+    """The latent part is not a multiple of the Gaussian KL to N(0, I) (free bits, annealing,
+    another prior, a flow): no effective beta can be given."""
     fit = r.probe.kl_fit
     if not fit.kl_ok:
         sampled = (
@@ -177,6 +198,8 @@ def _kl_not_gaussian(r: CheckReport, ctx: Context) -> Found:
 
 @rule("recon-not-a-likelihood", "warning")
 def _recon_not_a_likelihood(r: CheckReport, ctx: Context) -> Found:
+    """The reconstruction part is not a multiple of a Bernoulli, Gaussian, Laplace, multinomial or
+    continuous-Bernoulli NLL (a perceptual term, a mixture?): no effective beta can be given."""
     fit = r.probe.recon_fit
     if not fit.recon_ok:
         yield (
@@ -190,6 +213,8 @@ def _recon_not_a_likelihood(r: CheckReport, ctx: Context) -> Found:
 
 @rule("not-a-fixed-objective", "warning")
 def _not_a_fixed_objective(r: CheckReport, ctx: Context) -> Found:
+    """Each term fits on its own but not the two together on fresh inputs: a weight that depends on
+    the values, or state kept between calls."""
     fit = r.probe.fits[r.probe.total] if r.probe.total is not None else None
     if fit is not None and _fits(r) and fit.verify_residual >= fit.tolerance:
         yield (
@@ -202,6 +227,8 @@ def _not_a_fixed_objective(r: CheckReport, ctx: Context) -> Found:
 
 @rule("non-finite-at-edges", "error")
 def _non_finite_at_edges(r: CheckReport, ctx: Context) -> Found:
+    """The loss is non-finite or fails at valid edge inputs (reconstructions of exactly 0 or 1,
+    large log-variances): clamp probabilities or use the logits form."""
     for e in r.probe.edges:
         yield (
             f"non-finite or failing at valid edge inputs: {e}. Clamp probabilities or use logits "
@@ -215,6 +242,8 @@ _ROLE_WORDS = (("recon", "reconstruction"), ("mu", "posterior mean"), ("scale", 
 
 @rule("no-gradient", "error")
 def _no_gradient(r: CheckReport, ctx: Context) -> Found:
+    """The returned loss has no gradient (converted with .item() or built from .detach()), or none
+    reaches the reconstruction, the posterior mean or its scale: training would not move them."""
     g = r.probe.gradients
     line = ctx.first("gradient_cut", "return")
     if not g.get("graph", True):
@@ -231,6 +260,8 @@ def _no_gradient(r: CheckReport, ctx: Context) -> Found:
 
 @rule("gradient-cut-in-source", "info")
 def _gradient_cut_in_source(r: CheckReport, ctx: Context) -> Found:
+    """The source calls .item()/.detach()/.data although the gradients flow: make sure that value is
+    only logged."""
     g = r.probe.gradients
     if g.get("graph", True) and all(g.get(role, True) for role, _ in _ROLE_WORDS):
         for line in ctx.lines.get("gradient_cut", []):
@@ -243,6 +274,8 @@ def _gradient_cut_in_source(r: CheckReport, ctx: Context) -> Found:
 
 @rule("per-sample-output", "info")
 def _per_sample_output(r: CheckReport, ctx: Context) -> Found:
+    """The loss returns one value per sample; the beta is given for their mean, which is what a
+    later .mean() trains."""
     if r.output == "per_sample":
         yield (
             "the function returns one value per sample; treated as averaged over the batch by the "
@@ -254,6 +287,8 @@ def _per_sample_output(r: CheckReport, ctx: Context) -> Found:
 
 @rule("returns-components", "info")
 def _returns_components(r: CheckReport, ctx: Context) -> Found:
+    """The loss returns its terms apart (reconstruction, KL); the beta is given for their sum, as
+    the training code usually adds them."""
     p = r.probe
     if p.components is None:
         return
@@ -275,6 +310,8 @@ def _returns_components(r: CheckReport, ctx: Context) -> Found:
 
 @rule("state-changes-per-call", "warning")
 def _state_changes(r: CheckReport, ctx: Context) -> Found:
+    """Each call of the loss changes its object's state (a schedule, a growing capacity): the
+    objective changes during training."""
     changed = r.probe.state_changes
     if changed:
         names = ", ".join(f"self.{n}" for n in changed)
@@ -288,6 +325,7 @@ def _state_changes(r: CheckReport, ctx: Context) -> Found:
 
 @rule("monte-carlo-kl", "info")
 def _monte_carlo_kl(r: CheckReport, ctx: Context) -> Found:
+    """The KL term is a Monte-Carlo estimate at sampled z: its beta is given in expectation."""
     if r.probe.monte_carlo and r.probe.kl_fit.kl_ok:
         yield (
             "the KL term is a Monte-Carlo estimate (log q(z|x) - log p(z) at sampled z): its beta is "
@@ -299,6 +337,8 @@ def _monte_carlo_kl(r: CheckReport, ctx: Context) -> Found:
 
 @rule("formula-at-these-sizes", "info")
 def _formula_at_these_sizes(r: CheckReport, ctx: Context) -> Found:
+    """The factors do not scale as powers of B, D and k, or the loss fails at other sizes: the
+    effective beta holds at the sizes checked only."""
     s = r.sizes
     at = f"B={s['B']}, D={s['D']}, k={s['k']}"
     if r.effective_beta is not None and r.objective is None:
@@ -320,6 +360,8 @@ def _formula_at_these_sizes(r: CheckReport, ctx: Context) -> Found:
 
 @rule("learned-decoder-scale", "info")
 def _learned_decoder_scale(r: CheckReport, ctx: Context) -> Found:
+    """The decoder's scale is learned: the effective beta is measured at its current value and moves
+    as it trains."""
     scales = {} if r.through_model is None else r.through_model.log_scales
     for name, value in scales.items():
         yield (
@@ -332,6 +374,8 @@ def _learned_decoder_scale(r: CheckReport, ctx: Context) -> Found:
 
 @rule("bce-on-continuous-data", "info")
 def _bce_on_continuous_data(r: CheckReport, ctx: Context) -> Found:
+    """Binary cross-entropy is a normalised likelihood only for binary data; for grey levels use the
+    continuous Bernoulli or binarise the data."""
     if r.likelihood == "bernoulli":
         yield (
             "binary cross-entropy is a normalised likelihood only for binary data; for grey levels "
@@ -343,6 +387,8 @@ def _bce_on_continuous_data(r: CheckReport, ctx: Context) -> Found:
 
 @rule("decoder-variance-scale", "warning")
 def _decoder_variance_scale(r: CheckReport, ctx: Context) -> Found:
+    """A squared-error loss implies a decoder variance (its effective beta): above 0.25 the noise
+    explains data in [0, 1] away, below 1e-4 the KL hardly counts."""
     var = r.effective_beta
     if r.likelihood != "gaussian" or var is None or 1e-4 <= var <= 0.25:
         return
@@ -361,6 +407,8 @@ def _decoder_variance_scale(r: CheckReport, ctx: Context) -> Found:
 
 @rule("expect-beta-mismatch", "error")
 def _expect_beta_mismatch(r: CheckReport, ctx: Context) -> Found:
+    """The effective beta differs from the one --expect-beta (or the configuration's expect-beta)
+    asks for."""
     expected = ctx.expect_beta
     if expected is None:
         return
@@ -377,6 +425,7 @@ def _expect_beta_mismatch(r: CheckReport, ctx: Context) -> Found:
 
 @rule("kl-factor-two", "info")
 def _kl_factor_two(r: CheckReport, ctx: Context) -> Found:
+    """The KL term is exactly twice the Gaussian KL: a missing 0.5?"""
     beta = r.beta
     if beta is not None and beta.coef == 2 and not beta.depends_on() and r.kl_weight_parameter is None:
         yield "the KL term is exactly twice the Gaussian KL: a missing 0.5?", ctx.first("kl")
@@ -384,6 +433,8 @@ def _kl_factor_two(r: CheckReport, ctx: Context) -> Found:
 
 @rule("hard-coded-data-dim", "info")
 def _hard_coded_data_dim(r: CheckReport, ctx: Context) -> Found:
+    """The loss fails at other data dimensions (a hard-coded 784?): how its beta scales with D is
+    unknown."""
     if r.data_dim_fixed and not r.through_model:
         yield (
             f"the function fails at other data dimensions (a hard-coded {r.sizes['D']}?), so the "
@@ -393,6 +444,8 @@ def _hard_coded_data_dim(r: CheckReport, ctx: Context) -> Found:
 
 
 CODES: dict[str, Severity] = {code: severity for code, (severity, _) in _RULES.items()}
+HELP: dict[str, str] = {code: " ".join((fn.__doc__ or "").split()) for code, (_, fn) in _RULES.items()}
+"""Each code's help text, one line (from its rule's docstring)."""
 
 
 def build_findings(r: CheckReport, ctx: Context) -> list[Finding]:

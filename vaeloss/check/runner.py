@@ -38,7 +38,7 @@ from vaeloss.check.protocol import (
 )
 from vaeloss.check.result import CandidateSummary, CheckReport, fit_monomial
 from vaeloss.check.source import StaticSource, read_static, select
-from vaeloss.errors import LossCheckError
+from vaeloss.errors import LossCheckError, NoLossError
 from vaeloss.usercode.frameworks import detect_framework, require_framework
 from vaeloss.usercode.keras2 import keras2_names
 from vaeloss.usercode.sourcefile import read_source_file
@@ -264,7 +264,7 @@ def _failure_with_hints(
     inline = _inline_of(static, names)
     if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
         found = inline[0]
-        return LossCheckError(
+        return NoLossError(
             f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
             "and no posterior mean and (log-)variance (a classifier's or a GAN's loss?). Try "
             f"'vaeloss check {static.source.path}:NAME' with the function that computes your VAE loss."

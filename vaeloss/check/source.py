@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vaeloss.check.inline import InlineLoss, find_inline_losses
-from vaeloss.errors import LossCheckError
+from vaeloss.errors import LossCheckError, NoLossError
 from vaeloss.usercode.sourcefile import SourceFile
 
-__all__ = ["Candidate", "StaticSource", "read_static", "returns_inner_function"]
+__all__ = ["RECON_CALLS", "Candidate", "StaticSource", "read_static", "returns_inner_function"]
 
 CandidateKind = Literal["function", "method", "class", "instance", "factory"]
 _LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
 _STEP_METHODS = ("training_step",)
 """Methods that compute the loss by the framework's contract (Lightning's)."""
-_RECON_CALLS = (
+RECON_CALLS = (  # calls that compute a reconstruction term
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "mse_loss",
@@ -176,7 +176,7 @@ class StaticSource:
                             value = ast.unparse(kw.value)
                             add(f"deprecated:{kw.arg}={value}", line)
                             add("deprecated_reduction", line)
-                    if called in _RECON_CALLS:
+                    if called in RECON_CALLS:
                         add("recon", line)
                     if called in ("item", "detach", "numpy", "tolist"):
                         add("gradient_cut", line)
@@ -232,7 +232,7 @@ def _inline_at(static: StaticSource, line: int) -> InlineLoss:
     raise LossCheckError(f"Expected a line where a loss is computed inline but got {str(line)!r}: {said}.")
 
 
-def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> LossCheckError:
+def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> NoLossError:
     """The error for a file whose only losses are computed inline and read no posterior."""
     reads = sorted({p for i in inline for p in i.params})
     what = ", ".join(reads) + ", and" if reads else ""
@@ -241,7 +241,7 @@ def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> LossCheckErr
     else:
         places = "; ".join(i.describe().removeprefix("the loss computed inline ") for i in inline)
         said = f"the {len(inline)} losses computed inline ({places}) are none: they read {what}"
-    return LossCheckError(
+    return NoLossError(
         f"Expected a VAE loss but {said} no posterior mean and (log-)variance (a classifier's or a "
         f"GAN's loss?). Try 'vaeloss check {static.source.path}:NAME' with the function that "
         "computes your VAE loss."
@@ -355,7 +355,7 @@ def select(static: StaticSource, name: str | None, *, limit: int = 6) -> tuple[l
         )
     if not candidates:
         listed = ", ".join(n.name for n in static.tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
-        raise LossCheckError(
+        raise NoLossError(
             f"Expected a loss taking (reconstruction, data, mu, logvar) in {static.source.path} but "
             f"found none among its top-level functions and classes ({listed or 'none'}). "
             f"Try 'vaeloss check {static.source.path}:NAME' (a function, Class, Class.method or object)."

@@ -184,6 +184,12 @@ def _output_options(o: Group) -> None:
         action="store_true",
         help="replace --out if it is an empty folder or an earlier vaeloss report (never anything else)",
     )
+    o.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="also write each model of the sweep as a TensorBoard run under DIR/<report name>/",
+    )
     add_json(o)
     o.add_argument("--fail-on-collapse", action="store_true", help="exit 1 on posterior collapse")
 
@@ -285,6 +291,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from vaeloss.audit.output import prepare_report_folder
     from vaeloss.audit.pipeline import execute, plan_audit
     from vaeloss.audit.report import default_report_dir, format_summary, write_report
+    from vaeloss.audit.tensorboard import prepare_tensorboard, write_tensorboard
 
     plan = plan_audit(_options(args))
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
@@ -292,7 +299,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
     with _Signals() as signals:
         folder = prepare_report_folder(out, overwrite=args.overwrite)
         try:
+            board = prepare_tensorboard(Path(args.tensorboard), out.name) if args.tensorboard else None
             run = execute(plan, stop=signals.stop, notify=_notice, started=started)
+            if board is not None:
+                run.result.tensorboard_dir = str(write_tensorboard(run, board))
             write_report(run, folder, signals.stop)
         except _Abort as abort:
             folder.discard()
