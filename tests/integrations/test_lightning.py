@@ -61,7 +61,7 @@ def _loaders():
     return train, val
 
 
-def _fit(namespace, tmp_path, beta, epochs, **options):
+def _fit(namespace, tmp_path, beta, epochs, extra_callbacks=(), **options):
     pl = importlib.import_module(namespace)
     callbacks = importlib.import_module(
         "vaeloss.integrations." + ("lightning" if namespace.startswith("lightning") else "pytorch_lightning")
@@ -71,7 +71,8 @@ def _fit(namespace, tmp_path, beta, epochs, **options):
     callback = callbacks.CollapseCallback(**options)
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="vae", version=0)
     trainer = pl.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=logger,
+        callbacks=[callback, *extra_callbacks],
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
     )  # fmt: skip
     train, val = _loaders()
@@ -130,6 +131,20 @@ def test_a_collapsed_model_is_reported_and_stopped(tmp_path):
     assert callback.last is not None and callback.last.posterior_collapsed
     assert float(trainer.logged_metrics["collapse/collapsed"]) == 1.0
     assert trainer.current_epoch < 30  # stopped by the callback, not by max_epochs
+
+
+@pytest.mark.slow
+def test_early_stopping_on_the_active_units_stops_a_collapsing_model(tmp_path):
+    """``EarlyStopping(monitor="collapse/active_units", mode="max")``, the README's snippet, sees
+    the logged value: the collapsing model stops when its active units stop rising, without
+    ``stop_on_collapse``."""
+    pl = importlib.import_module("lightning.pytorch")
+    stopping = pl.callbacks.EarlyStopping(monitor="collapse/active_units", mode="max", patience=2)
+    with pytest.warns(UserWarning):  # the collapse warning
+        trainer, _, callback = _fit("lightning.pytorch", tmp_path, 500.0, 30, extra_callbacks=[stopping])
+    assert callback.last.active_units == 0
+    assert stopping.stopped_epoch > 0 and trainer.current_epoch < 30
+    assert float(stopping.best_score) > 0  # the units it was watching fall from
 
 
 def test_posterior_submodules_that_cannot_be_found_are_named(tmp_path):

@@ -21,7 +21,7 @@ from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
 from vaeloss.audit.cost import CostEstimate, estimate_training
 from vaeloss.audit.plan import AuditPlan, SweepMember
-from vaeloss.audit.recommend import best_iwae, by_calibration, predicted_collapse
+from vaeloss.audit.recommend import best_iwae, best_mean_iwae, by_calibration, predicted_collapse
 from vaeloss.audit.result import AuditResult, AuditTimings, Phase, Recommendation, SweepRow
 from vaeloss.audit.stop import StopRequest
 from vaeloss.audit.verdict import classify, diverged, too_early, too_early_reason
@@ -248,16 +248,15 @@ def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) ->
             f"{first.epoch}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
         )
     rows = []
-    k = plan.setup.latent_dim
-    for beta, weight, m, stopped, status in zip(
-        plan.elbo_betas, plan.kl_weights, metrics, trained.stopped, trained.status
-    ):
+    k, weights = plan.setup.latent_dim, plan.kl_weights
+    for member, m, stopped, status in zip(plan.members, metrics, trained.stopped, trained.status):
+        weight, beta, seed = weights[member.position], member.elbo_beta, member.seed(plan.setup.seed)
         if stopped is not None:
-            rows.append(SweepRow(weight, beta, None, diverged(stopped), stopped, status))
+            rows.append(SweepRow(weight, beta, None, diverged(stopped), stopped, status, seed))
             continue
         early = too_early_reason(status)
         verdict = too_early(early, m, k) if early is not None else classify(m, k)
-        rows.append(SweepRow(weight, beta, m, verdict, None, status))
+        rows.append(SweepRow(weight, beta, m, verdict, None, status, seed))
     return rows
 
 
@@ -269,6 +268,8 @@ def recommend(
     short or stopped too early to tell, or no model that can be judged has a held-out
     likelihood."""
     sizes = plan.setup.sizes
+    if not plan.calibrates and plan.setup.seeds > 1:
+        return best_mean_iwae(rows, plan.objective, sizes, iwae_samples)
     if not plan.calibrates:
         return best_iwae(rows, plan.objective, sizes, iwae_samples)
     if stop():
@@ -361,8 +362,8 @@ def execute(
         objective=plan.objective,
         setup=plan.setup,
         sweep=rows,
-        current=plan.current,
-        verdict=rows[plan.current].verdict,
+        current=plan.current_model,
+        verdict=rows[plan.current_model].verdict,
         recommendation=rec,
         collapse_points=None
         if rec is None

@@ -176,6 +176,31 @@ def manifold(decode: Any, shape: tuple[int, ...], path: Path, title: str, n: int
     return _save(fig, path)
 
 
+def _seed_spread(ax: Any, sweep: list[SweepRow], at: dict[int, tuple[float, float]]) -> None:
+    """Each seed's point (small), and each beta's mean with bars of one standard deviation
+    across its seeds, joined in the order of the betas."""
+    from vaeloss.audit.seeds import spreads
+
+    ax.scatter([p[0] for p in at.values()], [p[1] for p in at.values()], s=12, color="tab:gray", alpha=0.5)
+    means = [b for b in spreads(sweep) if "kl" in b.metrics and "recon" in b.metrics]
+    kl, recon = [b.metrics["kl"] for b in means], [b.metrics["recon"] for b in means]
+    ax.errorbar(
+        [k.mean for k in kl],
+        [r.mean for r in recon],
+        xerr=[k.std or 0.0 for k in kl],
+        yerr=[r.std or 0.0 for r in recon],
+        fmt="o-",
+        color="tab:gray",
+        capsize=3,
+        label="mean ± std across seeds",
+        zorder=1,
+    )
+    for b, k, r in zip(means, kl, recon):
+        ax.annotate(
+            f"{_fmt(b.kl_weight)}", (k.mean, r.mean), textcoords="offset points", xytext=(5, 4), fontsize=8
+        )
+
+
 def rate_distortion(sweep: list[SweepRow], current: int, recommended: int | None, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     at = {
@@ -186,9 +211,12 @@ def rate_distortion(sweep: list[SweepRow], current: int, recommended: int | None
     measured = [(i, r) for i, r in enumerate(sweep) if i in at]
     rate = [at[i][0] for i, _ in measured]
     dist = [at[i][1] for i, _ in measured]
-    ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
-    for i, r in measured:
-        ax.annotate(f"{_fmt(r.kl_weight)}", at[i], textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if len({r.elbo_beta for _, r in measured}) < len(measured):  # several seeds per beta
+        _seed_spread(ax, sweep, at)
+    else:
+        ax.plot(rate, dist, "o-", color="tab:gray", zorder=1)
+        for i, r in measured:
+            ax.annotate(f"{_fmt(r.kl_weight)}", at[i], textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.scatter(
         [at[current][0]] if current in at else [],
         [at[current][1]] if current in at else [],

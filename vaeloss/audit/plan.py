@@ -69,6 +69,7 @@ class AuditOptions:
     sweep: str = "auto"
     device: str = "auto"
     seed: int = 0
+    seeds: int = 1
     iwae_samples: int = 1000
     progress: bool | None = None
     calibrate: bool = True
@@ -123,7 +124,13 @@ class AuditPlan:
 
     @property
     def members(self) -> list[SweepMember]:
-        return [SweepMember(i, b) for i, b in enumerate(self.elbo_betas)]
+        """Every model of the sweep, beta by beta, each beta's seeds in turn (``--seeds``)."""
+        return [SweepMember(i, b, r) for i, b in enumerate(self.elbo_betas) for r in range(self.setup.seeds)]
+
+    @property
+    def current_model(self) -> int:
+        """The position in :attr:`members` of the current beta's first seed."""
+        return self.current * self.setup.seeds
 
     @property
     def calibrates(self) -> bool:
@@ -343,6 +350,7 @@ def _check_numbers(opts: AuditOptions) -> _Numbers:
     )
     lr = check_positive("lr", defaults.LEARNING_RATE if opts.lr is None else opts.lr)
     check_positive("time_budget", opts.time_budget)
+    check_positive_int("seeds", opts.seeds, example=3)
     if opts.eval_budget is not None:
         check_positive("eval_budget", opts.eval_budget)
     check_positive_int("iwae_samples", opts.iwae_samples, example=1000)
@@ -420,6 +428,7 @@ def _plan(opts: AuditOptions) -> AuditPlan:
         data_dim=ds.dim,
         epochs=n.epochs,
         seed=opts.seed,
+        seeds=opts.seeds,
         device=str(device),
         lr=n.lr,
         time_budget=opts.time_budget,

@@ -22,6 +22,7 @@ from vaeloss.objective.algebra import Monomial, as_fraction
 __all__ = [
     "batch_formula",
     "best_iwae",
+    "best_mean_iwae",
     "by_calibration",
     "collapse_points",
     "predicted_collapse",
@@ -114,6 +115,58 @@ def best_iwae(
         best.elbo_beta,
         "best-held-out-iwae",
         reason + _caveat(best, k),
+    )
+
+
+def best_mean_iwae(
+    sweep: list[SweepRow], objective: AuditObjective, sizes: dict[str, int], iwae_samples: int
+) -> Recommendation | None:
+    """With several seeds per beta (``--seeds``): the beta with the lowest mean held-out IWAE
+    NLL across its seeds, among those none of whose seeds collapsed; the reason gives that mean
+    with its standard error across seeds, and says whether the next best beta is within that
+    noise (:func:`~vaeloss.audit.seeds.within_noise`). When every beta collapsed at some seed,
+    :func:`best_iwae` names the lowest beta."""
+    from vaeloss.audit.seeds import spreads, within_noise
+
+    groups = spreads(sweep)
+    judged = [
+        g
+        for g in groups
+        if "iwae_nll" in g.metrics and all(sweep[i].verdict.name != "too early to tell" for i in g.rows)
+    ]
+    usable = [g for g in judged if not any(sweep[i].verdict.collapsed for i in g.rows)]
+    if not usable:
+        return best_iwae(sweep, objective, sizes, iwae_samples)
+    ranked = sorted(usable, key=lambda g: g.metrics["iwae_nll"].mean)
+    best, nll = ranked[0], ranked[0].metrics["iwae_nll"]
+    se = "" if nll.se is None else f" ± {nll.se:.2g}"
+    units = best.metrics["active_units"].mean if "active_units" in best.metrics else 0.0
+    reason = (
+        f"lowest mean held-out IWAE NLL across {nll.n} seeds ({nll.mean:.2f}{se} nats, the standard "
+        f"error across seeds; K={iwae_samples}) among the {len(usable)} of {len(groups)} betas "
+        f"without collapse at any seed, with {units:.3g} of {sizes['k']} dims active on average"
+    )
+    if len(ranked) > 1:
+        nxt, other = ranked[1], ranked[1].metrics["iwae_nll"]
+        said = f"the next best, ELBO beta {nxt.elbo_beta:.4g} ({other.mean:.2f}"
+        said += "" if other.se is None else f" ± {other.se:.2g}"
+        if within_noise(nll, other):
+            reason += f"; {said}), is within the noise of it: these seeds cannot tell the two apart"
+            reason += " (try more --seeds)"
+        elif nll.se is not None and other.se is not None:
+            gap = (other.mean - nll.mean) / math.hypot(nll.se, other.se)
+            reason += f"; {said}) is {gap:.1f} standard errors of their difference worse"
+    rows = [sweep[i] for g in usable for i in g.rows]
+    unconverged = [r for r in rows if r.status is not None and not r.status.converged]
+    if unconverged:
+        reason += f"; provisional: {len(unconverged)} of the {len(rows)} models compared did not converge"
+    first = best.rows[0]
+    return Recommendation(
+        first,
+        objective.kl_weight_for(best.elbo_beta, sizes),
+        best.elbo_beta,
+        "best-held-out-iwae",
+        reason + _caveat(sweep[first], sizes["k"]),
     )
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from vaeloss.audit.output import MARKER, ReportFolder
 from vaeloss.audit.recommend import batch_formula
 from vaeloss.audit.result import AuditResult, SweepRow
+from vaeloss.audit.seeds import BetaSpread, spreads
 from vaeloss.audit.stop import StopRequest
 from vaeloss.audit.text import format_seconds
 from vaeloss.audit.verdict import COLLAPSE_DIVERSITY, TOO_EARLY_RELATIVE, UNREGULARISED_NATS_PER_DIM
@@ -38,6 +39,7 @@ __all__ = [
 SWEEP_COLUMNS = [
     "beta_own",
     "beta_elbo",
+    "seed",
     "verdict",
     "active_units",
     "kl",
@@ -319,6 +321,7 @@ def _sweep_cell(row: SweepRow, column: str) -> str:
     special = {
         "beta_own": row.kl_weight,
         "beta_elbo": row.elbo_beta,
+        "seed": str(row.seed),
         "verdict": row.verdict.name,
         "ratio_kl_recon": row.ratio_kl_recon,
         "converged": None if row.status is None else ("yes" if row.converged else "no"),
@@ -327,6 +330,31 @@ def _sweep_cell(row: SweepRow, column: str) -> str:
     if column in special:
         return _g(special[column])
     return _g(None if m is None else getattr(m, column))
+
+
+def _mean_spread(b: BetaSpread, name: str, error: str = "std") -> str:
+    """``25.1 ± 0.3`` (the standard deviation across seeds, or its standard error)."""
+    spread = b.metrics.get(name)
+    if spread is None:
+        return "-"
+    return _pm(spread.mean, spread.std if error == "std" else spread.se)
+
+
+def _seed_table(res: AuditResult) -> list[str]:
+    """Per beta, its metrics across the seeds (``--seeds N``): mean ± standard deviation, the
+    IWAE NLL ± the standard error of its mean."""
+    if res.setup.seeds < 2:
+        return []
+    columns = ["beta_own", "beta_elbo", "seeds", "active_units", "kl", "recon", "mutual_information"]
+    head = "| " + " | ".join([*columns, "iwae_nll (± se)"]) + " |"
+    md = ["", f"## Across seeds ({res.setup.seeds} per beta: mean ± standard deviation)", "", head]
+    md.append("|" + "---|" * 8)
+    for b in spreads(res.sweep):
+        cells = [_g(b.kl_weight), _g(b.elbo_beta), str(len(b.rows))]
+        cells += [_mean_spread(b, n) for n in ("active_units", "kl", "recon", "mutual_information")]
+        cells.append(_mean_spread(b, "iwae_nll", "se"))
+        md.append("| " + " | ".join(cells) + " |")
+    return md
 
 
 def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
@@ -353,6 +381,7 @@ def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     md += ["", "## Recommendation", "", *_recommendation(res)]
     md += ["", "## Sweep", "", "| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
     md += ["| " + " | ".join(_sweep_cell(r, c) for c in SWEEP_COLUMNS) + " |" for r in res.sweep]
+    md += _seed_table(res)
     md += ["", "## Figures", ""]
     md += [f"![{name}]({file})" for name, file in figures.items()]
     md += ["", RULES]
@@ -405,6 +434,17 @@ def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None =
     return folder.commit(files)
 
 
+def _seed_lines(res: AuditResult) -> list[str]:
+    """At the current beta, across its seeds (``--seeds N``)."""
+    if res.setup.seeds < 2:
+        return []
+    here = next(b for b in spreads(res.sweep) if res.current in b.rows)
+    return [
+        f"  across {len(here.rows)} seeds at this beta: active units {_mean_spread(here, 'active_units')}, "
+        f"KL {_mean_spread(here, 'kl')}, IWAE NLL {_mean_spread(here, 'iwae_nll', 'se')} (± se)"
+    ]
+
+
 def format_summary(res: AuditResult) -> str:
     """The terminal output: the verdict in one line, then a short table and the recommendation."""
     obj = res.objective
@@ -418,6 +458,7 @@ def format_summary(res: AuditResult) -> str:
     rows = _metric_rows(res)
     width = max(len(a) for a, _ in rows)
     lines += [f"  {a:<{width}}  {b}" for a, b in rows]
+    lines += _seed_lines(res)
     lines += ["", _recommendation_line(res)]
     lines += [f"note: {n}" for n in res.setup.notes]
     if res.unconverged:

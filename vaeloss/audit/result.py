@@ -113,6 +113,7 @@ class AuditSetup:
     model_described: str | None = None
     stacking: str | None = None
     notes: tuple[str, ...] = ()
+    seeds: int = 1  # models per beta, each from its own seed (``--seeds``)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -185,6 +186,7 @@ class SweepRow:
     verdict: Verdict
     diverged: Divergence | None = None
     status: ModelStatus | None = None
+    seed: int = 0  # the model's seed (``--seed``, plus 1_000_003 per further seed of its beta)
 
     @property
     def converged(self) -> bool | None:
@@ -206,6 +208,7 @@ class SweepRow:
         return {
             "beta_elbo": self.elbo_beta,
             "beta_own": self.kl_weight,
+            "seed": self.seed,
             **metrics,
             "ratio_kl_recon": self.ratio_kl_recon,
             "stopped": None if self.diverged is None else self.diverged.to_json(),
@@ -325,6 +328,8 @@ class AuditResult:
 
     def to_json(self) -> JsonObject:
         """The ``--json`` object (non-finite numbers as null)."""
+        from vaeloss.audit.seeds import spreads  # it reads this module's rows
+
         cur = self.current_row.to_json()
         s = self.setup
         out = {
@@ -357,6 +362,8 @@ class AuditResult:
             if self.interrupted_in is None
             else {"phase": self.interrupted_in, "signal": self.signal},
             "seed": s.seed,
+            "seeds": s.seeds,
+            "per_beta": [b.to_json() for b in spreads(self.sweep)] if s.seeds > 1 else None,
             "device": s.device,
             "beta_own": self.objective.kl_weight,
             "effective_beta": self.elbo_beta,

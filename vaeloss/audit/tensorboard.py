@@ -113,14 +113,16 @@ def prepare_tensorboard(root: Path, name: str) -> TensorBoardTarget:
     return TensorBoardTarget(root, unique)
 
 
-def member_name(index: int, row: SweepRow) -> str:
-    """The run's name: ``m0-beta=0.001`` (the KL weight in the audited loss's own units).
+def member_name(index: int, row: SweepRow, seeds: int = 1) -> str:
+    """The run's name: ``m0-beta=0.001`` (the KL weight in the audited loss's own units), with
+    the model's seed when the audit has several per beta.
 
     >>> from types import SimpleNamespace
-    >>> member_name(3, SimpleNamespace(kl_weight=2.5e-4))
-    'm3-beta=0.00025'
+    >>> member_name(3, SimpleNamespace(kl_weight=2.5e-4, seed=1000003), seeds=2)
+    'm3-beta=0.00025-seed=1000003'
     """
-    return f"m{index}-beta={row.kl_weight:g}"
+    name = f"m{index}-beta={row.kl_weight:g}"
+    return name + (f"-seed={row.seed}" if seeds > 1 else "")
 
 
 def _curves(writer: Any, history: pd.DataFrame, latent_dim: int) -> None:
@@ -159,7 +161,7 @@ def _hparams(res: AuditResult, row: SweepRow) -> dict[str, Any]:
         "latent_dim": s.latent_dim,
         "batch_size": s.batch_size,
         "lr": s.lr,
-        "seed": s.seed,
+        "seed": row.seed,
         "verdict": row.verdict.name,
     }
 
@@ -174,7 +176,7 @@ def write_tensorboard(run: AuditRun, target: TensorBoardTarget) -> Path:
     res, tmp = run.result, target.tmp
     try:
         for i, row in enumerate(res.sweep):
-            path = tmp / member_name(i, row)
+            path = tmp / member_name(i, row, res.setup.seeds)
             with writer_class(log_dir=str(path)) as writer:
                 history = run.history[run.history["model"] == i]
                 _curves(writer, history, res.setup.latent_dim)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaeloss.audit import defaults
 from vaeloss.audit.stop import StopRequest
-from vaeloss.cli.options import add_assignments, add_json, add_sizes
+from vaeloss.cli.options import add_assignments, add_json, add_sizes, positive_int
 from vaeloss.errors import InvalidArgumentError
 from vaeloss.exit_codes import ExitCode
 
@@ -174,6 +174,13 @@ def _training_options(t: Group) -> None:
     t.add_argument("--sweep", default="auto", help="auto | none | X,Y,... (your units)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=_seed, default=0, help="random seed, 0 .. 2^32-1 (0)")
+    t.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="models per beta, each from its own seed, for error bars (1)",
+    )
     t.add_argument("--iwae-samples", type=int, default=1000, help="most samples K of the IWAE bound (1000)")
 
 
@@ -279,6 +286,7 @@ def _options(args: argparse.Namespace) -> AuditOptions:
         sweep=args.sweep,
         device=args.device,
         seed=args.seed,
+        seeds=args.seeds,
         iwae_samples=args.iwae_samples,
         progress=True,
     )
