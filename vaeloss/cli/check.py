@@ -187,7 +187,11 @@ def _run_project(args: argparse.Namespace) -> int:
     )
     bar = _progress()
     try:
-        result = check_project(options, on_done=None if bar is None else lambda _o: bar.update(1))
+        result = check_project(
+            options,
+            on_done=None if bar is None else lambda _o: bar.update(1),
+            on_start=None if bar is None else lambda n: bar.reset(total=n),
+        )
     finally:
         if bar is not None:
             bar.close()

@@ -242,10 +242,12 @@ def _known(job: _Job | FileOutcome, cache: Cache) -> FileOutcome | None:
 
 
 def check_project(
-    opts: ProjectOptions, on_done: Callable[[FileOutcome], None] | None = None
+    opts: ProjectOptions,
+    on_done: Callable[[FileOutcome], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ProjectResult:
-    """Check every file under ``opts.paths`` (see the module); ``on_done`` is told of each
-    file as its outcome is known (a progress bar).
+    """Check every file under ``opts.paths`` (see the module); ``on_start`` is told how many
+    files there are, ``on_done`` of each file as its outcome is known (a progress bar).
 
     Raises:
         InvalidArgumentError: a path does not exist, or the configuration is invalid.
@@ -253,6 +255,8 @@ def check_project(
     root = project_root(list(opts.paths))
     config = read_config(root)
     found = discover(list(opts.paths), root, config.exclude)
+    if on_start is not None:
+        on_start(len(found.files) + len(found.unreadable))
     cache = Cache(root / CACHE_FOLDER if opts.cache else None)
     timeout = opts.timeout or config.timeout or 60.0
 
