@@ -114,10 +114,8 @@ def test_a_second_run_reads_the_cache(project, first_run, capsys):
     counts = out.rsplit("vaeloss check: ", 1)[1]
     expected = "17 files, 8 losses checked, 1 could not be checked, 7 without a VAE loss, 1 not read"
     assert counts.startswith(expected + ", 15 from the cache")  # the failure is checked again
-    assert re.search(
-        r"\n  broken/needs_gpu\.py: .*\(calling the loss\): .*\n    binary data .*: RuntimeError: this loss runs on the GPU only\n",
-        out,
-    )
+    failure = r"\n  broken/needs_gpu\.py: .*\(calling the loss\): .*\n    binary data .*: RuntimeError: "
+    assert re.search(failure + "this loss runs on the GPU only\n", out)
 
 
 @pytest.mark.slow
@@ -225,3 +223,31 @@ def test_one_file_options_on_a_project_are_refused_with_the_way_to_give_them(tmp
 def test_a_missing_path_is_exit_2_naming_it(tmp_path, capsys):
     code, _, err = _run(capsys, str(tmp_path), str(tmp_path / "nope"))
     assert code == 2 and "path=" in err and "which does not exist" in err
+
+
+NEEDS_A_WEIGHT = """\
+import torch
+import torch.nn.functional as F
+
+
+def vae_loss(recon, x, mu, logvar, kl_weight):
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return F.binary_cross_entropy(recon, x, reduction="sum") + kl_weight * kld
+"""
+
+
+@pytest.mark.slow
+def test_a_value_to_give_is_said_as_the_projects_table_and_giving_it_checks_the_loss(tmp_path, capsys):
+    (tmp_path / "loss.py").write_text(NEEDS_A_WEIGHT)
+    code, out, _ = _run(capsys, str(tmp_path), "--no-cache")
+    assert code == 2
+    hint = 'Try in pyproject.toml: [tool.vaeloss.targets."loss.py"] with args = { kl_weight = VALUE }'
+    assert "  loss.py: Expected values for the required argument(s) kl_weight of vae_loss but got none" in out
+    assert f"\n    {hint}\n" in out and str(tmp_path) not in out  # paths as the summary shows them
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.vaeloss.targets."loss.py"]\nargs = { kl_weight = 0.25 }\n'
+    )
+    code, out, _ = _run(capsys, str(tmp_path), "--no-cache")
+    # BCE summed + 0.25 * KLD summed: beta 1/4
+    assert code == 0 and re.search(r"loss\.py:5 +vae_loss +bernoulli +1/4 ", out), out
+    assert out.rstrip().endswith("vaeloss check: 1 file, 1 loss checked")

@@ -103,7 +103,7 @@ def add_check_parser(sub: Any) -> None:
         default=None,
         help="seconds allowed for loading the file and probing the loss, from when its code starts (60)",
     )
-    project = p.add_argument_group("a whole project")
+    project = p.add_argument_group("options for a whole project")
     project.add_argument("--format", choices=FORMATS, default=None, help="the summary's format (text)")
     project.add_argument(
         "--jobs",

@@ -32,13 +32,22 @@ def _located(o: FileOutcome, line: int | None) -> str:
     return f"{o.path}:{line}"
 
 
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``.
+
+    >>> _plural(1, "loss", "losses"), _plural(3, "file")
+    ('1 loss', '3 files')
+    """
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _counts(result: ProjectResult) -> str:
     by = {
         s: sum(1 for o in result.outcomes if o.status == s)
         for s in ("checked", "failed", "no loss", "not read")
     }
     cached = sum(1 for o in result.outcomes if o.cached)
-    parts = [f"{len(result.outcomes)} files", f"{by['checked']} losses checked"]
+    parts = [_plural(len(result.outcomes), "file"), f"{_plural(by['checked'], 'loss', 'losses')} checked"]
     parts += [f"{by['failed']} could not be checked"] if by["failed"] else []
     parts += [f"{by['no loss']} without a VAE loss"] if by["no loss"] else []
     parts += [f"{by['not read']} not read"] if by["not read"] else []
@@ -57,6 +66,12 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def _clip(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _short_reason(o: FileOutcome) -> list[str]:
+    """A failure's first line, and the line saying where to give a missing value, if any."""
+    first, *rest = (o.reason or "could not be checked").splitlines() or [""]
+    return [first, *(line for line in rest[:1] if line.startswith("Try in pyproject.toml"))]
 
 
 def _reason_lines(o: FileOutcome, most: int = 3) -> list[str]:
@@ -95,7 +110,7 @@ def text_summary(result: ProjectResult) -> str:
     if unread:
         lines += ["", "not read:"] + [f"  {o.path}: {o.reason}" for o in unread]
     ignored = sum(o.ignored for o in result.outcomes)
-    tail = f"; {ignored} findings ignored" if ignored else ""
+    tail = f"; {_plural(ignored, 'finding')} ignored" if ignored else ""
     lines += ["", f"vaeloss check: {_counts(result)}{tail}"]
     return "\n".join(lines).lstrip("\n")
 
@@ -163,7 +178,7 @@ def markdown_summary(result: ProjectResult) -> str:
     failed = [o for o in result.outcomes if o.status == "failed"]
     if failed:
         lines += ["", "**Could not be checked:**", ""]
-        lines += [f"- `{o.path}`: {(o.reason or '').splitlines()[0]}" for o in failed]
+        lines += [f"- `{o.path}`: " + "<br>".join(_short_reason(o)) for o in failed]
     return "\n".join(lines) + "\n"
 
 

@@ -150,6 +150,39 @@ def _checked(job: _Job, report: CheckReport) -> FileOutcome:
     )
 
 
+_VALUE_FLAG = re.compile(r"--(arg|init) ([A-Za-z_][A-Za-z0-9_]*)=VALUE")
+
+
+def _relative_paths(text: str, job: _Job) -> str:
+    """The message with the file's path as the summary shows it (relative to the root)."""
+    for shown in {str(job.path.resolve()), str(job.path.absolute())}:
+        text = text.replace(shown, job.rel)
+    return text
+
+
+def _with_target_hint(reason: str, rel: str) -> str:
+    """A failure that asks for ``--arg NAME=VALUE`` / ``--init NAME=VALUE`` gets, as its second
+    line, where a project gives them: its ``[tool.vaeloss.targets."FILE"]`` table.
+
+    >>> print(_with_target_hint("Expected c. Try --arg c=VALUE.", "a/loss.py"))
+    Expected c. Try --arg c=VALUE.
+    Try in pyproject.toml: [tool.vaeloss.targets."a/loss.py"] with args = { c = VALUE }
+    """
+    asked: dict[str, list[str]] = {}
+    for kind, name in _VALUE_FLAG.findall(reason):
+        names = asked.setdefault("args" if kind == "arg" else "init", [])
+        if name not in names:
+            names.append(name)
+    if not asked:
+        return reason
+    tables = " and ".join(
+        f"{key} = {{ {', '.join(f'{n} = VALUE' for n in names)} }}" for key, names in asked.items()
+    )
+    first, _, rest = reason.partition("\n")
+    hint = f'Try in pyproject.toml: [tool.vaeloss.targets."{rel}"] with {tables}'
+    return "\n".join(part for part in (first, hint, rest) if part)
+
+
 def _check_one(job: _Job, timeout: float) -> FileOutcome:
     """Check one file in its worker; every failure is an outcome, never an exception."""
     from vaeloss.check.runner import check_loss
@@ -169,9 +202,10 @@ def _check_one(job: _Job, timeout: float) -> FileOutcome:
             exec_module=c.exec_module,
         )
     except NoLossError as exc:
-        return FileOutcome(job.rel, "no loss", 0, reason=str(exc))
+        return FileOutcome(job.rel, "no loss", 0, reason=_relative_paths(str(exc), job))
     except VaelossError as exc:
-        return FileOutcome(job.rel, "failed", int(ExitCode.USAGE_ERROR), reason=str(exc))
+        reason = _with_target_hint(_relative_paths(str(exc), job), job.rel)
+        return FileOutcome(job.rel, "failed", int(ExitCode.USAGE_ERROR), reason=reason)
     except Exception as exc:  # a bug of vaeloss: named, and the other files still checked
         reason = f"a bug in vaeloss, please report it: {type(exc).__name__}: {exc}"
         return FileOutcome(job.rel, "failed", int(ExitCode.USAGE_ERROR), reason=reason)
