@@ -51,7 +51,7 @@ def test_some_models_diverge(tmp_path, capsys, monkeypatch):
     assert res["recommended_beta"]["elbo"] != 10
     assert res["verdict"] != "diverged"  # the user's beta (1) trained fine
     _strict_json((out / "metrics.json").read_text())
-    assert "| 10 | 10 | diverged | - |" in (out / "report.md").read_text()
+    assert "| 10 | 10 | 0 | diverged | - |" in (out / "report.md").read_text()  # beta, ELBO beta, seed
 
 
 def test_the_audited_beta_diverges(tmp_path, capsys, monkeypatch):

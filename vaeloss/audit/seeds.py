@@ -92,7 +92,7 @@ def within_noise(a: Spread, b: Spread) -> bool:
     """Whether two betas' means differ by less than the noise of their difference: one
     standard error of it, :math:`\\sqrt{se_a^2 + se_b^2}` (False when either has one seed).
 
-    >>> within_noise(Spread(10.0, 0.4, 4), Spread(10.3, 0.4, 4))
+    >>> within_noise(Spread(10.0, 0.4, 4), Spread(10.25, 0.4, 4))  # 0.25 < hypot(0.2, 0.2)
     True
     """
     if a.se is None or b.se is None:
