@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 from vaeloss.check.result import Finding
-from vaeloss.project.config import ProjectConfig
 from vaeloss.project.formats import github_annotations, markdown_summary, sarif, text_summary
 from vaeloss.project.outcome import FileOutcome
 from vaeloss.project.run import ProjectResult
@@ -21,7 +20,7 @@ NOTEBOOK = FileOutcome(
 )  # fmt: skip
 FAILED = FileOutcome("slow.py", "failed", 2, reason="Expected it to load\nmore detail")
 NO_LOSS = FileOutcome("data.py", "no loss", 0, reason="no function computes both")
-RESULT = ProjectResult(Path("/tmp/p"), (ODD, NOTEBOOK, FAILED, NO_LOSS), ProjectConfig())
+RESULT = ProjectResult(Path("/tmp/p"), (ODD, NOTEBOOK, FAILED, NO_LOSS))
 
 
 def test_github_commands_escape_data_and_properties():

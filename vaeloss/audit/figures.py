@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from vaeloss.audit.result import SweepRow  # noqa: E402
+from vaeloss.audit.seeds import spreads  # noqa: E402
 from vaeloss.audit.stop import StopRequest  # noqa: E402
 from vaeloss.metrics import ACTIVE_THRESHOLD  # noqa: E402
 from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
@@ -179,8 +180,6 @@ def manifold(decode: Any, shape: tuple[int, ...], path: Path, title: str, n: int
 def _seed_spread(ax: Any, sweep: list[SweepRow], at: dict[int, tuple[float, float]]) -> None:
     """Each seed's point (small), and each beta's mean with bars of one standard deviation
     across its seeds, joined in the order of the betas."""
-    from vaeloss.audit.seeds import spreads
-
     ax.scatter([p[0] for p in at.values()], [p[1] for p in at.values()], s=12, color="tab:gray", alpha=0.5)
     means = [b for b in spreads(sweep) if "kl" in b.metrics and "recon" in b.metrics]
     kl, recon = [b.metrics["kl"] for b in means], [b.metrics["recon"] for b in means]

@@ -17,6 +17,7 @@ import math
 
 from vaeloss.audit.calibrate import Calibration
 from vaeloss.audit.result import AuditObjective, CollapsePoints, PredictionCheck, Recommendation, SweepRow
+from vaeloss.audit.seeds import spreads, within_noise
 from vaeloss.objective.algebra import Monomial, as_fraction
 
 __all__ = [
@@ -126,8 +127,6 @@ def best_mean_iwae(
     with its standard error across seeds, and says whether the next best beta is within that
     noise (:func:`~vaeloss.audit.seeds.within_noise`). When every beta collapsed at some seed,
     :func:`best_iwae` names the lowest beta."""
-    from vaeloss.audit.seeds import spreads, within_noise
-
     groups = spreads(sweep)
     judged = [
         g

@@ -128,6 +128,11 @@ class Finding:
             "where": self.where,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        """The finding :meth:`to_json` wrote."""
+        return cls(data["code"], data["severity"], data["message"], data["line"], data["where"])
+
 
 @dataclass
 class CheckReport:

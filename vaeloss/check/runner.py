@@ -49,6 +49,11 @@ __all__ = ["CheckReport", "check_loss"]
 
 STARTUP_LIMIT = 180.0
 """Seconds the worker may take to start Python and torch, before ``--timeout`` starts."""
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_LATENT_DIM = 20
+"""The sizes B and k a loss is checked at when none are given (D: the loss's own, else 784)."""
+DEFAULT_TIMEOUT = 60.0
+"""Seconds of the user's code (loading the file, calling the loss) a check allows by default."""
 OWN_LIMIT = 600.0
 """Seconds the probe's own work (outside the user's code) may take in all."""
 _MISSING_FRAMEWORKS = ("lightning", "pytorch_lightning")
@@ -324,14 +329,14 @@ def _sizes(
 def check_loss(
     target: str,
     *,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     data_dim: int | None = None,
-    latent_dim: int = 20,
+    latent_dim: int = DEFAULT_LATENT_DIM,
     input_shape: tuple[int, ...] | None = None,
     args: dict[str, object] | None = None,
     init: dict[str, object] | None = None,
     expect_beta: float | None = None,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
     exec_module: bool = False,
     taps: dict[str, str] | None = None,
     isolate: bool = True,

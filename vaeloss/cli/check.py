@@ -129,21 +129,21 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace, target: str) -> int:
     from vaeloss.check.report import format_report
-    from vaeloss.check.runner import check_loss
+    from vaeloss.check.runner import DEFAULT_BATCH_SIZE, DEFAULT_LATENT_DIM, DEFAULT_TIMEOUT, check_loss
 
     try:
         if args.expect_beta is not None and not args.expect_beta == args.expect_beta:
             raise LossCheckError("Expected a number but got expect_beta=nan. Try --expect-beta 1.")
         report = check_loss(
             target,
-            batch_size=args.batch_size or 128,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
             data_dim=args.data_dim,
-            latent_dim=args.latent_dim or 20,
+            latent_dim=args.latent_dim or DEFAULT_LATENT_DIM,
             input_shape=args.input_shape,
             args=dict(args.arg),
             init=dict(args.init),
             expect_beta=args.expect_beta,
-            timeout=args.timeout or 60.0,
+            timeout=args.timeout or DEFAULT_TIMEOUT,
             exec_module=args.exec_module,
             taps={role: getattr(args, role) for role in ("mu", "scale", "recon") if getattr(args, role)},
         )

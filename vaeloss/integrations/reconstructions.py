@@ -128,7 +128,7 @@ class ReconstructionTap:
         x = next((a for a in args if isinstance(a, Tensor)), None)
         x_hat = None if x is None else find_reconstruction(x, output)
         if x is not None and x_hat is not None:
-            self.pair = (x[: self.n].detach().cpu(), x_hat[: self.n].detach().cpu())
+            self._keep(x, x_hat)
 
     def record(self, module: nn.Module, batch: Any, reconstruct: Reconstruct) -> None:
         """The pair from the user's ``reconstruct`` (once per arming)."""
@@ -136,8 +136,12 @@ class ReconstructionTap:
             self._armed = False
             with torch.no_grad():
                 x, x_hat = reconstruct(module, batch)
-            x = x[: self.n].detach().cpu()
-            self.pair = (x, x_hat[: self.n].detach().cpu().reshape(x.shape))
+            self._keep(x, x_hat)
+
+    def _keep(self, x: Tensor, x_hat: Tensor) -> None:
+        """The first ``n`` rows of both, detached on the CPU, ``x_hat`` in ``x``'s shape."""
+        x = x[: self.n].detach().cpu()
+        self.pair = (x, x_hat[: self.n].detach().cpu().reshape(x.shape))
 
     def remove(self) -> None:
         if self._hook is not None:

@@ -22,12 +22,11 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _GITHUB_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
-def _located(o: FileOutcome, line: int | None) -> str:
-    """``path:line``, or ``path (cell 3, line 4)`` in a notebook."""
+def _located(o: FileOutcome, line: int | None, where: str | None) -> str:
+    """``path:line``, or ``path (cell 3, line 4)`` in a notebook (``where``: that line's place)."""
     if line is None:
         return o.path
-    if o.path.endswith(".ipynb") and o.report is not None:
-        where = next((f.where for f in o.findings if f.line == line and f.where), None) or o.where
+    if o.path.endswith(".ipynb"):
         return f"{o.path} ({where})" if where else o.path
     return f"{o.path}:{line}"
 
@@ -94,13 +93,19 @@ def text_summary(result: ProjectResult) -> str:
             worst = worst_finding(o)
             shown = "-" if worst is None else f"{worst.severity} {worst.code}"
             rows.append(
-                [_located(o, o.line), _clip(o.target or "?"), o.likelihood or "?", o.beta or "none", shown]
+                [
+                    _located(o, o.line, o.where),
+                    _clip(o.target or "?"),
+                    o.likelihood or "?",
+                    o.beta or "none",
+                    shown,
+                ]
             )
         lines += _table(rows)
     found = [(o, f) for o in checked for f in o.findings]
     if found:
         lines += ["", "findings:"]
-        lines += [f"  {_located(o, f.line)}: {_finding_text(f)}" for o, f in found]
+        lines += [f"  {_located(o, f.line, f.where)}: {_finding_text(f)}" for o, f in found]
     failed = [o for o in result.outcomes if o.status == "failed"]
     if failed:
         lines += ["", "could not be checked:"]
@@ -135,12 +140,13 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _command(level: str, o: FileOutcome, line: int | None, title: str, message: str) -> str:
+def _command(level: str, o: FileOutcome, found: Finding | None, title: str, message: str) -> str:
+    line = None if found is None else found.line
     props = [f"file={_escape_property(o.path)}"]
     if line is not None and not o.path.endswith(".ipynb"):  # GitHub cannot place a notebook's line
         props.append(f"line={line}")
     elif line is not None:
-        message = f"{_located(o, line)}: {message}"
+        message = f"{_located(o, line, found.where if found else None)}: {message}"
     props.append(f"title={_escape_property(title)}")
     return f"::{level} {','.join(props)}::{_escape_data(message)}"
 
@@ -154,7 +160,7 @@ def github_annotations(result: ProjectResult) -> str:
             out.append(_command("error", o, None, "vaeloss: could not be checked", o.reason or ""))
         for f in o.findings:
             title = f"vaeloss {f.code}"
-            out.append(_command(_GITHUB_LEVEL[f.severity], o, f.line, title, f.message))
+            out.append(_command(_GITHUB_LEVEL[f.severity], o, f, title, f.message))
     return "\n".join(out)
 
 
@@ -168,7 +174,7 @@ def markdown_summary(result: ProjectResult) -> str:
             worst = worst_finding(o)
             shown = "" if worst is None else f"{worst.severity} `{worst.code}`"
             cells = [
-                f"`{_located(o, o.line)}`",
+                f"`{_located(o, o.line, o.where)}`",
                 (o.target or "").replace("|", "\\|"),
                 o.likelihood or "",
                 f"`{o.beta}`" if o.beta else "none",

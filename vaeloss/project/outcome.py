@@ -4,9 +4,9 @@ and read back from it (``to_json``/``from_json``), and the exit status of them a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from vaeloss.check.result import Finding, Severity
+from vaeloss.check.result import Finding
 from vaeloss.exit_codes import ExitCode
 from vaeloss.jsontypes import JsonObject
 
@@ -75,10 +75,6 @@ class FileOutcome:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileOutcome:
         """The outcome :meth:`to_json` wrote (the cache's entries)."""
-        findings = tuple(
-            Finding(f["code"], cast(Severity, f["severity"]), f["message"], f["line"], f["where"])
-            for f in data["findings"]
-        )
         return cls(
             path=data["path"],
             status=data["status"],
@@ -90,7 +86,7 @@ class FileOutcome:
             framework=data["framework"],
             likelihood=data["likelihood"],
             beta=data["effective_beta"],
-            findings=findings,
+            findings=tuple(Finding.from_json(f) for f in data["findings"]),
             ignored=int(data["ignored_findings"]),
             report=data["report"],
             cached=bool(data["cached"]),

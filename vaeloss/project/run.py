@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from vaeloss.check.result import CheckReport
+from vaeloss.check.runner import DEFAULT_BATCH_SIZE, DEFAULT_LATENT_DIM, DEFAULT_TIMEOUT
 from vaeloss.check.source import read_static
 from vaeloss.errors import NoLossError, VaelossError
 from vaeloss.exit_codes import ExitCode
@@ -34,7 +35,7 @@ from vaeloss.usercode.sourcefile import SourceFile, read_source_file
 __all__ = ["ProjectOptions", "ProjectResult", "check_project", "default_jobs"]
 
 _IGNORE = re.compile(r"#\s*vaeloss:\s*ignore\[([^\]]*)\]")
-_DEFAULT_SIZES = {"B": 128, "k": 20}
+_DEFAULT_SIZES = {"B": DEFAULT_BATCH_SIZE, "k": DEFAULT_LATENT_DIM}
 
 
 def default_jobs() -> int:
@@ -58,11 +59,10 @@ class ProjectOptions:
 
 @dataclass(frozen=True)
 class ProjectResult:
-    """Every file's outcome (sorted by path), the project's root and configuration."""
+    """Every file's outcome (sorted by path) and the project's root."""
 
     root: Path
     outcomes: tuple[FileOutcome, ...]
-    config: ProjectConfig
 
     @property
     def exit_code(self) -> ExitCode:
@@ -212,9 +212,8 @@ def _check_one(job: _Job, timeout: float) -> FileOutcome:
     return _checked(job, report)
 
 
-def _ignored_codes(text: str, line: int | None) -> set[str] | None:
+def _ignored_codes(lines: list[str], line: int | None) -> set[str] | None:
     """The codes ``# vaeloss: ignore[...]`` names on ``line`` (None when it has no such mark)."""
-    lines = text.splitlines()
     if line is None or not 1 <= line <= len(lines):
         return None
     found = _IGNORE.search(lines[line - 1])
@@ -222,9 +221,9 @@ def _ignored_codes(text: str, line: int | None) -> set[str] | None:
 
 
 def _apply_ignores(outcome: FileOutcome, text: str, config: ProjectConfig) -> FileOutcome:
-    kept = []
+    kept, lines = [], text.splitlines()
     for f in outcome.findings:
-        marked = _ignored_codes(text, f.line)
+        marked = _ignored_codes(lines, f.line)
         if f.code in config.ignore or (marked is not None and f.code in marked):
             continue
         kept.append(f)
@@ -234,11 +233,9 @@ def _apply_ignores(outcome: FileOutcome, text: str, config: ProjectConfig) -> Fi
     return replace(outcome, findings=tuple(kept), ignored=len(outcome.findings) - len(kept), exit_code=code)
 
 
-def _static(path: Path, rel: str, source: SourceFile | None) -> FileOutcome | None:
+def _static(path: Path, rel: str, source: SourceFile) -> FileOutcome | None:
     """The outcome known without running anything (no candidate, or a file that does not
     parse), or None when the file is to be checked."""
-    if source is None:
-        return None
     try:
         tree = ast.parse(source.text, filename=str(path))
     except SyntaxError as exc:
@@ -292,7 +289,7 @@ def check_project(
     if on_start is not None:
         on_start(len(found.files) + len(found.unreadable))
     cache = Cache(root / CACHE_FOLDER if opts.cache else None)
-    timeout = opts.timeout or config.timeout or 60.0
+    timeout = opts.timeout or config.timeout or DEFAULT_TIMEOUT
 
     def finish(outcome: FileOutcome, job: _Job | None) -> FileOutcome:
         if job is not None:
@@ -323,4 +320,4 @@ def check_project(
             todo.append(job)
     with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
         done += list(pool.map(run, todo))
-    return ProjectResult(root, tuple(sorted(done, key=lambda o: o.path)), config)
+    return ProjectResult(root, tuple(sorted(done, key=lambda o: o.path)))
