@@ -20,6 +20,7 @@ __all__ = [
     "DeviceError",
     "ReportFolderError",
     "TrainingError",
+    "ExecutorError",
     "MissingExtraError",
     "missing_extra",
 ]
@@ -68,6 +69,10 @@ class ReportFolderError(VaelossError, ValueError):
 
 class TrainingError(VaelossError):
     """Training cannot produce anything to measure (every model's loss went non-finite)."""
+
+
+class ExecutorError(VaelossError):
+    """Where the audit was asked to run cannot run it (a Ray cluster that cannot be reached)."""
 
 
 class MissingExtraError(VaelossError, ImportError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import pandas as pd
@@ -20,11 +20,12 @@ import pandas as pd
 from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
 from vaeloss.audit.cost import CostEstimate, estimate_training
+from vaeloss.audit.groups import GroupOutcome, LostGroup, SweepGroup, SweepOutcome, groups_of, join
 from vaeloss.audit.plan import AuditPlan, SweepMember
 from vaeloss.audit.recommend import best_iwae, best_mean_iwae, by_calibration, predicted_collapse
 from vaeloss.audit.result import AuditResult, AuditTimings, Phase, Recommendation, SweepRow
 from vaeloss.audit.stop import StopRequest
-from vaeloss.audit.verdict import classify, diverged, too_early, too_early_reason
+from vaeloss.audit.verdict import classify, diverged, lost, too_early, too_early_reason
 from vaeloss.engine.data import Dataset
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
 from vaeloss.engine.interface import user_line
@@ -43,6 +44,7 @@ __all__ = [
     "execute",
     "judge",
     "recommend",
+    "run_group",
     "train_group",
 ]
 
@@ -53,37 +55,15 @@ class AuditRun:
 
     result: AuditResult
     data: Dataset
-    model: BatchedVAE
+    model: BatchedVAE | None  # None: every group was lost
     history: pd.DataFrame
 
 
-@dataclass(frozen=True)
-class SweepGroup:
-    """Models of the sweep trained together, as one batched model."""
-
-    members: tuple[SweepMember, ...]
-
-    @property
-    def betas(self) -> list[float]:
-        return [m.elbo_beta for m in self.members]
-
-
-@dataclass
-class GroupOutcome:
-    """What one group's run produced: its trained models, their metrics, the cost measured
-    before training, and where it ran."""
-
-    group: SweepGroup
-    trained: TrainResult
-    metrics: list[ModelMetrics]
-    cost: CostEstimate
-    where: str = "this process"
-    seconds_setup: float = 0.0
-    seconds_evaluation: float = 0.0
-
-
 class Executor(Protocol):
-    """Runs the groups of a sweep and returns their outcomes, in order."""
+    """Runs the groups of a sweep and returns their outcomes (or why a group was lost), in the
+    groups' order; :meth:`split` says how it splits the sweep into groups."""
+
+    def split(self, plan: AuditPlan) -> list[SweepGroup]: ...
 
     def run(
         self,
@@ -93,7 +73,7 @@ class Executor(Protocol):
         stop: StopRequest,
         notify: Callable[[str], None],
         started: float,
-    ) -> list[GroupOutcome]: ...
+    ) -> list[GroupOutcome | LostGroup]: ...
 
 
 def _train_config(plan: AuditPlan, group: SweepGroup, *, max_seconds: float) -> TrainConfig:
@@ -179,6 +159,7 @@ def evaluate_group(
         recon_samples=how.recon_samples,
         max_points=how.rows,
         seed=plan.setup.seed,
+        seeds=trained.config.model_seeds,
         should_stop=stop,
         budget_seconds=how.budget_seconds,
         max_per_call=how.samples_per_call,
@@ -186,13 +167,41 @@ def evaluate_group(
     )
 
 
+def run_group(
+    plan: AuditPlan,
+    group: SweepGroup,
+    *,
+    stop: StopRequest,
+    notify: Callable[[str], None],
+    started: float,
+    where: str = "this process",
+) -> GroupOutcome:
+    """Build, time, train and evaluate one group, in this process. ``started`` is the
+    ``time.perf_counter()`` at which the group's setup began (its time counts against the
+    budget)."""
+    with running_user_code(plan, "setup"):
+        model = build_group(plan, group)
+        cost = estimate_cost(after_setup(plan, time.perf_counter() - started), group, model)
+    seconds_setup = time.perf_counter() - started
+    plan = after_setup(plan, seconds_setup)
+    cost = replace(cost, training_budget=plan.setup.sweep_time_budget)
+    for notice in cost.notices(models=len(group.members)):
+        notify(notice)
+    with running_user_code(plan, "training"):
+        trained = train_group(plan, group, model, stop)
+    begun = time.perf_counter()
+    with running_user_code(plan, "evaluation"):
+        metrics = evaluate_group(plan, trained, cost.evaluation, stop)
+    return GroupOutcome(group, trained, metrics, cost, where, seconds_setup, time.perf_counter() - begun)
+
+
 @dataclass
 class LocalExecutor:
-    """Runs every group in this process, one after the other (today: the whole sweep as one
-    group, the model built once and used for the cost estimate, the training and the
-    evaluation)."""
+    """Runs the sweep in this process, as one group (the model built once and used for the
+    cost estimate, the training and the evaluation)."""
 
-    outcomes: list[GroupOutcome] = field(default_factory=list)
+    def split(self, plan: AuditPlan) -> list[SweepGroup]:
+        return groups_of(plan.members, 1)
 
     def run(
         self,
@@ -202,45 +211,24 @@ class LocalExecutor:
         stop: StopRequest,
         notify: Callable[[str], None],
         started: float,
-    ) -> list[GroupOutcome]:
-        return [self._one(plan, g, stop=stop, notify=notify, started=started) for g in groups]
-
-    def _one(
-        self,
-        plan: AuditPlan,
-        group: SweepGroup,
-        *,
-        stop: StopRequest,
-        notify: Callable[[str], None],
-        started: float,
-    ) -> GroupOutcome:
-        with running_user_code(plan, "setup"):
-            model = build_group(plan, group)
-            cost = estimate_cost(after_setup(plan, time.perf_counter() - started), group, model)
-        seconds_setup = time.perf_counter() - started
-        plan = after_setup(plan, seconds_setup)
-        cost = replace(cost, training_budget=plan.setup.sweep_time_budget)
-        for notice in cost.notices(models=len(group.members)):
-            notify(notice)
-        with running_user_code(plan, "training"):
-            trained = train_group(plan, group, model, stop)
-        begun = time.perf_counter()
-        with running_user_code(plan, "evaluation"):
-            metrics = evaluate_group(plan, trained, cost.evaluation, stop)
-        return GroupOutcome(
-            group, trained, metrics, cost, "this process", seconds_setup, time.perf_counter() - begun
-        )
+    ) -> list[GroupOutcome | LostGroup]:
+        return [run_group(plan, g, stop=stop, notify=notify, started=started) for g in groups]
 
 
-def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) -> list[SweepRow]:
+def judge(plan: AuditPlan, sweep: SweepOutcome) -> list[SweepRow]:
     """One row per model with its verdict (diverged models keep no metrics; models stopped too
-    early are shown but not judged).
+    early are shown but not judged; a lost group's models are said lost).
 
     Raises:
-        TrainingError: every model diverged (nothing was measured).
+        TrainingError: every model diverged or was lost (nothing was measured).
     """
-    found = [d for d in trained.stopped if d is not None]
-    if len(found) == len(trained.stopped):
+    if all(r is not None for r in sweep.lost):
+        raise TrainingError(
+            f"Expected the sweep's groups to come back but every one was lost (first: "
+            f"{sweep.lost[0]}). Try --executor local, or see the workers' logs (ray logs)."
+        )
+    found = [d for d in sweep.stopped if d is not None]
+    if len(found) + sum(r is not None for r in sweep.lost) == len(sweep.stopped):
         first = min(found, key=lambda d: d.step)
         raise TrainingError(
             f"Expected training to stay finite but the loss of every model of the sweep went "
@@ -249,14 +237,18 @@ def judge(plan: AuditPlan, trained: TrainResult, metrics: list[ModelMetrics]) ->
         )
     rows = []
     k, weights = plan.setup.latent_dim, plan.kl_weights
-    for member, m, stopped, status in zip(plan.members, metrics, trained.stopped, trained.status):
+    for i, member in enumerate(plan.members):
+        m, stopped, status, reason = sweep.metrics[i], sweep.stopped[i], sweep.status[i], sweep.lost[i]
         weight, beta, seed = weights[member.position], member.elbo_beta, member.seed(plan.setup.seed)
-        if stopped is not None:
+        if reason is not None:
+            rows.append(SweepRow(weight, beta, None, lost(reason), None, None, seed))
+        elif stopped is not None:
             rows.append(SweepRow(weight, beta, None, diverged(stopped), stopped, status, seed))
-            continue
-        early = too_early_reason(status)
-        verdict = too_early(early, m, k) if early is not None else classify(m, k)
-        rows.append(SweepRow(weight, beta, m, verdict, None, status, seed))
+        else:
+            assert m is not None and status is not None
+            early = too_early_reason(status)
+            verdict = too_early(early, m, k) if early is not None else classify(m, k)
+            rows.append(SweepRow(weight, beta, m, verdict, None, status, seed))
     return rows
 
 
@@ -312,11 +304,6 @@ def running_user_code(plan: AuditPlan, phase: str) -> Iterator[None]:
         ) from None
 
 
-def groups_of(plan: AuditPlan) -> list[SweepGroup]:
-    """The sweep's groups: today all its models in one."""
-    return [SweepGroup(tuple(plan.members))]
-
-
 def execute(
     plan: AuditPlan,
     *,
@@ -336,24 +323,23 @@ def execute(
     """
     stop = stop or StopRequest()
     t0 = started if started is not None else time.perf_counter() - plan.seconds_planning
-    (outcome,) = (executor or LocalExecutor()).run(
-        plan, groups_of(plan), stop=stop, notify=notify or _quiet, started=t0
-    )
-    trained, cost = outcome.trained, outcome.cost
+    executor = executor or LocalExecutor()
+    sweep = join(executor.run(plan, executor.split(plan), stop=stop, notify=notify or _quiet, started=t0))
     timings = AuditTimings(
-        setup=outcome.seconds_setup, training=trained.seconds, evaluation=outcome.seconds_evaluation
+        setup=sweep.seconds_setup, training=sweep.seconds_training, evaluation=sweep.seconds_evaluation
     )
     plan = after_setup(plan, timings.setup)
-    phase: Phase | None = "training" if trained.interrupted else ("evaluation" if stop() else None)
-    rows = judge(plan, trained, outcome.metrics)
+    phase: Phase | None = "training" if sweep.interrupted else ("evaluation" if stop() else None)
+    rows = judge(plan, sweep)
+    evaluation = None if sweep.cost is None else sweep.cost.evaluation
     begun = time.perf_counter()
     with running_user_code(plan, "calibration"):
         rec = recommend(
             plan,
             rows,
             stop,
-            iwae_samples=cost.evaluation.iwae_samples,
-            seconds_used=timings.setup + trained.seconds,
+            iwae_samples=0 if evaluation is None else evaluation.iwae_samples,
+            seconds_used=timings.setup + timings.training,
         )
     timings.calibration = time.perf_counter() - begun if plan.calibrates else 0.0
     if phase is None and stop():
@@ -368,17 +354,18 @@ def execute(
         collapse_points=None
         if rec is None
         else predicted_collapse(rec, rows, plan.objective, plan.setup.sizes),
-        steps=trained.steps,
-        epochs_run=trained.epochs_run,
-        seconds_training=trained.seconds,
+        steps=sweep.steps,
+        epochs_run=sweep.epochs_run,
+        seconds_training=timings.training,
         seconds_evaluation=timings.evaluation,
-        evaluation=cost.evaluation,
+        evaluation=evaluation,
         interrupted_in=phase,
         signal=stop.reason if phase is not None else None,
         timings=timings,
-        cost=cost,
+        cost=sweep.cost,
+        groups=sweep.groups if len(sweep.groups) > 1 or sweep.groups[0].where != "this process" else [],
     )
-    return AuditRun(result, plan.data, trained.model, trained.history)
+    return AuditRun(result, plan.data, sweep.model, sweep.history)
 
 
 def _quiet(text: str) -> None:

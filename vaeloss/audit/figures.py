@@ -19,6 +19,8 @@ import torch  # noqa: E402
 from vaeloss.audit.result import SweepRow  # noqa: E402
 from vaeloss.audit.seeds import spreads  # noqa: E402
 from vaeloss.audit.stop import StopRequest  # noqa: E402
+from vaeloss.engine.joined import JoinedVAE  # noqa: E402
+from vaeloss.engine.models import BatchedVAE  # noqa: E402
 from vaeloss.metrics import ACTIVE_THRESHOLD  # noqa: E402
 from vaeloss.objective.likelihoods import decoder_mean  # noqa: E402
 
@@ -305,6 +307,7 @@ class _Scene:
 
     def decode_s(self, z: torch.Tensor, i: int) -> torch.Tensor:
         model, setup = self.run.model, self.run.result.setup
+        assert model is not None
         out = model.decode_one(i, z.to(self.x.device))
         return decoder_mean(out, setup.decoder_output, setup.likelihood).clamp(0, 1)
 
@@ -314,11 +317,15 @@ class _Scene:
 
 def _scene(run: AuditRun, out: Path) -> _Scene:
     res, model = run.result, run.model
+    assert model is not None
     device = next(model.parameters()).device
     # the rows the evaluation measured (fewer for a slow model), and at most the t-SNE's
     rows = min(TSNE_POINTS, res.evaluation.rows if res.evaluation is not None else TSNE_POINTS)
     x = run.data.x_val[:rows].to(device)
-    panels = model.latent_dim == 2 and model.n_models > 1  # the sweep's panels need every model
+    # the sweep's panels need every model
+    panels = (
+        model.latent_dim == 2 and model.n_models > 1 and (not isinstance(model, JoinedVAE) or model.complete)
+    )
     mu_all = model.encode(x)[0] if panels else None
     mu = mu_all[res.current] if mu_all is not None else model.encode_one(res.current, x)[0]
     labels = run.data.y_val[: len(mu)].numpy() if run.data.y_val is not None else None
@@ -355,8 +362,29 @@ def _image_figures(sc: _Scene) -> list[tuple[str, Figure]]:
     return todo
 
 
-def _figures(sc: _Scene, quick: bool) -> list[tuple[str, Figure]]:
-    """Every figure of the report, in order, each a function that draws it."""
+def _figures(run: AuditRun, out: Path, quick: bool) -> list[tuple[str, Figure]]:
+    """Every figure of the report, in order, each a function that draws it (those of the
+    audited model only when it came back: its group was not lost)."""
+    res = run.result
+    todo = _model_figures(_scene(run, out), quick) if _runs(run.model, res.current) else []
+    if len(res.sweep) > 1:
+        rec = None if res.recommendation is None else res.recommendation.index
+        todo.append(
+            (
+                "rate_distortion",
+                lambda: rate_distortion(res.sweep, res.current, rec, out / "rate_distortion.png"),
+            )
+        )
+    return todo
+
+
+def _runs(model: BatchedVAE | None, s: int) -> bool:
+    """Whether model s of the sweep is here to be drawn from."""
+    return model is not None and (not isinstance(model, JoinedVAE) or model.runs(s))
+
+
+def _model_figures(sc: _Scene, quick: bool) -> list[tuple[str, Figure]]:
+    """The figures drawn from the audited model (and the sweep's, for the 2-D panels)."""
     run, out = sc.run, sc.out
     res, s = run.result, run.result.current
     cur = res.current_row.metrics
@@ -384,11 +412,6 @@ def _figures(sc: _Scene, quick: bool) -> list[tuple[str, Figure]]:
     if sc.mu_all is not None:
         mus = [m.cpu().numpy() for m in sc.mu_all]
         todo.append(("sweep", lambda: sweep_panels(run, sc.decode_s, mus, sc.labels, out)))
-    if len(res.sweep) > 1:
-        rec = None if res.recommendation is None else res.recommendation.index
-        todo.append(
-            ("rate_distortion", lambda: rate_distortion(res.sweep, s, rec, out / "rate_distortion.png"))
-        )
     return todo
 
 
@@ -403,7 +426,7 @@ def draw_all(run: AuditRun, out: Path, stop: StopRequest | None = None) -> dict[
     stop = stop or StopRequest()
     quick = stop()
     files: dict[str, str] = {}
-    for name, draw in _figures(_scene(run, out), quick):
+    for name, draw in _figures(run, out, quick):
         if not quick and stop():
             run.result.interrupt("figures", stop.reason)
             break

@@ -357,6 +357,43 @@ def _seed_table(res: AuditResult) -> list[str]:
     return md
 
 
+def _group_table(res: AuditResult) -> list[str]:
+    """Where each group of the sweep ran (``--executor ray``), its seconds, and a lost one's reason."""
+    if not res.groups:
+        return []
+    md = ["", f"## Where it ran ({len(res.groups)} groups)", ""]
+    md += ["| group | models | betas (ELBO) | where | training | evaluation |", "|" + "---|" * 6]
+    for i, g in enumerate(res.groups):
+        betas = ", ".join(dict.fromkeys(_g(res.sweep[p].elbo_beta) for p in g.positions))
+        where = g.where if g.lost is None else f"{g.where}: **lost**, {g.lost}"
+        seconds = (
+            ("-", "-")
+            if g.lost
+            else (format_seconds(g.seconds_training), format_seconds(g.seconds_evaluation))
+        )
+        md.append(
+            f"| {i} | {', '.join(map(str, g.positions))} | {betas} | {where} | {seconds[0]} | {seconds[1]} |"
+        )
+    return md
+
+
+def _lost_line(res: AuditResult) -> list[str]:
+    lost = [g for g in res.groups if g.lost is not None]
+    if not lost:
+        return []
+    models = sum(len(g.positions) for g in lost)
+    groups = f"{len(lost)} group{'' if len(lost) == 1 else 's'}"
+    return [f"lost: {models} of {len(res.sweep)} models ({groups}): {lost[0].lost}"]
+
+
+def _where_line(res: AuditResult) -> list[str]:
+    """Where the sweep ran, when not in this process alone (``--executor ray``)."""
+    if not res.groups:
+        return []
+    places = sorted({g.where.split(" (")[0] for g in res.groups if g.lost is None})
+    return [f"ran in {len(res.groups)} groups: {', '.join(places) or 'none came back'} (see the report)"]
+
+
 def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     """The report as Markdown, opening with the verdict."""
     s, obj = res.setup, res.objective
@@ -382,6 +419,7 @@ def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     md += ["", "## Sweep", "", "| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
     md += ["| " + " | ".join(_sweep_cell(r, c) for c in SWEEP_COLUMNS) + " |" for r in res.sweep]
     md += _seed_table(res)
+    md += _group_table(res)
     md += ["", "## Figures", ""]
     md += [f"![{name}]({file})" for name, file in figures.items()]
     md += ["", RULES]
@@ -461,6 +499,7 @@ def format_summary(res: AuditResult) -> str:
     lines += _seed_lines(res)
     lines += ["", _recommendation_line(res)]
     lines += [f"note: {n}" for n in res.setup.notes]
+    lines += _where_line(res) + _lost_line(res)
     if res.unconverged:
         lines.append(
             f"not converged: {len(res.unconverged)} of {len(res.sweep)} models (see the report); "

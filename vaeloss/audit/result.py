@@ -30,6 +30,7 @@ __all__ = [
     "AuditTimings",
     "CollapsePoints",
     "Divergence",
+    "GroupRecord",
     "PredictionCheck",
     "Recommendation",
     "SweepRow",
@@ -45,6 +46,7 @@ VerdictName = Literal[
     "diverged",
     "too early to tell",
     "not measured",
+    "lost",
 ]
 RecommendationRule = Literal["best-held-out-iwae", "sigma-calibration"]
 Phase = Literal["training", "evaluation", "recommendation", "figures"]
@@ -160,6 +162,27 @@ class AuditTimings:
             "evaluation": self.evaluation,
             "figures": self.figures,
             "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """Where one group ran, for the report: its models' places in the sweep, its host, its
+    seconds (training, evaluation) and, for a lost group, why."""
+
+    positions: list[int]
+    where: str
+    seconds_training: float = 0.0
+    seconds_evaluation: float = 0.0
+    lost: str | None = None
+
+    def to_json(self) -> JsonObject:
+        return {
+            "models": self.positions,
+            "where": self.where,
+            "seconds_training": self.seconds_training,
+            "seconds_evaluation": self.seconds_evaluation,
+            "lost": self.lost,
         }
 
 
@@ -287,6 +310,7 @@ class AuditResult:
     signal: str | None = None
     timings: AuditTimings = field(default_factory=AuditTimings)
     cost: CostEstimate | None = None
+    groups: list[GroupRecord] = field(default_factory=list)  # where each group ran (Ray); [] here
 
     @property
     def partial(self) -> bool:
@@ -396,6 +420,7 @@ class AuditResult:
             "evaluation": None if self.evaluation is None else self.evaluation.to_json(),
             "report_dir": self.report_dir,
             "tensorboard_dir": self.tensorboard_dir,
+            "groups": [g.to_json() for g in self.groups],
         }
         cleaned: dict[str, Any] = finite_or_none(out)
         return cleaned

@@ -75,6 +75,11 @@ def too_early(reason: str, m: ModelMetrics | None, latent_dim: int) -> Verdict:
     return Verdict("too early to tell", False, f"too early to tell: {reason}{seen}{' nats' if seen else ''}")
 
 
+def lost(reason: str) -> Verdict:
+    """The verdict on a model whose group never came back (its worker died twice)."""
+    return Verdict("lost", False, f"lost: {reason}; nothing was measured")
+
+
 def diverged(d: Divergence) -> Verdict:
     """The verdict on a model whose loss went non-finite."""
     return Verdict(

@@ -4,6 +4,7 @@ notes before training and the signal messages printed here)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
@@ -87,6 +88,7 @@ def add_audit_parser(sub: Any) -> None:
     _loss_options(p.add_argument_group("loss"))
     _data_options(p.add_argument_group("data and model"))
     _training_options(p.add_argument_group("training"))
+    _where_options(p.add_argument_group("where it runs"))
     _output_options(p.add_argument_group("output"))
     p.set_defaults(handler=run_audit_command)
 
@@ -182,6 +184,43 @@ def _training_options(t: Group) -> None:
         help="models per beta, each from its own seed, for error bars (1)",
     )
     t.add_argument("--iwae-samples", type=int, default=1000, help="most samples K of the IWAE bound (1000)")
+
+
+def _where_options(w: Group) -> None:
+    w.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process; ray: the sweep's models in groups, one Ray task each (vaeloss[ray])",
+    )
+    w.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="auto, HOST:PORT or ray://HOST:PORT of a running cluster (default: start a local instance)",
+    )
+    w.add_argument(
+        "--groups",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="Ray tasks to split the sweep into (default: one per GPU with CUDA, else per CPU)",
+    )
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor asked for (not connected yet); options of Ray without ``--executor ray`` are refused."""
+    if args.executor != "ray":
+        given = "--ray-address" if args.ray_address is not None else "--groups" if args.groups else None
+        if given is not None:
+            raise InvalidArgumentError(
+                f"Expected {given} only with --executor ray but got executor={args.executor!r}. "
+                f"Try --executor ray {given} ..."
+            )
+        return None
+    from vaeloss.audit.on_ray import RayExecutor
+
+    return RayExecutor(address=args.ray_address, groups=args.groups)
 
 
 def _output_options(o: Group) -> None:
@@ -301,14 +340,17 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from vaeloss.audit.report import default_report_dir, format_summary, write_report
     from vaeloss.audit.tensorboard import prepare_tensorboard, write_tensorboard
 
+    executor = _executor(args)
     plan = plan_audit(_options(args))
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
     out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
-    with _Signals() as signals:
+    with _Signals() as signals, contextlib.ExitStack() as connected:
+        if executor is not None:  # reached (or refused, exit 2) before the report folder exists
+            connected.enter_context(executor.connected(plan))
         folder = prepare_report_folder(out, overwrite=args.overwrite)
         try:
             board = prepare_tensorboard(Path(args.tensorboard), out.name) if args.tensorboard else None
-            run = execute(plan, stop=signals.stop, notify=_notice, started=started)
+            run = execute(plan, executor=executor, stop=signals.stop, notify=_notice, started=started)
             if board is not None:
                 run.result.tensorboard_dir = str(write_tensorboard(run, board))
             write_report(run, folder, signals.stop)

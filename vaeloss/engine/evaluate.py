@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from vaeloss.engine.models import BatchedVAE
+from vaeloss.engine.models import BatchedVAE, model_seeds
 from vaeloss.engine.progress import Progress, progress_mode
 from vaeloss.jsontypes import JsonObject
 from vaeloss.metrics import (
@@ -20,6 +20,7 @@ from vaeloss.metrics import (
     output_diversity,
     summarize,
 )
+from vaeloss.metrics.noise import ModelNoise
 from vaeloss.objective.kl import reparameterise
 from vaeloss.objective.likelihoods import (
     DecoderOutput,
@@ -310,6 +311,7 @@ def evaluate_models(
     iwae_samples: int = 1000,
     max_points: int = 1000,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     recon_samples: int = RECON_SAMPLES,
     should_stop: Callable[[], bool] | None = None,
     budget_seconds: float | None = None,
@@ -334,6 +336,9 @@ def evaluate_models(
         likelihood: the decoder's likelihood; decoder_output: what it emits (default: logits
             for Bernoulli kinds, mean for Gaussian, as the built-in models do).
         sigma: Gaussian decoder std.
+        seed, seeds: model s draws its Monte-Carlo samples from a generator of its own, seeded
+            by ``seed`` and ``seeds[s]`` (default 0 for every model), so that its metrics do
+            not depend on the other models evaluated with it (:mod:`vaeloss.metrics.noise`).
         iwae_samples: K of the IWAE bound (0: none); recon_samples: samples of the
             reconstruction term.
         max_per_call: most posterior samples per decoder call (the plan's, for a slow decoder).
@@ -356,13 +361,15 @@ def evaluate_models(
             mu_all,
             logvar_all,
             _tuned(tuner, _log_likelihood(model, likelihood=likelihood, kind=kind, sigma=sigma)),
-            torch.Generator(device=device).manual_seed(seed),
+            ModelNoise.seeded(model_seeds(mu_all.shape[0], seeds), base=seed, device=device),
             min(samples_per_call(mu_all.shape[0], mu_all.shape[1], x.shape[1]), max_per_call or 100),
             quick,
             should_stop,
             budget_seconds,
         )
-        posterior = [summarize(mu_all[s], logvar_all[s], generator=run.g) for s in range(mu_all.shape[0])]
+        posterior = [
+            summarize(mu_all[s], logvar_all[s], generator=run.noise.one(s)) for s in range(mu_all.shape[0])
+        ]
         outputs = (
             None if run.stop() else run.outputs(1 if quick else max(1, recon_samples), kind, likelihood, seed)
         )
@@ -423,7 +430,7 @@ class _Evaluation:
     mu: Tensor
     logvar: Tensor
     log_lik: Callable[[Tensor, Tensor], Tensor]
-    g: torch.Generator
+    noise: ModelNoise
     chunk: int
     quick: bool
     should_stop: Callable[[], bool] | None
@@ -444,10 +451,10 @@ class _Evaluation:
         recon_sum = torch.zeros(S, device=device, dtype=dtype)
         for start in range(0, n_rec, self.chunk):
             c = min(self.chunk, n_rec - start)
-            eps = torch.randn((c, S, N, k), generator=self.g, device=device, dtype=dtype)
+            eps = self.noise.draw(c, (S, N, k), dtype=dtype)
             recon_sum -= self.log_lik(reparameterise(self.mu, self.logvar, eps), self.x).sum(dim=(0, 2))
         means = decoder_mean(self.model.decode(self.mu), kind, likelihood)  # [S, N, D]
-        prior = torch.randn(self.mu.shape, generator=self.g, device=device, dtype=dtype)
+        prior = self.noise.draw(1, self.mu.shape, dtype=dtype)[0]
         prior_means = decoder_mean(self.model.decode(prior), kind, likelihood)
         x_cpu = self.x.cpu()
         diversity = [
@@ -468,7 +475,7 @@ class _Evaluation:
                 self.log_lik,
                 samples,
                 self.chunk,
-                self.g,
+                self.noise,
                 self.stop,
                 self.enough,
                 bar.update,
@@ -488,7 +495,7 @@ def _iwae_chunked(
     log_lik: Callable[[Tensor, Tensor], Tensor],
     samples: int,
     chunk: int,
-    g: torch.Generator,
+    g: ModelNoise,
     stop: Callable[[], bool],
     enough: Callable[[], bool],
     advance: Callable[..., Any],

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from vaeloss.metrics.noise import ModelNoise
 from vaeloss.metrics.posterior import log_normal
 from vaeloss.objective.kl import reparameterise
 from vaeloss.validation import check_positive_int
@@ -59,7 +60,7 @@ def iwae_bound(
     *,
     samples: int,
     chunk: int,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | ModelNoise | None = None,
     stop: Callable[[], bool] | None = None,
     enough: Callable[[], bool] | None = None,
     advance: Callable[[int], object] | None = None,
@@ -102,14 +103,19 @@ def iwae_log_weights(
     log_likelihood: Callable[[Tensor, Tensor], Tensor],
     *,
     samples: int,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | ModelNoise | None = None,
 ) -> Tensor:
     r"""Log importance weights :math:`\log p(x|z_k) + \log p(z_k) - \log q(z_k|x)` of
     ``samples`` draws :math:`z_k \sim q(z|x)`, [samples, ..., N] (nats).
 
-    Shapes as :func:`iwae_nll`; ``mu``/``logvar`` may carry leading model dims [S, N, k].
+    Shapes as :func:`iwae_nll`; ``mu``/``logvar`` may carry leading model dims [S, N, k], and
+    then ``generator`` may be a :class:`~vaeloss.metrics.noise.ModelNoise` (a generator per model).
     """
-    eps = torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    eps = (
+        generator.draw(samples, mu.shape, dtype=mu.dtype)
+        if isinstance(generator, ModelNoise)
+        else torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    )
     z = reparameterise(mu, logvar, eps)
     return (
         log_likelihood(z, x)
