@@ -176,3 +176,17 @@ def test_batch_dependent_weights_are_given_as_a_formula_in_B(convention, beta, e
     if expected is not None:  # the formula at the audit's B is the recommended weight itself
         value = eval(expected.replace("B", "64"))  # noqa: S307 - our own formula
         assert value == pytest.approx(obj.kl_weight_for(beta, {"B": 64, "D": 64, "k": 8}), rel=1e-5)
+
+
+def test_collapse_at_every_judged_beta_with_others_too_early_recommends_nothing():
+    """The lower betas stopped too early to tell and the only judged one collapsed: saying
+    'every beta of the sweep collapsed' (and naming the collapsed beta) would be false."""
+    from vaeloss.audit.verdict import too_early
+
+    early = _metrics(80.0, 4)
+    rows = [
+        SweepRow(OBJECTIVE.kl_weight_for(0.1, SIZES), 0.1, early, too_early("after 12 epochs", early, 4)),
+        _row(10.0, 90.0, 0),
+    ]
+    assert best_iwae(rows, OBJECTIVE, SIZES, 100) is None
+    assert best_iwae(rows[1:], OBJECTIVE, SIZES, 100) is not None  # all judged, all collapsed: named

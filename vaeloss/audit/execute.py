@@ -9,6 +9,8 @@ before training), :func:`train_group`, :func:`evaluate_group`, :func:`judge`, :f
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,12 +22,20 @@ import pandas as pd
 from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
 from vaeloss.audit.cost import CostEstimate, estimate_training
-from vaeloss.audit.groups import GroupOutcome, LostGroup, SweepGroup, SweepOutcome, groups_of, join
+from vaeloss.audit.groups import (
+    ElsewhereGroup,
+    GroupOutcome,
+    Outcome,
+    SweepGroup,
+    SweepOutcome,
+    groups_of,
+    join,
+)
 from vaeloss.audit.plan import AuditPlan, SweepMember
 from vaeloss.audit.recommend import best_iwae, best_mean_iwae, by_calibration, predicted_collapse
 from vaeloss.audit.result import AuditResult, AuditTimings, Phase, Recommendation, SweepRow
 from vaeloss.audit.stop import StopRequest
-from vaeloss.audit.verdict import classify, diverged, lost, too_early, too_early_reason
+from vaeloss.audit.verdict import classify, diverged, elsewhere, lost, too_early, too_early_reason
 from vaeloss.engine.data import Dataset
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_models, plan_evaluation
 from vaeloss.engine.interface import user_line
@@ -41,6 +51,7 @@ __all__ = [
     "SweepGroup",
     "estimate_cost",
     "evaluate_group",
+    "conclude",
     "execute",
     "judge",
     "recommend",
@@ -73,7 +84,7 @@ class Executor(Protocol):
         stop: StopRequest,
         notify: Callable[[str], None],
         started: float,
-    ) -> list[GroupOutcome | LostGroup]: ...
+    ) -> list[Outcome]: ...
 
 
 def _train_config(plan: AuditPlan, group: SweepGroup, *, max_seconds: float) -> TrainConfig:
@@ -198,10 +209,11 @@ def run_group(
 @dataclass
 class LocalExecutor:
     """Runs the sweep in this process, as one group (the model built once and used for the
-    cost estimate, the training and the evaluation)."""
+    cost estimate, the training and the evaluation); with ``--shard I/N``, the sweep is split
+    into its N parts and only the I-th is trained here."""
 
     def split(self, plan: AuditPlan) -> list[SweepGroup]:
-        return groups_of(plan.members, 1)
+        return groups_of(plan.members, 1 if plan.shard is None else plan.shard.count)
 
     def run(
         self,
@@ -211,8 +223,15 @@ class LocalExecutor:
         stop: StopRequest,
         notify: Callable[[str], None],
         started: float,
-    ) -> list[GroupOutcome | LostGroup]:
-        return [run_group(plan, g, stop=stop, notify=notify, started=started) for g in groups]
+    ) -> list[Outcome]:
+        shard = plan.shard
+        where = "this process" if shard is None else f"{socket.gethostname()} (pid {os.getpid()})"
+        return [
+            run_group(plan, g, stop=stop, notify=notify, started=started, where=where)
+            if shard is None or g.index == shard.index - 1
+            else ElsewhereGroup(g, g.index + 1, shard.count)
+            for g in groups
+        ]
 
 
 def judge(plan: AuditPlan, sweep: SweepOutcome) -> list[SweepRow]:
@@ -222,13 +241,14 @@ def judge(plan: AuditPlan, sweep: SweepOutcome) -> list[SweepRow]:
     Raises:
         TrainingError: every model diverged or was lost (nothing was measured).
     """
-    if all(r is not None for r in sweep.lost):
+    here = [r for r, e in zip(sweep.lost, sweep.elsewhere) if e is None]
+    if all(r is not None for r in here):
         raise TrainingError(
             f"Expected the sweep's groups to come back but every one was lost (first: "
-            f"{sweep.lost[0]}). Try --executor local, or see the workers' logs (ray logs)."
+            f"{here[0]}). Try --executor local, or see the workers' logs (ray logs)."
         )
     found = [d for d in sweep.stopped if d is not None]
-    if len(found) + sum(r is not None for r in sweep.lost) == len(sweep.stopped):
+    if len(found) + sum(r is not None for r in here) == len(here):
         first = min(found, key=lambda d: d.step)
         raise TrainingError(
             f"Expected training to stay finite but the loss of every model of the sweep went "
@@ -240,7 +260,10 @@ def judge(plan: AuditPlan, sweep: SweepOutcome) -> list[SweepRow]:
     for i, member in enumerate(plan.members):
         m, stopped, status, reason = sweep.metrics[i], sweep.stopped[i], sweep.status[i], sweep.lost[i]
         weight, beta, seed = weights[member.position], member.elbo_beta, member.seed(plan.setup.seed)
-        if reason is not None:
+        other = sweep.elsewhere[i]
+        if other is not None:
+            rows.append(SweepRow(weight, beta, None, elsewhere(other), None, None, seed))
+        elif reason is not None:
             rows.append(SweepRow(weight, beta, None, lost(reason), None, None, seed))
         elif stopped is not None:
             rows.append(SweepRow(weight, beta, None, diverged(stopped), stopped, status, seed))
@@ -324,7 +347,13 @@ def execute(
     stop = stop or StopRequest()
     t0 = started if started is not None else time.perf_counter() - plan.seconds_planning
     executor = executor or LocalExecutor()
-    sweep = join(executor.run(plan, executor.split(plan), stop=stop, notify=notify or _quiet, started=t0))
+    outcomes = executor.run(plan, executor.split(plan), stop=stop, notify=notify or _quiet, started=t0)
+    return conclude(plan, join(outcomes, shard=None if plan.shard is None else plan.shard.index), stop)
+
+
+def conclude(plan: AuditPlan, sweep: SweepOutcome, stop: StopRequest) -> AuditRun:
+    """Judge every model of the sweep, recommend a beta and assemble the result (a shard,
+    which has part of the sweep, recommends nothing: ``vaeloss merge`` does)."""
     timings = AuditTimings(
         setup=sweep.seconds_setup, training=sweep.seconds_training, evaluation=sweep.seconds_evaluation
     )
@@ -332,16 +361,17 @@ def execute(
     phase: Phase | None = "training" if sweep.interrupted else ("evaluation" if stop() else None)
     rows = judge(plan, sweep)
     evaluation = None if sweep.cost is None else sweep.cost.evaluation
+    iwae = 0 if evaluation is None else evaluation.iwae_samples
+    if evaluation is None:  # merged shards: the K their models were measured with
+        iwae = min((m.iwae_samples or 0 for m in sweep.metrics if m is not None), default=0)
     begun = time.perf_counter()
-    with running_user_code(plan, "calibration"):
-        rec = recommend(
-            plan,
-            rows,
-            stop,
-            iwae_samples=0 if evaluation is None else evaluation.iwae_samples,
-            seconds_used=timings.setup + timings.training,
-        )
-    timings.calibration = time.perf_counter() - begun if plan.calibrates else 0.0
+    rec = None
+    if plan.shard is None:
+        with running_user_code(plan, "calibration"):
+            rec = recommend(
+                plan, rows, stop, iwae_samples=iwae, seconds_used=timings.setup + timings.training
+            )
+    timings.calibration = time.perf_counter() - begun if plan.calibrates and plan.shard is None else 0.0
     if phase is None and stop():
         phase = "recommendation"
     result = AuditResult(
@@ -364,7 +394,13 @@ def execute(
         timings=timings,
         cost=sweep.cost,
         groups=sweep.groups if len(sweep.groups) > 1 or sweep.groups[0].where != "this process" else [],
+        shard=plan.shard,
     )
+    if plan.shard is not None and plan.options is not None:
+        from vaeloss.audit.shards import audit_identity, options_to_json
+
+        result.identity = audit_identity(plan.options, plan)
+        result.options = options_to_json(plan.options)
     return AuditRun(result, plan.data, sweep.model, sweep.history)
 
 

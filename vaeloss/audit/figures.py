@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from vaeloss.audit.result import SweepRow  # noqa: E402
+from vaeloss.audit.result import AuditResult, SweepRow  # noqa: E402
 from vaeloss.audit.seeds import spreads  # noqa: E402
 from vaeloss.audit.stop import StopRequest  # noqa: E402
 from vaeloss.engine.joined import JoinedVAE  # noqa: E402
@@ -329,8 +329,11 @@ def _scene(run: AuditRun, out: Path) -> _Scene:
     mu_all = model.encode(x)[0] if panels else None
     mu = mu_all[res.current] if mu_all is not None else model.encode_one(res.current, x)[0]
     labels = run.data.y_val[: len(mu)].numpy() if run.data.y_val is not None else None
-    label = f"{_fmt(res.objective.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
-    return _Scene(run, out, x, mu, mu_all, labels, label)
+    return _Scene(run, out, x, mu, mu_all, labels, _beta_label(res))
+
+
+def _beta_label(res: AuditResult) -> str:
+    return f"{_fmt(res.objective.kl_weight)} (your units) = {_fmt(res.elbo_beta)} (ELBO)"
 
 
 def _image_figures(sc: _Scene) -> list[tuple[str, Figure]]:
@@ -365,8 +368,16 @@ def _image_figures(sc: _Scene) -> list[tuple[str, Figure]]:
 def _figures(run: AuditRun, out: Path, quick: bool) -> list[tuple[str, Figure]]:
     """Every figure of the report, in order, each a function that draws it (those of the
     audited model only when it came back: its group was not lost)."""
-    res = run.result
-    todo = _model_figures(_scene(run, out), quick) if _runs(run.model, res.current) else []
+    res, s = run.result, run.result.current
+    cur = res.current_row.metrics
+    todo: list[tuple[str, Figure]] = []
+    if not run.history.empty and (run.history.model == s).any():
+        todo.append(("curves", lambda: curves(run.history, s, _beta_label(res), out / "curves.png")))
+    if cur is not None:
+        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
+        todo.append(("kl_per_dim", lambda: kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")))
+    if _runs(run.model, s):
+        todo += _model_figures(_scene(run, out), quick)
     if len(res.sweep) > 1:
         rec = None if res.recommendation is None else res.recommendation.index
         todo.append(
@@ -386,14 +397,8 @@ def _runs(model: BatchedVAE | None, s: int) -> bool:
 def _model_figures(sc: _Scene, quick: bool) -> list[tuple[str, Figure]]:
     """The figures drawn from the audited model (and the sweep's, for the 2-D panels)."""
     run, out = sc.run, sc.out
-    res, s = run.result, run.result.current
-    cur = res.current_row.metrics
+    res = run.result
     todo: list[tuple[str, Figure]] = []
-    if not run.history.empty:
-        todo.append(("curves", lambda: curves(run.history, s, sc.beta_label, out / "curves.png")))
-    if cur is not None:
-        active = [v > ACTIVE_THRESHOLD for v in cur.au_variances]
-        todo.append(("kl_per_dim", lambda: kl_bars(cur.kl_per_dim, active, out / "kl_per_dim.png")))
     if len(run.data.shape) in (2, 3):
         todo += _image_figures(sc)
     todo.append(

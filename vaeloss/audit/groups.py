@@ -30,7 +30,16 @@ from vaeloss.engine.states import Divergence, ModelStatus
 from vaeloss.engine.trainer import TrainResult
 from vaeloss.errors import InvalidArgumentError
 
-__all__ = ["GroupOutcome", "LostGroup", "SweepGroup", "SweepOutcome", "groups_of", "join"]
+__all__ = [
+    "ElsewhereGroup",
+    "GroupOutcome",
+    "LostGroup",
+    "Outcome",
+    "SweepGroup",
+    "SweepOutcome",
+    "groups_of",
+    "join",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,15 @@ class GroupOutcome:
 
 
 @dataclass(frozen=True)
+class ElsewhereGroup:
+    """A group another shard trains (``--shard I/N``): not measured here."""
+
+    group: SweepGroup
+    shard: int
+    count: int
+
+
+@dataclass(frozen=True)
 class LostGroup:
     """A group that produced nothing: where it ran and why it was lost."""
 
@@ -96,7 +114,8 @@ class SweepOutcome:
     ``model`` holds the models of every group that came back (a lost group's are None in a
     :class:`~vaeloss.engine.joined.JoinedVAE`; None when every group was lost), ``history``
     their epochs with ``model`` numbered across the sweep; ``lost`` says, per model, why it
-    was lost (None: it was not). Seconds are the longest group's (groups run side by side).
+    was lost (None: it was not), ``elsewhere`` which shard trains it when this one does not.
+    Seconds are the longest group's (groups run side by side).
     """
 
     model: BatchedVAE | None
@@ -105,6 +124,7 @@ class SweepOutcome:
     status: list[ModelStatus | None]
     metrics: list[ModelMetrics | None]
     lost: list[str | None]
+    elsewhere: list[str | None]
     groups: list[GroupRecord]
     cost: CostEstimate | None
     interrupted: bool
@@ -115,10 +135,15 @@ class SweepOutcome:
     seconds_evaluation: float
 
 
-def join(outcomes: Sequence[GroupOutcome | LostGroup]) -> SweepOutcome:
-    """The outcomes of a sweep's groups (in the groups' order) as one :class:`SweepOutcome`."""
+Outcome = GroupOutcome | LostGroup | ElsewhereGroup
+
+
+def join(outcomes: Sequence[Outcome], *, shard: int | None = None) -> SweepOutcome:
+    """The outcomes of a sweep's groups (in the groups' order) as one :class:`SweepOutcome`
+    (``shard``: the shard they ran in, recorded with each group)."""
     done = [o for o in outcomes if isinstance(o, GroupOutcome)]
     parts: list[BatchedVAE | None] = []
+    elsewhere: list[str | None] = []
     history: list[pd.DataFrame] = []
     stopped: list[Divergence | None] = []
     status: list[ModelStatus | None] = []
@@ -127,13 +152,24 @@ def join(outcomes: Sequence[GroupOutcome | LostGroup]) -> SweepOutcome:
     records: list[GroupRecord] = []
     for o in outcomes:
         n = len(o.group.members)
-        if isinstance(o, LostGroup):
+        if not isinstance(o, GroupOutcome):
             parts.append(None)
             stopped += [None] * n
             status += [None] * n
             metrics += [None] * n
-            lost += [o.reason] * n
-            records.append(GroupRecord(o.group.positions, o.where, lost=o.reason))
+            gone = isinstance(o, LostGroup)
+            lost += [o.reason if isinstance(o, LostGroup) else None] * n
+            other = None if isinstance(o, LostGroup) else f"shard {o.shard}/{o.count}"
+            elsewhere += [other] * n
+            records.append(
+                GroupRecord(
+                    o.group.positions,
+                    o.where if isinstance(o, LostGroup) else f"{other} (another job)",
+                    lost=o.reason if isinstance(o, LostGroup) else None,
+                    shard=shard if gone else o.shard,  # type: ignore[union-attr]
+                    elsewhere=not gone,
+                )
+            )
             continue
         t = o.trained
         parts.append(t.model)
@@ -145,7 +181,8 @@ def join(outcomes: Sequence[GroupOutcome | LostGroup]) -> SweepOutcome:
         status += list(t.status)
         metrics += list(o.metrics)
         lost += [None] * n
-        records.append(GroupRecord(o.group.positions, o.where, t.seconds, o.seconds_evaluation))
+        elsewhere += [None] * n
+        records.append(GroupRecord(o.group.positions, o.where, t.seconds, o.seconds_evaluation, shard=shard))
     model = (
         None
         if not done
@@ -160,6 +197,7 @@ def join(outcomes: Sequence[GroupOutcome | LostGroup]) -> SweepOutcome:
         status=status,
         metrics=metrics,
         lost=lost,
+        elsewhere=elsewhere,
         groups=records,
         cost=done[0].cost if done else None,
         interrupted=any(o.trained.interrupted for o in done),

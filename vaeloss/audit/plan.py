@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from vaeloss.audit import defaults
-from vaeloss.audit.result import AuditObjective, AuditSetup
+from vaeloss.audit.result import AuditObjective, AuditSetup, Shard
 from vaeloss.check.inline import is_inline_name
 from vaeloss.engine.build import BUILT_IN, BuiltInKind, BuiltInModel, ModelSource
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
@@ -30,6 +30,7 @@ __all__ = [
     "AuditOptions",
     "AuditPlan",
     "Evaluation",
+    "Shard",
     "SweepMember",
     "check_data_limits",
     "check_latent_dim",
@@ -73,6 +74,7 @@ class AuditOptions:
     iwae_samples: int = 1000
     progress: bool | None = None
     calibrate: bool = True
+    shard: str | None = None  # "I/N": train the I-th of N parts of the sweep (``--shard``)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class AuditPlan:
     current: int
     evaluation: Evaluation
     seconds_planning: float = 0.0
+    options: AuditOptions | None = None  # as given (a shard's report keeps them for the merge)
+    shard: Shard | None = None  # the part of the sweep this audit trains (``--shard I/N``)
 
     @property
     def kl_weights(self) -> list[float]:
@@ -438,4 +442,17 @@ def _plan(opts: AuditOptions) -> AuditPlan:
         stacking=stacking.describe() if opts.model not in ("mlp", "linear") else None,
         notes=_notes(objective, decoder_output, source),
     )
-    return AuditPlan(objective, setup, ds, source, n.lr, betas, current, evaluation)
+    plan = AuditPlan(objective, setup, ds, source, n.lr, betas, current, evaluation, options=opts)
+    if opts.shard is not None:
+        plan.shard = _check_shard(Shard.parse(opts.shard), len(plan.members), len(betas), opts.seeds)
+    return plan
+
+
+def _check_shard(shard: Shard, models: int, betas: int, seeds: int) -> Shard:
+    """The shard, unless there are more shards than models (a shard would train nothing)."""
+    if shard.count > models:
+        raise InvalidArgumentError(
+            f"Expected at most one shard per model ({models} models: {betas} betas x {seeds} seeds) but "
+            f"got shard='{shard.index}/{shard.count}'. Try --shard {min(shard.index, models)}/{models}."
+        )
+    return shard

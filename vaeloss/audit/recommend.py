@@ -69,7 +69,8 @@ def best_iwae(
 ) -> Recommendation | None:
     """The sweep row with the lowest held-out IWAE NLL among the healthy-enough ones (None when
     no row that can be judged has an IWAE figure: every model diverged or stopped too early to
-    tell, or the evaluation was interrupted)."""
+    tell, or the evaluation was interrupted; and when every judged row collapsed while others
+    stopped too early to tell whether they do)."""
     k = sizes["k"]
     measured = [
         (i, r)
@@ -95,6 +96,8 @@ def best_iwae(
             f"{len(usable)} of {len(sweep)} betas without collapse, with {m.active_units} of {k} "
             f"dims active{skipped}"
         )
+    elif any(r.verdict.name == "too early to tell" for r in sweep):
+        return None  # the judged betas collapsed; the others cannot say yet whether they do
     else:
         i, best = min(measured, key=lambda ir: ir[1].elbo_beta)
         reason = (

@@ -7,6 +7,7 @@ import base64
 import json
 import math
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -222,7 +223,8 @@ def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
     row = res.current_row
     m = row.metrics
     if m is None:
-        return [("metrics", "none: this model diverged")]
+        why = {"not measured": "another shard trains this model", "lost": "this model was lost"}
+        return [("metrics", f"none: {why.get(row.verdict.name, 'this model diverged')}")]
     return [
         ("reconstruction (nats/sample)", _g(m.recon)),
         ("KL (nats/sample)", _g(m.kl)),
@@ -237,10 +239,16 @@ def _metric_rows(res: AuditResult) -> list[tuple[str, str]]:
 
 
 def _no_recommendation(res: AuditResult) -> str:
+    if res.shard is not None:
+        return (
+            f"no recommendation in a shard ({res.shard.describe()} has part of the sweep): "
+            f"vaeloss merge recommends from all {res.shard.count} shards"
+        )
     if res.partial:
         return "no recommendation: the audit was interrupted before the betas could be compared"
     judged = [r for r in res.sweep if r.verdict.name not in ("too early to tell", "diverged")]
-    if not judged or res.setup.likelihood == "gaussian":
+    early = any(r.verdict.name == "too early to tell" for r in res.sweep)
+    if not judged or early or res.setup.likelihood == "gaussian":
         return (
             "no recommendation: the models stopped too early to tell; try a larger --time-budget "
             "(or --sweep none, fewer betas)"
@@ -387,7 +395,14 @@ def _lost_line(res: AuditResult) -> list[str]:
 
 
 def _where_line(res: AuditResult) -> list[str]:
-    """Where the sweep ran, when not in this process alone (``--executor ray``)."""
+    """Where the sweep ran, when not in this process alone (``--executor ray``, a shard)."""
+    if res.shard is not None:
+        own = [p for g in res.groups if not g.elsewhere for p in g.positions]
+        betas = ", ".join(dict.fromkeys(_g(res.sweep[p].elbo_beta) for p in own))
+        return [
+            f"{res.shard.describe()}: trained models {own[0]}-{own[-1]} of {len(res.sweep)} "
+            f"(ELBO beta {betas}); when every shard is done: vaeloss merge SHARD_DIR... --out DIR"
+        ]
     if not res.groups:
         return []
     places = sorted({g.where.split(" (")[0] for g in res.groups if g.lost is None})
@@ -398,6 +413,9 @@ def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     """The report as Markdown, opening with the verdict."""
     s, obj = res.setup, res.objective
     partial = f"\n**PARTIAL REPORT: {_partial_note(res)}.**\n" if res.partial else ""
+    if res.shard is not None:
+        what = _where_line(res)[0].split(": ", 1)[1]
+        partial += f"\n**{res.shard.describe().upper()} OF AN AUDIT: {what}.**\n"
     md = [
         f"# vaeloss audit: {res.verdict.name}{' (partial)' if res.partial else ''}",
         partial,
@@ -448,10 +466,18 @@ def render_html(markdown_text: str, folder: Path) -> str:
     )
 
 
-def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None = None) -> Path:
+def write_report(
+    run: AuditRun,
+    folder: ReportFolder,
+    stop: StopRequest | None = None,
+    *,
+    borrowed: dict[str, Path] | None = None,
+) -> Path:
     """Write report.md, report.html, metrics.json, history.csv, sweep.csv and figures into
     ``folder``'s temporary folder, then rename it into place (see :mod:`vaeloss.audit.output`).
-    ``stop`` cuts the figures short (the rest is always written: it is quick)."""
+    ``stop`` cuts the figures short (the rest is always written: it is quick). ``borrowed``
+    ({name: file}) are figures drawn elsewhere, copied in (a merge's, from the shard that
+    trained the audited model)."""
     from vaeloss.audit.figures import draw_all
 
     tmp = folder.tmp
@@ -460,6 +486,10 @@ def write_report(run: AuditRun, folder: ReportFolder, stop: StopRequest | None =
     started = time.perf_counter()
     with single_threaded():
         figures = draw_all(run, tmp, stop)
+    for name, path in (borrowed or {}).items():
+        if name not in figures:
+            shutil.copyfile(path, tmp / path.name)
+            figures[name] = path.name
     res.timings.figures = time.perf_counter() - started  # the files below take milliseconds
     (tmp / "metrics.json").write_text(json.dumps(res.to_json(), indent=2, allow_nan=False))
     run.history.to_csv(tmp / "history.csv", index=False)

@@ -19,6 +19,7 @@ from vaeloss.audit.cost import CostEstimate
 from vaeloss.audit.text import format_seconds
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics
 from vaeloss.engine.states import Divergence, ModelStatus
+from vaeloss.errors import InvalidArgumentError
 from vaeloss.jsontypes import JsonObject
 from vaeloss.objective.convention import Convention
 from vaeloss.objective.likelihoods import DecoderOutput, Likelihood
@@ -33,6 +34,7 @@ __all__ = [
     "GroupRecord",
     "PredictionCheck",
     "Recommendation",
+    "Shard",
     "SweepRow",
     "Verdict",
     "VerdictName",
@@ -175,6 +177,8 @@ class GroupRecord:
     seconds_training: float = 0.0
     seconds_evaluation: float = 0.0
     lost: str | None = None
+    shard: int | None = None  # the shard it belongs to (``--shard I/N``), else None
+    elsewhere: bool = False  # trained by another shard: not measured here
 
     def to_json(self) -> JsonObject:
         return {
@@ -183,7 +187,45 @@ class GroupRecord:
             "seconds_training": self.seconds_training,
             "seconds_evaluation": self.seconds_evaluation,
             "lost": self.lost,
+            "shard": self.shard,
+            "elsewhere": self.elsewhere,
         }
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count`` of the sweep (1-based, as ``--shard I/N`` and SLURM's
+    ``--array=1-N`` count).
+
+    >>> Shard.parse("2/4").describe()
+    'shard 2/4'
+    >>> Shard.parse("5/4")
+    Traceback (most recent call last):
+    ...
+    vaeloss.errors.InvalidArgumentError: Expected --shard I/N with 1 <= I <= N but got shard='5/4'. Try ...
+    """
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``I/N`` with 1 <= I <= N."""
+        index, _, count = text.partition("/")
+        ok = index.strip().isdigit() and count.strip().isdigit()
+        if ok and 1 <= int(index) <= int(count):
+            return cls(int(index), int(count))
+        n = int(count) if count.strip().isdigit() and int(count) > 0 else 4
+        raise InvalidArgumentError(
+            f"Expected --shard I/N with 1 <= I <= N but got shard={text!r}. "
+            f"Try --shard 1/{n} ... --shard {n}/{n}."
+        )
+
+    def describe(self) -> str:
+        return f"shard {self.index}/{self.count}"
+
+    def to_json(self) -> dict[str, int]:
+        return {"index": self.index, "count": self.count}
 
 
 @dataclass(frozen=True)
@@ -311,6 +353,9 @@ class AuditResult:
     timings: AuditTimings = field(default_factory=AuditTimings)
     cost: CostEstimate | None = None
     groups: list[GroupRecord] = field(default_factory=list)  # where each group ran (Ray); [] here
+    shard: Shard | None = None  # the part of the sweep this report has (``--shard I/N``)
+    identity: str | None = None  # a shard's audit digest (:func:`vaeloss.audit.shards.audit_identity`)
+    options: JsonObject | None = None  # a shard's audit options, for ``vaeloss merge``
 
     @property
     def partial(self) -> bool:
@@ -421,6 +466,9 @@ class AuditResult:
             "report_dir": self.report_dir,
             "tensorboard_dir": self.tensorboard_dir,
             "groups": [g.to_json() for g in self.groups],
+            "shard": None if self.shard is None else self.shard.to_json(),
+            "identity": self.identity,
+            "options": self.options,
         }
         cleaned: dict[str, Any] = finite_or_none(out)
         return cleaned

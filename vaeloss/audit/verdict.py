@@ -75,6 +75,13 @@ def too_early(reason: str, m: ModelMetrics | None, latent_dim: int) -> Verdict:
     return Verdict("too early to tell", False, f"too early to tell: {reason}{seen}{' nats' if seen else ''}")
 
 
+def elsewhere(shard: str) -> Verdict:
+    """The verdict on a model another shard trains (``--shard I/N``)."""
+    return Verdict(
+        "not measured", False, f"not measured here: {shard} trains it (vaeloss merge joins the shards)"
+    )
+
+
 def lost(reason: str) -> Verdict:
     """The verdict on a model whose group never came back (its worker died twice)."""
     return Verdict("lost", False, f"lost: {reason}; nothing was measured")

@@ -3,7 +3,8 @@
 Library code raises :class:`~vaeloss.errors.VaelossError`; here it becomes ``error: ...`` on
 stderr and exit status 2 (:class:`~vaeloss.exit_codes.ExitCode` ``USAGE_ERROR``); any other
 exception is a bug in vaeloss: one line, exit status 3 (``INTERNAL_ERROR``). One module per
-command (:mod:`~vaeloss.cli.explain`, :mod:`~vaeloss.cli.check`, :mod:`~vaeloss.cli.audit`),
+command (:mod:`~vaeloss.cli.explain`, :mod:`~vaeloss.cli.check`, :mod:`~vaeloss.cli.audit`,
+:mod:`~vaeloss.cli.merge`),
 the options they share in :mod:`~vaeloss.cli.options`.
 """
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vaeloss.cli.audit import add_audit_parser
     from vaeloss.cli.check import add_check_parser
     from vaeloss.cli.explain import add_explain_parser
+    from vaeloss.cli.merge import add_merge_parser
 
     parser = _Parser(
         prog="vaeloss",
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(sub)
     add_check_parser(sub)
     add_audit_parser(sub)
+    add_merge_parser(sub)
     return parser
 
 

@@ -206,10 +206,24 @@ def _where_options(w: Group) -> None:
         metavar="N",
         help="Ray tasks to split the sweep into (default: one per GPU with CUDA, else per CPU)",
     )
+    w.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="train only the I-th of N parts of the sweep (1 <= I <= N; a SLURM array task); "
+        "vaeloss merge joins the shards' reports",
+    )
 
 
 def _executor(args: argparse.Namespace) -> Any:
     """The executor asked for (not connected yet); options of Ray without ``--executor ray`` are refused."""
+    if args.shard is not None and (args.executor == "ray" or args.tensorboard):
+        with_ = "--executor ray" if args.executor == "ray" else "--tensorboard"
+        raise InvalidArgumentError(
+            f"Expected --shard without {with_} but got shard={args.shard!r}: a shard is one job's part "
+            f"of the sweep, trained in its process. Try --shard alone (its own job per shard), or "
+            f"{with_} without --shard."
+        )
     if args.executor != "ray":
         given = "--ray-address" if args.ray_address is not None else "--groups" if args.groups else None
         if given is not None:
@@ -328,6 +342,7 @@ def _options(args: argparse.Namespace) -> AuditOptions:
         seeds=args.seeds,
         iwae_samples=args.iwae_samples,
         progress=True,
+        shard=args.shard,
     )
 
 
@@ -343,6 +358,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     executor = _executor(args)
     plan = plan_audit(_options(args))
     loss_name = args.convention or (Path(args.loss.partition(":")[0]).stem if args.loss else "elbo")
+    if plan.shard is not None:
+        loss_name += f"-shard{plan.shard.index}of{plan.shard.count}"
     out = Path(args.out) if args.out else default_report_dir(args.data.partition(":")[0], loss_name)
     with _Signals() as signals, contextlib.ExitStack() as connected:
         if executor is not None:  # reached (or refused, exit 2) before the report folder exists
