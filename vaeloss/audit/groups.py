@@ -8,7 +8,6 @@ generators of its own seed (:mod:`vaeloss.metrics.noise`), and each model conver
 its models are reported as lost, with the reason.
 
 >>> from vaeloss.audit.plan import SweepMember
-from vaeloss.audit.result import GroupRecord
 >>> [g.positions for g in groups_of([SweepMember(i, b) for i, b in enumerate([.1, 1, 10])], 2)]
 [[0, 1], [2]]
 """

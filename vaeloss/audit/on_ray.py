@@ -229,8 +229,16 @@ class RayExecutor:
         where = "a local Ray instance" if self.address is None else f"the Ray cluster at {self.address}"
         return f"{where} ({what})"
 
+    def device(self, plan: AuditPlan) -> str:
+        """Where the tasks train: the cluster's GPUs for ``--device auto`` when it has any
+        (the machine running the audit may have none), else the plan's device."""
+        asked = "auto" if plan.options is None else plan.options.device
+        if asked == "auto" and self._resources.get("GPU", 0) >= 1:
+            return "cuda"
+        return plan.setup.device
+
     def _uses_gpu(self, plan: AuditPlan) -> bool:
-        return plan.setup.device.startswith("cuda")
+        return self.device(plan).startswith("cuda")
 
     def split(self, plan: AuditPlan) -> list[SweepGroup]:
         per = "GPU" if self._uses_gpu(plan) else "CPU"
@@ -250,6 +258,7 @@ class RayExecutor:
         gpu = self._uses_gpu(plan)
         cpus = 1 if gpu else max(1, int(self._resources.get("CPU", 1)) // len(groups))
         remote_plan, _ = portable(plan, cluster=self.address is not None)
+        remote_plan = replace(remote_plan, setup=replace(remote_plan.setup, device=self.device(plan)))
         task = ray.remote(_group_task).options(
             num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=self.retries
         )
