@@ -37,7 +37,7 @@ def test_a_slow_model_keeps_to_both_budgets(tmp_path, capsys):
     assert seconds["total"] == pytest.approx(sum(v for k, v in seconds.items() if k != "total"))
     report = (tmp_path / "report" / "report.md").read_text()
     assert (
-        "* Time: setup " in report and "* Cost, measured before training: one step of the 1 models" in report
+        "* Time: setup " in report and "* Cost, measured before training: one step of the 1 model " in report
     )
 
 

@@ -85,6 +85,8 @@ def test_a_lost_groups_models_are_said_lost_and_the_rest_kept(whole):
     )
     assert run.model.runs(0) and not run.model.runs(5)
     md = render_markdown(res, {})
+    assert "one step of the first group's 2 models " in md
+    assert "of 4 that came back (of the sweep's 6) converged" in md
     assert "| 2 | 4, 5 | 3 | nowhere: **lost**, its worker failed on all 2 attempts (test) | - | - |" in md
 
 

@@ -82,6 +82,8 @@ def test_a_shard_report_says_what_it_has_and_recommends_nothing(runs):
     report = (runs / "shard2" / "report.md").read_text()
     assert "**SHARD 2/4 OF AN AUDIT: trained models 2-3 of 6 (ELBO beta 1)" in report
     assert "No recommendation in a shard (shard 2/4 has part of the sweep)" in report
+    assert "Cost, measured before training: one step of the 2 models " in report
+    assert " of 2 trained in this shard (of the sweep's 6) converged" in report
     first = _json(runs / "shard1")
     assert first["verdict"] == "not measured"
     assert first["headline"] == "not measured here: shard 2/4 trains it (vaeloss merge joins the shards)"

@@ -107,18 +107,26 @@ def _training_line(res: AuditResult) -> str:
     if s.likelihood == "gaussian":
         parts.append("the calibration of the decoder variance has the rest")
     budget += f" (of the {s.time_budget:g} s budget: {', '.join(parts)})"
-    n = len(res.sweep)
+    trained = _trained(res)
+    n = len(trained)
     bad = res.unconverged
-    diverged = sum(r.diverged is not None for r in res.sweep)
+    diverged = sum(r.diverged is not None for r in trained)
+    which = "trained in this shard" if res.shard is not None else "that came back"
+    elsewhere = "" if n == len(res.sweep) else f" {which} (of the sweep's {len(res.sweep)})"
     line = (
         f"Training: each model until its validation loss stopped improving (plateau rule), {budget}, "
-        f"Adam lr {s.lr:g}; {n - len(bad) - diverged} of {n} converged"
+        f"Adam lr {s.lr:g}; {n - len(bad) - diverged} of {n}{elsewhere} converged"
     )
     if diverged:
         line += f", {diverged} diverged"
     if bad:
         line += f". **Not converged, numbers provisional**: {_unconverged(bad)}"
     return line + f" ({format_seconds(res.seconds_training)})."
+
+
+def _trained(res: AuditResult) -> list[SweepRow]:
+    """The models trained and measured (not another shard's, not lost)."""
+    return [r for r in res.sweep if r.verdict.name not in ("not measured", "lost")]
 
 
 def _unconverged(rows: list[SweepRow]) -> str:
@@ -174,12 +182,17 @@ def _cost_line(res: AuditResult) -> str:
     c = res.cost
     if c is None:
         return ""
+    # the cost is measured per group: the first group trained here (all the sweep, locally)
+    own = [g for g in res.groups if not g.elsewhere and g.lost is None]
+    models = len(own[0].positions) if own else len(res.sweep)
+    plural = f"{models} model{'' if models == 1 else 's'}"
+    whose = f"the first group's {plural}" if len(own) > 1 else f"the {plural}"
     line = (
-        f"Cost, measured before training: one step of the {len(res.sweep)} models "
+        f"Cost, measured before training: one step of {whose} "
         f"{c.step_seconds * 1000:.3g} ms, an epoch about {format_seconds(c.epoch_seconds)}; the "
         f"{c.training_budget:.0f} s for the sweep hold about {c.epochs_in_budget:,.0f} epochs"
     )
-    notices = c.notices(models=len(res.sweep))
+    notices = c.notices(models=models)
     return line + ("" if not notices else ". **" + "; ".join(notices) + "**") + "."
 
 
@@ -532,7 +545,7 @@ def format_summary(res: AuditResult) -> str:
     lines += _where_line(res) + _lost_line(res)
     if res.unconverged:
         lines.append(
-            f"not converged: {len(res.unconverged)} of {len(res.sweep)} models (see the report); "
+            f"not converged: {len(res.unconverged)} of {len(_trained(res))} models (see the report); "
             f"try a larger --time-budget or --epochs"
         )
     lines.append(f"time: {res.timings.describe()}")
