@@ -22,6 +22,7 @@ __all__ = [
     "TrainingError",
     "ExecutorError",
     "MissingExtraError",
+    "first_line",
     "missing_extra",
 ]
 
@@ -77,6 +78,16 @@ class ExecutorError(VaelossError):
 
 class MissingExtraError(VaelossError, ImportError):
     """An optional framework a feature needs is not installed; the message names the extra."""
+
+
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of ``exc``'s message (``default`` when it has none), for one-line errors.
+
+    >>> first_line(ValueError("bad shape\\nmore detail")), first_line(KeyError(), "KeyError")
+    ('bad shape', 'KeyError')
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
 
 
 def missing_extra(extra: str, module: str, cause: BaseException | None = None) -> MissingExtraError:

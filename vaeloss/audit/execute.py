@@ -23,6 +23,7 @@ from vaeloss.audit import defaults
 from vaeloss.audit.calibrate import calibrate_sigma
 from vaeloss.audit.cost import CostEstimate, estimate_training
 from vaeloss.audit.groups import (
+    HERE,
     ElsewhereGroup,
     GroupOutcome,
     Outcome,
@@ -41,7 +42,7 @@ from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics, evaluate_model
 from vaeloss.engine.interface import user_line
 from vaeloss.engine.models import BatchedVAE
 from vaeloss.engine.trainer import TrainConfig, TrainResult, resolve_device, train
-from vaeloss.errors import TrainingError, VaelossError
+from vaeloss.errors import TrainingError, VaelossError, first_line
 
 __all__ = [
     "AuditRun",
@@ -185,7 +186,7 @@ def run_group(
     stop: StopRequest,
     notify: Callable[[str], None],
     started: float,
-    where: str = "this process",
+    where: str = HERE,
 ) -> GroupOutcome:
     """Build, time, train and evaluate one group, in this process. ``started`` is the
     ``time.perf_counter()`` at which the group's setup began (its time counts against the
@@ -225,7 +226,7 @@ class LocalExecutor:
         started: float,
     ) -> list[Outcome]:
         shard = plan.shard
-        where = "this process" if shard is None else f"{socket.gethostname()} (pid {os.getpid()})"
+        where = HERE if shard is None else f"{socket.gethostname()} (pid {os.getpid()})"
         return [
             run_group(plan, g, stop=stop, notify=notify, started=started, where=where)
             if shard is None or g.index == shard.index - 1
@@ -313,7 +314,7 @@ def running_user_code(plan: AuditPlan, phase: str) -> Iterator[None]:
     except Exception as exc:
         if not plan.source.user:
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        first = first_line(exc)
         hint = (
             "Try --device cpu, or create tensors in the model with the device of its inputs "
             "(torch.randn_like(std), not torch.randn(std.size()))."
@@ -393,7 +394,7 @@ def conclude(plan: AuditPlan, sweep: SweepOutcome, stop: StopRequest) -> AuditRu
         signal=stop.reason if phase is not None else None,
         timings=timings,
         cost=sweep.cost,
-        groups=sweep.groups if len(sweep.groups) > 1 or sweep.groups[0].where != "this process" else [],
+        groups=sweep.groups if len(sweep.groups) > 1 or sweep.groups[0].where != HERE else [],
         shard=plan.shard,
     )
     if plan.shard is not None and plan.options is not None:

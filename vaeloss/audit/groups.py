@@ -30,6 +30,7 @@ from vaeloss.engine.trainer import TrainResult
 from vaeloss.errors import InvalidArgumentError
 
 __all__ = [
+    "HERE",
     "ElsewhereGroup",
     "GroupOutcome",
     "LostGroup",
@@ -39,6 +40,9 @@ __all__ = [
     "groups_of",
     "join",
 ]
+
+
+HERE = "this process"  # where a group ran when it ran in the audit's own process
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class GroupOutcome:
     trained: TrainResult
     metrics: list[ModelMetrics]
     cost: CostEstimate
-    where: str = "this process"
+    where: str = HERE
     seconds_setup: float = 0.0
     seconds_evaluation: float = 0.0
 
@@ -137,6 +141,19 @@ class SweepOutcome:
 Outcome = GroupOutcome | LostGroup | ElsewhereGroup
 
 
+def _missing(o: LostGroup | ElsewhereGroup, shard: int | None) -> tuple[str | None, str | None, GroupRecord]:
+    """A group that brought back no models: why it was lost (None: it was not), which shard
+    trains it instead (None: none), and its record."""
+    if isinstance(o, LostGroup):
+        return o.reason, None, GroupRecord(o.group.positions, o.where, lost=o.reason, shard=shard)
+    other = f"shard {o.shard}/{o.count}"
+    return (
+        None,
+        other,
+        GroupRecord(o.group.positions, f"{other} (another job)", shard=o.shard, elsewhere=True),
+    )
+
+
 def join(outcomes: Sequence[Outcome], *, shard: int | None = None) -> SweepOutcome:
     """The outcomes of a sweep's groups (in the groups' order) as one :class:`SweepOutcome`
     (``shard``: the shard they ran in, recorded with each group)."""
@@ -152,23 +169,14 @@ def join(outcomes: Sequence[Outcome], *, shard: int | None = None) -> SweepOutco
     for o in outcomes:
         n = len(o.group.members)
         if not isinstance(o, GroupOutcome):
+            reason, other, record = _missing(o, shard)
             parts.append(None)
             stopped += [None] * n
             status += [None] * n
             metrics += [None] * n
-            gone = isinstance(o, LostGroup)
-            lost += [o.reason if isinstance(o, LostGroup) else None] * n
-            other = None if isinstance(o, LostGroup) else f"shard {o.shard}/{o.count}"
+            lost += [reason] * n
             elsewhere += [other] * n
-            records.append(
-                GroupRecord(
-                    o.group.positions,
-                    o.where if isinstance(o, LostGroup) else f"{other} (another job)",
-                    lost=o.reason if isinstance(o, LostGroup) else None,
-                    shard=shard if gone else o.shard,  # type: ignore[union-attr]
-                    elsewhere=not gone,
-                )
-            )
+            records.append(record)
             continue
         t = o.trained
         parts.append(t.model)

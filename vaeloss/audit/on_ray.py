@@ -32,7 +32,7 @@ from vaeloss.audit.groups import GroupOutcome, LostGroup, SweepGroup, groups_of
 from vaeloss.audit.plan import AuditPlan
 from vaeloss.audit.stop import StopRequest
 from vaeloss.engine.build import UserModel
-from vaeloss.errors import ExecutorError, VaelossError, missing_extra
+from vaeloss.errors import ExecutorError, first_line, missing_extra
 from vaeloss.threads import available_cores
 
 __all__ = ["RayExecutor", "check_reachable", "portable"]
@@ -193,7 +193,7 @@ class RayExecutor:
             else:
                 ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc, type(exc).__name__)
             raise ExecutorError(
                 f"Expected to reach a Ray cluster at --ray-address {self.address} but Ray says: {first}. "
                 f"Try RAY_AUTH_MODE=token for a cluster with token authentication (the default of "
@@ -301,12 +301,10 @@ class RayExecutor:
         try:
             outcome, notices = ray.get(ref, timeout=CANCEL_AFTER)
         except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause
-            if isinstance(cause, VaelossError):
-                raise cause from None
+            cause = exc.cause  # the task's own error (a VaelossError, or a bug), raised as locally
             raise (cause if isinstance(cause, BaseException) else exc) from None
         except (ray.exceptions.RayError, TimeoutError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc, type(exc).__name__)
             attempts = 1 + self.retries
             why = (
                 "cancelled after the stop request"

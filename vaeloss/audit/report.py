@@ -407,15 +407,20 @@ def _lost_line(res: AuditResult) -> list[str]:
     return [f"lost: {models} of {len(res.sweep)} models ({groups}): {lost[0].lost}"]
 
 
+def _shard_contents(res: AuditResult) -> str:
+    """What a shard trained, and what to do with it (``--shard I/N``)."""
+    own = [p for g in res.groups if not g.elsewhere for p in g.positions]
+    betas = ", ".join(dict.fromkeys(_g(res.sweep[p].elbo_beta) for p in own))
+    return (
+        f"trained models {own[0]}-{own[-1]} of {len(res.sweep)} (ELBO beta {betas}); "
+        f"when every shard is done: vaeloss merge SHARD_DIR... --out DIR"
+    )
+
+
 def _where_line(res: AuditResult) -> list[str]:
     """Where the sweep ran, when not in this process alone (``--executor ray``, a shard)."""
     if res.shard is not None:
-        own = [p for g in res.groups if not g.elsewhere for p in g.positions]
-        betas = ", ".join(dict.fromkeys(_g(res.sweep[p].elbo_beta) for p in own))
-        return [
-            f"{res.shard.describe()}: trained models {own[0]}-{own[-1]} of {len(res.sweep)} "
-            f"(ELBO beta {betas}); when every shard is done: vaeloss merge SHARD_DIR... --out DIR"
-        ]
+        return [f"{res.shard.describe()}: {_shard_contents(res)}"]
     if not res.groups:
         return []
     places = sorted({g.where.split(" (")[0] for g in res.groups if g.lost is None})
@@ -427,8 +432,7 @@ def render_markdown(res: AuditResult, figures: dict[str, str]) -> str:
     s, obj = res.setup, res.objective
     partial = f"\n**PARTIAL REPORT: {_partial_note(res)}.**\n" if res.partial else ""
     if res.shard is not None:
-        what = _where_line(res)[0].split(": ", 1)[1]
-        partial += f"\n**{res.shard.describe().upper()} OF AN AUDIT: {what}.**\n"
+        partial += f"\n**{res.shard.describe().upper()} OF AN AUDIT: {_shard_contents(res)}.**\n"
     md = [
         f"# vaeloss audit: {res.verdict.name}{' (partial)' if res.partial else ''}",
         partial,

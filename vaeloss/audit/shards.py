@@ -45,7 +45,7 @@ __all__ = [
     "sweep_from_shards",
 ]
 
-# options that do not change what a model measures: progress bars
+# options that do not make another audit: progress bars, and which shard of it runs
 SHARD_EXCLUDED_OPTIONS = ("progress", "shard")
 
 
