@@ -96,6 +96,19 @@ CASES = {
         {"logits": "recon", "batch": "data", "mu": "mu", "log_var": "logvar"}, {},
         "logits", ((16, (784,), 20), (8, (64,), 3)), "D",
     ),
+    # the Keras blog's shape in JAX: BCE summed over pixels + KL averaged over latent dims, per
+    # sample, averaged over the batch (a = 1/B, b = 1/(B k)); the latents module-level arrays: 1/k
+    "jax-module-level-latents": Case(
+        "jax_module_latents.py", "vae_loss", "jax", "jax", {"x": "data", "x_decoded": "recon"}, LATENTS,
+        "probabilities", ((100, (784,), 2), (16, (64,), 5)), "1 / k",
+    ),
+    # BCE on logits summed over pixels, averaged over the batch (a = 1/B) + the KL summed over
+    # everything (b = 1), with a Python branch on the KL's value (not traceable): B
+    "jax-untraceable-branch": Case(
+        "jax_untraceable.py", "vae_loss", "jax", "jax",
+        {"logits": "recon", "x": "data", "mu": "mu", "logvar": "logvar"}, {},
+        "logits", ((16, (784,), 20), (8, (64,), 3)), "B",
+    ),
     # MLX's BCE on logits, its default reduction the mean over batch and pixels (a = 1/(B*D)),
     # + summed KL averaged over the batch (b = 1/B): D
     "mlx-mean-bce": Case(
@@ -180,6 +193,7 @@ def test_framework_loss_as_written(case_id, capsys):
     assert by_hand_check == pytest.approx(expected, rel=2e-3 if coarse else 1e-6)
     report = _check(case, capsys)
     assert report["framework"] == case.framework
+    assert "no-gradient" not in {f["code"] for f in report["findings"]}  # jax.jit(grad), GradientTape...
     assert report["effective_beta"] == pytest.approx(expected[0], rel=1e-9)
     formula = report["effective_beta_formula"]
     assert formula is not None, report["findings"]

@@ -102,6 +102,17 @@ CASES = {
     # BCE sum + a one-sample Monte-Carlo KL summed: beta 1 in expectation
     "monte-carlo-kl": Case("mc_kl.py", "bernoulli", "probabilities", "logvar", lambda B, D, k: 1, "1",
                            {"monte-carlo-kl"}, second=(32, 196, 10)),
+    # the same, at the z the model sampled and passed in (drawn by the probe from q): beta 1
+    "monte-carlo-kl-on-a-given-z": Case(
+        "mc_kl_given_z.py", "bernoulli", "probabilities", "logvar", lambda B, D, k: 1, "1",
+        {"monte-carlo-kl"}, second=(32, 196, 10),
+    ),
+    # half the squared error + log q(z) - log p(z) written with the posterior's std, summed, / B:
+    # beta 1, the std parameterisation found from how z must be drawn for the KL to fit
+    "monte-carlo-kl-on-a-given-z-std": Case(
+        "mc_kl_given_z_std.py", "gaussian", "mean", "std", lambda B, D, k: 1, "1",
+        {"monte-carlo-kl"}, second=(32, 196, 10),
+    ),
     # four candidates: the full loss (BCE sum + KLD sum) is chosen over the helpers
     "several-candidates": Case("several_candidates.py", "bernoulli", "probabilities", "logvar",
                                lambda B, D, k: 1, "1"),

@@ -213,3 +213,87 @@ def test_a_real_lightning_module_is_found_and_probed_on_images(capsys, beta):
     assert report["effective_beta"] == pytest.approx(beta, rel=1e-9)
     assert report["through_model"]["input_shape"] == [1, 28, 28]
     assert report["sizes"] == {"B": 8, "D": 784, "k": 16}
+
+
+_KERAS_TEST_STEP = """
+import importlib.util, json, os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+import numpy as np
+import torch
+
+spec = importlib.util.spec_from_file_location("keras_model_losses", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+out = []
+for B, kl_weight in json.loads(sys.argv[2]):
+    vae = module.VAE(kl_weight=kl_weight)
+    x = torch.from_numpy((np.random.default_rng(B).random((B, 28, 28, 1)) > 0.5).astype("float32"))
+    keras.utils.set_random_seed(0)
+    terms = {key: float(value.detach()) for key, value in vae.test_step(x).items()}
+    keras.utils.set_random_seed(0)
+    z_mean, z_log_var, z = vae.encoder(x)  # the same draw of z as test_step's
+    arrays = (x, vae.decoder(z), z_mean, z_log_var)
+    out.append([terms, *(t.detach().double().numpy().tolist() for t in arrays)])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("keras-torch")
+def test_keras_model_test_step_through_its_layers(capsys):
+    """A Keras 3 model whose sampling layer adds the KL with ``add_loss`` and whose ``test_step``
+    reads it back from ``self.losses``: no argument carries the posterior, so the model is run
+    with the outputs of its ``z_mean``, ``z_log_var`` and decoder layers replaced (torch forward
+    hooks: Keras layers are torch modules on its torch backend). By hand: Keras's BCE means over
+    the channel axis (1 channel), summed over H, W, averaged over the batch (a = 1/B); the KL
+    summed over latents, averaged over the batch in the layer (b = kl_weight/B): beta =
+    kl_weight. Confirmed by the model's own test_step in Keras at two (B, kl_weight): its terms
+    against torch.distributions on the encoder's and decoder's outputs for the same z."""
+    import subprocess
+    import sys
+
+    import torch
+    from torch.distributions import Bernoulli, Normal, kl_divergence
+
+    sizes = [(16, 1.0), (8, 0.5)]
+    done = subprocess.run(
+        [sys.executable, "-c", _KERAS_TEST_STEP, str(MODELS / "keras_model_losses.py"), json.dumps(sizes)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    for (B, kl_weight), (terms, *arrays) in zip(sizes, json.loads(done.stdout.splitlines()[-1])):
+        x, recon, mu, logvar = (torch.tensor(a, dtype=torch.float64) for a in arrays)
+        nll = -Bernoulli(probs=recon).log_prob(x).sum()
+        kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum()
+        assert terms["reconstruction_loss"] == pytest.approx(float(nll / B), rel=1e-5)  # float32
+        assert terms["kl_loss"] == pytest.approx(float(kl / B), rel=1e-4)
+        assert terms["loss"] == pytest.approx(terms["reconstruction_loss"] + kl_weight * terms["kl_loss"])
+
+    assert (
+        main(
+            ["check", str(MODELS / "keras_model_losses.py"), "-B", "16", "--init", "kl_weight=0.5", "--json"]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["function"] == "VAE.test_step"
+    assert report["framework"] == "keras (Keras 3 on its torch backend)"
+    taps = report["through_model"]
+    assert (taps["mu"], taps["scale"], taps["recon"]) == ("encoder.z_mean", "encoder.z_log_var", "decoder")
+    assert report["sizes"] == {"B": 16, "D": 784, "k": 2}  # read from the model's Input and z_mean
+    assert (report["likelihood"], report["decoder_output"]) == ("bernoulli", "probabilities")
+    assert report["effective_beta"] == pytest.approx(0.5, rel=1e-9)
+    assert report["effective_beta_formula"] == "1/2"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("keras-torch")
+def test_a_keras_model_on_another_backend_is_refused_naming_the_torch_one(capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    target = str(MODELS / "keras_model_losses.py")
+    assert main(["check", target]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Expected Keras's torch backend to probe VAE.test_step through VAE's layers (forward hooks replace "
+        "their outputs) but got KERAS_BACKEND=tensorflow. Try 'KERAS_BACKEND=torch vaeloss check " in err
+    ), err

@@ -88,6 +88,11 @@ class CallForm:
 
     slots: tuple[Slot, ...]
 
+    @property
+    def takes_z(self) -> bool:
+        """Whether the loss takes a posterior sample ``z`` among its arguments."""
+        return any("z" in slot.roles for slot in self.slots)
+
     def describe(self) -> dict[str, str]:
         """Role -> where it goes (``out[1]``, ``args[2]``, ``q (a Normal)``), for the report."""
         out: dict[str, str] = {}

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 
 from vaeloss.check.roles import POSTERIOR_NAMES, role_of
 
-__all__ = ["PREFIX", "InlineLoss", "find_inline_losses", "is_inline_name"]
+__all__ = ["PREFIX", "InlineLoss", "find_inline_losses", "inline_words", "is_inline_name"]
 
 PREFIX = "_vaeloss_inline_"
 """The start of the name of a function made of a loss computed inline."""
@@ -60,6 +60,18 @@ def is_inline_name(name: str) -> bool:
     (True, False)
     """
     return name.rpartition(".")[2].startswith(PREFIX)
+
+
+def inline_words(name: str) -> str:
+    """How a message names a loss computed inline (never by its internal name); other names as
+    they are.
+
+    >>> inline_words("VAE._vaeloss_inline_55"), inline_words("loss_function")
+    ('the loss computed inline at line 55', 'loss_function')
+    """
+    if not is_inline_name(name):
+        return name
+    return f"the loss computed inline at line {name.rpartition('.')[2].removeprefix(PREFIX)}"
 
 
 _ADDED = "_vaeloss_added"

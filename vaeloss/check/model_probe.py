@@ -25,8 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from vaeloss.check.forms import CallForm, Slot, _fn_tree
+from vaeloss.check.model_layers import is_keras, keras_input_shapes, submodules
 from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe import Caller, CallWatch
+from vaeloss.check.probe.backend import Backend
 from vaeloss.check.source import stored_loss_attribute
 
 __all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of", "posterior_names"]
@@ -65,6 +67,8 @@ def input_shapes(model: nn.Module, given: tuple[int, ...] | None) -> list[tuple[
     ``Linear(784, ...)`` may flatten 1x28x28 images itself: flat first, then the images)."""
     if given is not None:
         return [given]
+    if is_keras(model):
+        return keras_input_shapes(model)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             return [(m.in_features,), *image_shapes(m.in_features)]
@@ -130,9 +134,7 @@ def _record(model: nn.Module, run: Callable[[], Any]) -> list[tuple[str, Tensor]
     """Every submodule's tensor output of one run, in the order they were produced."""
     records: list[tuple[str, Tensor]] = []
     hooks = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
+    for name, module in submodules(model):
 
         def hook(mod: nn.Module, args: Any, out: Any, name: str = name) -> None:
             if isinstance(out, Tensor):
@@ -189,7 +191,7 @@ def find_taps(model: nn.Module, run: Callable[[], Any], B: int, D: int, names: d
         if mus and scales:
             mu_name, scale_name = mu_name or mus[-1], scale_name or scales[-1]
         else:
-            linear = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+            linear = {n: m for n, m in submodules(model) if isinstance(m, nn.Linear)}
             pairs = [
                 (a, b)
                 for (a, _), (b, _) in zip(flat, flat[1:])
@@ -228,7 +230,7 @@ class _Replacements:
 
     def __init__(self, model: nn.Module, taps: Taps) -> None:
         self.current: dict[str, Tensor] = {}
-        modules = dict(model.named_modules())
+        modules = dict(submodules(model))
 
         def replace(key: str) -> Callable[..., Tensor]:
             def hook(mod: nn.Module, args: Any, out: Tensor) -> Tensor:
@@ -275,9 +277,10 @@ class ModelCaller(Caller):
         guard: StateGuard,
         timings: list[float],
         watch: CallWatch | None = None,
+        backend: Backend | None = None,
     ) -> None:
         form = CallForm((Slot(batch_param, "tensor", ("data",)),))
-        super().__init__(obj, form, extra, shape, binary, guard, timings, watch)
+        super().__init__(obj, form, extra, shape, binary, guard, timings, watch, backend)
         self.taps, self.replacements, self.batch, self.batch_param = taps, replacements, batch, batch_param
         self.owner = model_of(obj)
         self.stored = stored_loss(obj.function or obj.call) if self.owner is not None else None
@@ -340,6 +343,22 @@ class ModelCaller(Caller):
         return [], kwargs, {}
 
 
+def _batch_parameter(obj: LossObject, extra: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The method's parameter for the batch (its first required one), and ``extra`` with its
+    other required ones set to 0 (``batch_idx``, ``optimizer_idx``...)."""
+    target = obj.call.forward if isinstance(obj.call, nn.Module) else obj.call
+    params = [
+        p
+        for p in inspect.signature(target).parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)
+        and p.name not in extra
+    ]
+    if not params:
+        raise ModelError(f"{obj.name} takes no argument to pass a batch to")
+    return params[0].name, {**extra, **{p.name: 0 for p in params[1:]}}
+
+
 def model_callers(
     obj: LossObject,
     model: nn.Module,
@@ -351,6 +370,7 @@ def model_callers(
     guard: StateGuard,
     timings: list[float],
     watch: CallWatch | None,
+    backend: Backend | None = None,
 ) -> tuple[list[Caller], Taps, tuple[int, ...]]:
     """Callers for a model's loss method (one per way to pass the batch and kind of data), the
     taps used, and the sample shape.
@@ -358,25 +378,15 @@ def model_callers(
     Raises:
         ModelError: no shape, batch form or taps work; the message says what was tried.
     """
-    model.double()
+    if not is_keras(model):  # Keras computes in its layers' float32 (the backend's resolution)
+        model.double()
     fn = obj.function or obj.call
-    target = obj.call.forward if isinstance(obj.call, nn.Module) else obj.call
-    params = [
-        p
-        for p in inspect.signature(target).parameters.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY)
-        and p.name not in extra
-    ]
-    if not params:
-        raise ModelError(f"{obj.name} takes no argument to pass a batch to")
-    batch_param = params[0].name
-    for p in params[1:]:
-        extra = {**extra, p.name: 0}  # batch_idx, optimizer_idx...
+    batch_param, extra = _batch_parameter(obj, extra)
     errors = []
     shapes = input_shapes(model, input_shape)
     if not shapes:
-        raise ModelError(f"cannot tell the input shape of {type(model).__name__}: try --input-shape C,H,W")
+        layout = "H,W,C" if is_keras(model) else "C,H,W"
+        raise ModelError(f"cannot tell the input shape of {type(model).__name__}: try --input-shape {layout}")
     for shape in shapes:
         D = math.prod(shape)
         for build in _batch_builders(fn, batch_param):
@@ -406,7 +416,18 @@ def model_callers(
                 replacements = _Replacements(model, taps)
                 callers: list[Caller] = [
                     ModelCaller(
-                        obj, taps, replacements, build, batch_param, extra, shape, b, guard, timings, watch
+                        obj,
+                        taps,
+                        replacements,
+                        build,
+                        batch_param,
+                        extra,
+                        shape,
+                        b,
+                        guard,
+                        timings,
+                        watch,
+                        backend,
                     )
                     for b in kinds
                 ]
@@ -414,7 +435,7 @@ def model_callers(
     raise ModelError(
         "the model could not be run on a batch of any shape tried: "
         + "; ".join(errors[-3:])
-        + ". Try --input-shape C,H,W"
+        + f". Try --input-shape {'H,W,C' if is_keras(model) else 'C,H,W'}"
     )
 
 

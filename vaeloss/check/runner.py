@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
-from vaeloss.check.inline import InlineLoss
+from vaeloss.check.inline import InlineLoss, inline_words
 from vaeloss.check.protocol import (
     CallStarted,
     CheckAnswer,
@@ -178,7 +178,7 @@ class _Worker:
 
     def _timeout_message(self) -> str:
         names = self.request.names
-        name = names[0] if len(names) == 1 else "the loss"
+        name = inline_words(names[0]) if len(names) == 1 else "the loss"
         path = Path(self.request.path).name
         t = self.timeout
         if self.phase == "start":

@@ -19,6 +19,9 @@ CandidateKind = Literal["function", "method", "class", "instance", "factory"]
 _LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
 _STEP_METHODS = ("training_step",)
 """Methods that compute the loss by the framework's contract (Lightning's)."""
+_KERAS_STEP_METHODS = ("test_step",)
+"""The same in a ``keras.Model`` subclass (its ``train_step`` also applies the optimizer and
+updates its metrics: read inline, not called)."""
 RECON_CALLS = (  # calls that compute a reconstruction term
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -53,13 +56,12 @@ class Candidate:
     kind: CandidateKind
     n_args: int
     stores_loss: bool = False  # a model whose forward stores its loss (``self.loss = ...``)
+    step: bool = False  # a method where a framework computes the loss of a batch (training_step)
 
     @property
     def loss_named(self) -> bool:
         """Named like a loss, or where frameworks compute one (Lightning's ``training_step``)."""
-        if self.kind == "method" and self.name.rpartition(".")[2] in _STEP_METHODS:
-            return True
-        return self.stores_loss or any(w in self.name.lower() for w in _LOSS_WORDS)
+        return self.step or self.stores_loss or any(w in self.name.lower() for w in _LOSS_WORDS)
 
 
 def _required(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int:
@@ -268,6 +270,11 @@ def stored_loss_attribute(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | N
     return found
 
 
+def _keras_model(node: ast.ClassDef) -> bool:
+    """Whether the class subclasses a Keras model (``keras.Model``, ``tf.keras.Model``, ``Model``)."""
+    return any(ast.unparse(b).rpartition(".")[2] == "Model" for b in node.bases)
+
+
 def _candidates(tree: ast.Module) -> list[Candidate]:
     out: list[Candidate] = []
     for node in tree.body:
@@ -287,7 +294,8 @@ def _candidates(tree: ast.Module) -> list[Candidate]:
                     continue
                 n = _required(m, method=True)
                 n = max(n, 2) if mname == "compute_loss" else n  # Keras's (x=None, y=None, y_pred=None)
-                out.append(Candidate(f"{node.name}.{mname}", m.lineno, "method", n))
+                step = mname in _STEP_METHODS or (mname in _KERAS_STEP_METHODS and _keras_model(node))
+                out.append(Candidate(f"{node.name}.{mname}", m.lineno, "method", n, step=step))
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             if ast.unparse(node.value.func).startswith(_BUILT_IN_LOSSES):
                 continue
@@ -300,7 +308,7 @@ def _candidates(tree: ast.Module) -> list[Candidate]:
 def _rank(c: Candidate) -> tuple[int, int]:
     if c.loss_named and c.n_args >= 4:
         return 0, c.line
-    if c.loss_named and (c.n_args >= 2 or c.kind in ("class", "instance", "factory")):
+    if c.loss_named and (c.n_args >= 2 or c.step or c.kind in ("class", "instance", "factory")):
         return 1, c.line
     if c.n_args >= 4 and c.kind == "function":
         return 2, c.line

@@ -262,7 +262,8 @@ def _probe(
 ) -> tuple[Any, dict[str, int], ThroughModel | None]:
     """Probe the chosen loss (through its model when it is a model's method taking a batch):
     the probe's result, the sizes it ran at, and how the model was probed."""
-    from vaeloss.check.model_probe import model_callers, model_of
+    from vaeloss.check.model_layers import is_keras
+    from vaeloss.check.model_probe import ModelError, model_callers, model_of
     from vaeloss.check.objects import StateGuard
     from vaeloss.check.probe import Plan, function_callers, probe
 
@@ -274,6 +275,14 @@ def _probe(
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     model = model_of(obj) if not forms else None
+    owner = obj.instance if obj.instance is not None else getattr(obj.call, "__self__", None)
+    if model is None and not forms and is_keras(owner):
+        raise ModelError(
+            f"Expected Keras's torch backend to probe {obj.name} through {type(owner).__name__}'s layers "
+            f"(forward hooks replace their outputs) but got "
+            f"KERAS_BACKEND={sys.modules['keras'].backend.backend()}. "
+            f"Try 'KERAS_BACKEND=torch vaeloss check {request.path}'."
+        )
     if model is None:
 
         def make(guard: Any, timings: list[float]) -> Any:
@@ -305,6 +314,7 @@ def _probe(
         guard=StateGuard(obj.instance),
         timings=[],
         watch=channel,
+        backend=backend,
     )
     D, k = math.prod(shape), taps.k
     result = probe(obj, lambda guard, timings: callers, weights, B=B, D=D, k=k, plan=Plan(), budget=budget)
@@ -328,9 +338,10 @@ def _probed(
     try:
         return _probe(request, chosen, extra, channel, budget, backend)
     except ModelError as exc:
-        return CheckFailure(
-            f"Expected a model whose posterior and decoder outputs can be found but {exc}", "call"
-        )
+        text = str(exc)
+        if not text.startswith("Expected"):
+            text = f"Expected a model whose posterior and decoder outputs can be found but {text}"
+        return CheckFailure(text, "call")
     except (ProbeFailure, ReturnValueError) as exc:
         return CheckFailure(_explain(str(exc), loaded), "call")
     except SystemExit as exc:

@@ -27,10 +27,15 @@ __all__ = [
     "Backend",
     "KerasTorchBackend",
     "TorchBackend",
+    "UserCall",
     "backend_for",
     "per_sample",
     "seed_keras",
 ]
+
+UserCall = Callable[[list[Any], dict[str, Any], dict[Any, Any]], Any]
+"""One call of the user's code: positional arguments, keyword arguments, and the values to bind
+to names outside its parameters for the call (see :class:`~vaeloss.check.probe.calling.Caller`)."""
 
 FLOAT32 = 2.0**-23
 """The resolution of float32 arithmetic (its machine epsilon)."""
@@ -47,12 +52,25 @@ def per_sample(shape: tuple[int, ...], batch: int) -> bool:
 
 
 def seed_keras(seed: int) -> None:
-    """Seed Keras's global random numbers too, when the user's code has imported Keras."""
+    """Seed Keras's global random numbers too, when the user's code has imported Keras.
+
+    ``keras.utils.set_random_seed`` also seeds TensorFlow when it is installed, importing it
+    (4 s, measured) for code that never did: then TensorFlow is left out (nothing of it to seed).
+    """
     import sys
 
     keras = sys.modules.get("keras")
-    if keras is not None:
+    if keras is None:
+        return
+    lazy = getattr(sys.modules.get("keras.src.utils.module_utils"), "tensorflow", None)
+    if "tensorflow" in sys.modules or getattr(lazy, "_available", False) is not None:
         keras.utils.set_random_seed(seed)
+        return
+    lazy._available = False  # type: ignore[union-attr]
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        lazy._available = None  # type: ignore[union-attr]
 
 
 class Backend(Protocol):
@@ -110,6 +128,21 @@ class Backend(Protocol):
         carries no gradient at all."""
         ...
 
+    def call(
+        self,
+        fn: UserCall,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        bindings: dict[Any, Any],
+        owner: int,
+        namespace: dict[str, Any] | None,
+    ) -> Any:
+        """``fn(args, kwargs, bindings)``: one call of the user's code with the framework's
+        arrays (JAX and TensorFlow compile it once per shape, :mod:`~vaeloss.check.probe.compiled`);
+        ``owner`` identifies the loss object, whose calls may share compilations; ``namespace``
+        is its module's names (None for a loss with an object's state: never compiled)."""
+        ...
+
     def fallbacks(self) -> tuple[Backend, ...]:
         """Backends to try after this one when the loss cannot be called with its arrays
         (TensorFlow in float32, for code that makes float32 tensors itself)."""
@@ -160,6 +193,17 @@ class TorchBackend:
 
     def no_grad(self) -> AbstractContextManager[None]:
         return _no_grad()
+
+    def call(
+        self,
+        fn: UserCall,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        bindings: dict[Any, Any],
+        owner: int,
+        namespace: dict[str, Any] | None,
+    ) -> Any:
+        return fn(args, kwargs, bindings)
 
     def fallbacks(self) -> tuple[Backend, ...]:
         return ()  # torch promotes float32 tensors the code makes to float64

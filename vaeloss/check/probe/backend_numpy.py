@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from vaeloss.check.probe.backend import per_sample, seed_keras
+from vaeloss.check.probe.backend import UserCall, per_sample, seed_keras
 
 __all__ = ["ArrayReading", "NumpyBackend"]
 
@@ -35,6 +35,17 @@ class ArrayReading:
     def seed(self, seed: int) -> None:
         np.random.seed(seed)
         seed_keras(seed)
+
+    def call(
+        self,
+        fn: UserCall,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        bindings: dict[Any, Any],
+        owner: int,
+        namespace: dict[str, Any] | None,
+    ) -> Any:
+        return fn(args, kwargs, bindings)
 
     def fallbacks(self) -> tuple[Any, ...]:
         """Coarser variants to try when the loss refuses this backend's arrays (none here)."""

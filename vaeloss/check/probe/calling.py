@@ -10,17 +10,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, Protocol
 
+import torch
 from torch import Tensor
 
 from vaeloss.check.forms import CallForm, Slot
 from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe.backend import Backend, TorchBackend
-from vaeloss.check.probe.inputs import SEED
+from vaeloss.check.probe.inputs import SEED, generator
 from vaeloss.check.probe.outputs import output_kind, read_output
+from vaeloss.objective.kl import LatentParameterisation, to_logvar
 
 __all__ = ["CallWatch", "Caller", "bound"]
 
 _UNSET = object()
+
+
+def _namespace(obj: LossObject) -> dict[str, Any]:
+    """The module-level names the loss reads (its function's globals)."""
+    return getattr(obj.function or obj.call, "__globals__", {})
 
 
 @contextmanager
@@ -29,7 +36,7 @@ def bound(obj: LossObject, bindings: dict[Slot, Any]) -> Iterator[None]:
     put back as they were after it: module-level names in the function's globals, attributes
     on its object."""
     saved: list[tuple[Slot, Any]] = []
-    namespace: dict[str, Any] = getattr(obj.function or obj.call, "__globals__", {})
+    namespace = _namespace(obj)
     try:
         for slot, value in bindings.items():
             if slot.kind == "global":
@@ -76,8 +83,11 @@ class Caller:
         timings: list[float],
         watch: CallWatch | None = None,
         backend: Backend | None = None,
+        z_from: LatentParameterisation = "logvar",
     ) -> None:
         self.obj, self.form, self.extra, self.shape = obj, form, extra, shape
+        self.z_from: LatentParameterisation = z_from
+        """How the posterior scale is read to draw the sample ``z`` the loss takes (if any)."""
         self.binary, self.guard, self.timings, self.watch = binary, guard, timings, watch
         self.backend: Backend = backend or TorchBackend()
         self.output: Literal["scalar", "per_sample"] = "scalar"
@@ -101,19 +111,28 @@ class Caller:
             self.timings,
             self.watch,
             self.backend,
+            self.z_from,
         )
 
     def tensors(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> dict[str, Tensor]:
-        """The probe's tensors by role, shaped as the loss takes them."""
+        """The probe's tensors by role, shaped as the loss takes them; for a loss that takes a
+        sample ``z`` of the posterior, its ``noise`` ``z - mu``: ``std * eps`` with ``eps``
+        standard normal from the call's seed (a new sample at each seed, the same at each input:
+        common random numbers), the scale read as :attr:`z_from`."""
         B = r.shape[0]
-        return {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
+        out = {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
+        if self.form.takes_z:
+            eps = torch.randn(mu.shape, generator=generator(self.seed), dtype=mu.dtype)
+            out["noise"] = torch.exp(0.5 * to_logvar(s, parameterisation=self.z_from)) * eps
+        return out
 
     def place(self, values: dict[str, Any]) -> tuple[list[Any], dict[str, object], dict[Slot, Any]]:
         """Positional and keyword arguments of the call, from the framework's arrays by role,
         and the names outside the parameters to bind for it (module-level names, ``self``'s
         attributes)."""
         b = self.backend
-        values = {**values, "z": values["mu"] + 0.1 * values["scale"]}
+        if self.form.takes_z:  # a sample of the posterior, moving with its mean
+            values = {**values, "z": values["mu"] + values["noise"]}
         kwargs: dict[str, object] = dict(self.extra)
         positional: dict[int, Any] = {}
         bindings: dict[Slot, Any] = {}
@@ -148,13 +167,17 @@ class Caller:
             self.watch.started()
         start = time.perf_counter()
         try:
-            with bound(self.obj, bindings):
-                return self.obj.call(*args, **kwargs)
+            namespace = None if self.obj.instance is not None else _namespace(self.obj)
+            return self.backend.call(self._bound_call, args, kwargs, bindings, id(self.obj), namespace)
         finally:
             took = time.perf_counter() - start
             self.timings.append(took)
             if self.watch is not None:
                 self.watch.finished(took)
+
+    def _bound_call(self, args: list[Any], kwargs: dict[str, object], bindings: dict[Slot, Any]) -> Any:
+        with bound(self.obj, bindings):
+            return self.obj.call(*args, **kwargs)
 
     def raw(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor, **override: Any) -> Any:
         """What the loss returns at the probe's tensors (its own objects)."""

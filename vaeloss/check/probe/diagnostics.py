@@ -38,12 +38,11 @@ def gradients(call: Caller, B: int, D: int, k: int, index: int) -> dict[str, boo
     r, x = recon_inputs(B, D, g, call.binary)
     mu, s = latent_inputs(B, k, g, 0)
     t = call.tensors(r, x, mu, s)
-    data = call.backend.array(t["data"])
+    fixed = {role: call.backend.array(v) for role, v in t.items() if role not in ("recon", "mu", "scale")}
 
     def loss(recon: object, mu_: object, scale: object) -> object:
-        return output_scalar(
-            call.invoke({"recon": recon, "data": data, "mu": mu_, "scale": scale}), B, index, call.backend
-        )
+        values = {"recon": recon, "mu": mu_, "scale": scale, **fixed}
+        return output_scalar(call.invoke(values), B, index, call.backend)
 
     grads = call.backend.gradients(loss, [t["recon"], t["mu"], t["scale"]])
     if grads is None:

@@ -26,7 +26,17 @@ from vaeloss.check.result import ElementFit
 from vaeloss.objective.kl import PARAMETERISATIONS, LatentParameterisation, kl_normal
 from vaeloss.objective.likelihoods import element_nll
 
-__all__ = ["HYPOTHESES", "Fixed", "Plan", "ProbeFailure", "draws", "fit_at", "reference_nll", "values"]
+__all__ = [
+    "HYPOTHESES",
+    "Fixed",
+    "NotFinite",
+    "Plan",
+    "ProbeFailure",
+    "draws",
+    "fit_at",
+    "reference_nll",
+    "values",
+]
 
 HYPOTHESES: tuple[Hypothesis, ...] = (
     ("bernoulli", "probabilities"),
@@ -45,6 +55,11 @@ Fixed = list[tuple[Hypothesis | None, LatentParameterisation | None]]
 
 class ProbeFailure(Exception):
     """The loss could not be probed; the message says why."""
+
+
+class NotFinite(ProbeFailure):
+    """The loss returned a value that is not finite at ordinary inputs (under one way of
+    calling it: another may place them right)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,7 @@ def finite_mean(rows: Sequence[Sequence[float]]) -> list[float]:
     out = mean(rows)
     bad = [v for v in out if not math.isfinite(v)]
     if bad:
-        raise ProbeFailure(
+        raise NotFinite(
             f"the function returned {bad[0]} at ordinary inputs "
             "(probabilities in [0.05, 0.95], |mu| ~ 1, scales in [0.01, 2])"
         )

@@ -13,9 +13,10 @@ from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe.backend import Backend, TorchBackend
 from vaeloss.check.probe.calling import Caller, CallWatch
 from vaeloss.check.probe.inputs import layouts
-from vaeloss.check.probe.measure import Plan, ProbeFailure, fit_at
+from vaeloss.check.probe.measure import NotFinite, Plan, ProbeFailure, fit_at
 from vaeloss.check.probe.outputs import ReturnValueError
 from vaeloss.check.result import ElementFit
+from vaeloss.objective.kl import PARAMETERISATIONS
 
 __all__ = ["Reading", "function_callers", "read", "search"]
 
@@ -82,13 +83,18 @@ def function_callers(
 ) -> Iterator[Caller]:
     """Callers for a loss function: every call form, layout of the data and kind of data
     (continuous first; binary for losses that refuse non-binary targets), with the arrays of
-    ``backend`` (default: torch), then of its fallbacks (TensorFlow in float32)."""
+    ``backend`` (default: torch), then of its fallbacks (TensorFlow in float32). A form that
+    passes a sample ``z`` is tried with ``z`` drawn from the scale read in each
+    parameterisation (log-variance first): a Monte-Carlo KL of it fits in expectation only when
+    ``z`` is drawn from the posterior its log-densities describe."""
     backend = backend or TorchBackend()
     for each in (backend, *backend.fallbacks()):
         for binary in (False, True):
             for shape in layouts(D, input_shape, each.channels_last):
                 for form in forms:
-                    yield Caller(obj, form, extra, shape, binary, guard, timings, watch, each)
+                    z_from = PARAMETERISATIONS if form.takes_z else ("logvar",)
+                    for p in z_from:
+                        yield Caller(obj, form, extra, shape, binary, guard, timings, watch, each, p)
 
 
 def _better(score: tuple[int, float], best: tuple[int, float]) -> bool:
@@ -118,6 +124,13 @@ def search(
         D = math.prod(call.shape)
         try:
             reading = read(fit_at(call, B, D, k, plan, monte_carlo=monte_carlo))
+        except NotFinite as exc:
+            if best is None:  # under the first way of calling it that runs: the loss's own fault
+                raise
+            # a later way (the means where it takes logs of scales): the next; the first that ran
+            # fits or misfits with finite values, and that is what is reported
+            errors.append(attempt_error(call.shape, call.binary, call.form, exc))
+            continue
         except (ProbeFailure, ReturnValueError):
             raise
         except Exception as exc:  # noqa: BLE001 - try the next form or layout
