@@ -20,12 +20,17 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+from vaeloss.check.probe.backend import Invocation
 from vaeloss.check.probe.backend_jax import JaxBackend
 
 backend, runs, out = JaxBackend(), {}, {}
 g = np.random.default_rng(0)
 small, other, wide = (jax.device_put(g.random((4, 3))) for _ in range(3))
 wide = jax.device_put(g.random((5, 3)))
+
+
+def run(fn, args, kwargs, bindings, owner, namespace):
+    return backend.call(Invocation(fn, args, kwargs, bindings, owner, namespace))
 
 
 def counted(name, fn):
@@ -56,23 +61,23 @@ def floats(v):
 fn = counted("weighted", weighted)
 calls = [(small, 2.0, other), (other, 2.0, small), (wide, 2.0, wide), (small, 3.0, other)]
 out["weighted"] = [
-    floats(backend.call(fn, [x], {"beta": b}, {"z_mean": z}, 1, globals())) for x, b, z in calls
+    floats(run(fn, [x], {"beta": b}, {"z_mean": z}, 1, globals())) for x, b, z in calls
 ]
 out["weighted_eager"] = [floats(weighted([x], {"beta": b}, {"z_mean": z})) for x, b, z in calls]
 fn = counted("noisy", noisy)
 out["noisy"] = []
 for seed in (0, 1, 0):
     np.random.seed(seed)
-    out["noisy"].append(floats(backend.call(fn, [small], {}, {}, owner=2, namespace=globals())))
+    out["noisy"].append(floats(run(fn, [small], {}, {}, 2, globals())))
 out["noisy_eager"] = []
 for seed in (0, 1):
     np.random.seed(seed)
     out["noisy_eager"].append(floats(noisy([small], {}, {})))
 fn = counted("checked", checked)
-out["checked"] = [floats(backend.call(fn, [x], {}, {}, owner=3, namespace=globals())) for x in (small, other)]
+out["checked"] = [floats(run(fn, [x], {}, {}, 3, globals())) for x in (small, other)]
 out["checked_eager"] = [float(np.sum(np.asarray(x))) for x in (small, other)]
 try:
-    backend.call(fn, [small + 1], {}, {}, owner=3, namespace=globals())
+    run(fn, [small + 1], {}, {}, 3, globals())
 except ValueError as exc:
     out["checked_error"] = str(exc)
 COUNT = 0
@@ -85,11 +90,11 @@ def counting(args, kwargs, bindings):
 
 
 fn = counted("counting", counting)
-out["counting"] = [floats(backend.call(fn, [small], {}, {}, owner=4, namespace=globals())) for _ in range(3)]
+out["counting"] = [floats(run(fn, [small], {}, {}, 4, globals())) for _ in range(3)]
 out["count"] = COUNT
 fn = counted("stateful", weighted)  # a method's call, with an object's state: never compiled
 for _ in range(2):
-    backend.call(fn, [small], {"beta": 1.0}, {"z_mean": small}, owner=5, namespace=None)
+    run(fn, [small], {"beta": 1.0}, {"z_mean": small}, 5, None)
 out["runs"] = runs
 print(json.dumps(out))
 """

@@ -20,12 +20,17 @@ import json, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
 import tensorflow as tf
+from vaeloss.check.probe.backend import Invocation
 from vaeloss.check.probe.backend_tensorflow import TensorFlowBackend
 
 backend, runs, out = TensorFlowBackend(), {}, {}
 g = np.random.default_rng(0)
 small, other = (tf.constant(g.random((4, 3))) for _ in range(2))
 wide = tf.constant(g.random((5, 3)))
+
+
+def run(fn, args, kwargs, bindings, owner, namespace):
+    return backend.call(Invocation(fn, args, kwargs, bindings, owner, namespace))
 
 
 def counted(name, fn):
@@ -56,23 +61,23 @@ def floats(v):
 fn = counted("weighted", weighted)
 calls = [(small, 2.0, other), (other, 2.0, small), (wide, 2.0, wide), (small, 3.0, other)]
 out["weighted"] = [
-    floats(backend.call(fn, [x], {"beta": b}, {"z_mean": z}, 1, globals())) for x, b, z in calls
+    floats(run(fn, [x], {"beta": b}, {"z_mean": z}, 1, globals())) for x, b, z in calls
 ]
 out["weighted_eager"] = [floats(weighted([x], {"beta": b}, {"z_mean": z})) for x, b, z in calls]
 fn = counted("noisy", noisy)
 out["noisy"] = []
 for seed in (0, 1, 0):
     backend.seed(seed)
-    out["noisy"].append(floats(backend.call(fn, [small], {}, {}, owner=2, namespace=globals())))
+    out["noisy"].append(floats(run(fn, [small], {}, {}, 2, globals())))
 out["noisy_eager"] = []
 for seed in (0, 1):
     tf.random.set_seed(seed)
     out["noisy_eager"].append(floats(noisy([small], {}, {})))
 fn = counted("checked", checked)
-out["checked"] = [floats(backend.call(fn, [x], {}, {}, owner=3, namespace=globals())) for x in (small, other)]
+out["checked"] = [floats(run(fn, [x], {}, {}, 3, globals())) for x in (small, other)]
 out["checked_eager"] = [float(np.sum(x.numpy())) for x in (small, other)]
 try:
-    backend.call(fn, [small + 1], {}, {}, owner=3, namespace=globals())
+    run(fn, [small + 1], {}, {}, 3, globals())
 except ValueError as exc:
     out["checked_error"] = str(exc)
 
@@ -86,7 +91,7 @@ fn = counted("mapped", mapped)
 out["mapped"] = []
 for seed in (0, 1):
     backend.seed(seed)
-    out["mapped"].append(floats(backend.call(fn, [small], {}, {}, owner=4, namespace=globals())))
+    out["mapped"].append(floats(run(fn, [small], {}, {}, 4, globals())))
 out["runs"] = runs
 print(json.dumps(out))
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -26,6 +27,7 @@ __all__ = [
     "FLOAT32",
     "Backend",
     "KerasTorchBackend",
+    "Invocation",
     "TorchBackend",
     "UserCall",
     "backend_for",
@@ -34,8 +36,33 @@ __all__ = [
 ]
 
 UserCall = Callable[[list[Any], dict[str, Any], dict[Any, Any]], Any]
-"""One call of the user's code: positional arguments, keyword arguments, and the values to bind
-to names outside its parameters for the call (see :class:`~vaeloss.check.probe.calling.Caller`)."""
+"""The user's code as the probe calls it: positional arguments, keyword arguments, and the
+values to bind to names outside its parameters for the call."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of the user's code with the framework's arrays (see
+    :class:`~vaeloss.check.probe.calling.Caller`).
+
+    Attributes:
+        fn: the code; args, kwargs, bindings: what it is called with.
+        owner: identifies the loss object (its calls may share compilations).
+        namespace: its module's names, which a compiled call must leave as they are; None for
+            a loss with an object's state (a method), never compiled.
+    """
+
+    fn: UserCall
+    args: list[Any]
+    kwargs: dict[str, Any]
+    bindings: dict[Any, Any]
+    owner: int
+    namespace: dict[str, Any] | None
+
+    def as_written(self) -> Any:
+        """The call run op by op, as the user wrote it."""
+        return self.fn(self.args, self.kwargs, self.bindings)
+
 
 FLOAT32 = 2.0**-23
 """The resolution of float32 arithmetic (its machine epsilon)."""
@@ -128,19 +155,9 @@ class Backend(Protocol):
         carries no gradient at all."""
         ...
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-    ) -> Any:
-        """``fn(args, kwargs, bindings)``: one call of the user's code with the framework's
-        arrays (JAX and TensorFlow compile it once per shape, :mod:`~vaeloss.check.probe.compiled`);
-        ``owner`` identifies the loss object, whose calls may share compilations; ``namespace``
-        is its module's names (None for a loss with an object's state: never compiled)."""
+    def call(self, call: Invocation) -> Any:
+        """One call of the user's code (JAX and TensorFlow compile it once per shape,
+        :mod:`~vaeloss.check.probe.compiled`)."""
         ...
 
     def fallbacks(self) -> tuple[Backend, ...]:
@@ -194,16 +211,8 @@ class TorchBackend:
     def no_grad(self) -> AbstractContextManager[None]:
         return _no_grad()
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-    ) -> Any:
-        return fn(args, kwargs, bindings)
+    def call(self, call: Invocation) -> Any:
+        return call.as_written()
 
     def fallbacks(self) -> tuple[Backend, ...]:
         return ()  # torch promotes float32 tensors the code makes to float64

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaeloss.check.probe.backend import UserCall, per_sample
+from vaeloss.check.probe.backend import Invocation, per_sample
 from vaeloss.check.probe.backend_numpy import ArrayReading
 from vaeloss.check.probe.compiled import CompiledCalls
 
@@ -40,18 +40,10 @@ class JaxBackend(ArrayReading):
     def __init__(self) -> None:
         self._calls = CompiledCalls(lambda leaf: isinstance(leaf, jax.Array), jax.jit)
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-    ) -> Any:
+    def call(self, call: Invocation) -> Any:
         if "keras" in sys.modules:  # Keras on JAX draws from its own seeded generator: as written
-            return fn(args, kwargs, bindings)
-        return self._calls.call(fn, args, kwargs, bindings, owner, namespace)
+            return call.as_written()
+        return self._calls.call(call)
 
     def native(self, value: Any) -> bool:
         return isinstance(value, jax.Array)

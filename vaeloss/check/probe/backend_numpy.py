@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from vaeloss.check.probe.backend import UserCall, per_sample, seed_keras
+from vaeloss.check.probe.backend import Invocation, per_sample, seed_keras
 
 __all__ = ["ArrayReading", "NumpyBackend"]
 
@@ -36,16 +36,8 @@ class ArrayReading:
         np.random.seed(seed)
         seed_keras(seed)
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-    ) -> Any:
-        return fn(args, kwargs, bindings)
+    def call(self, call: Invocation) -> Any:
+        return call.as_written()
 
     def fallbacks(self) -> tuple[Any, ...]:
         """Coarser variants to try when the loss refuses this backend's arrays (none here)."""

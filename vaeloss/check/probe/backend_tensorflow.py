@@ -22,7 +22,7 @@ import tensorflow as tf
 import torch
 from torch import Tensor
 
-from vaeloss.check.probe.backend import FLOAT32, UserCall, per_sample, seed_keras
+from vaeloss.check.probe.backend import FLOAT32, Invocation, per_sample, seed_keras
 from vaeloss.check.probe.backend_numpy import ArrayReading
 from vaeloss.check.probe.compiled import CompiledCalls, DrawsRandomNumbers
 
@@ -64,21 +64,13 @@ class TensorFlowBackend(ArrayReading):
         self._calls = CompiledCalls(lambda leaf: isinstance(leaf, tf.Tensor), _graph)
         self._seed = 0
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-    ) -> Any:
-        def seeded(args: list[Any], kwargs: dict[str, Any], bindings: dict[Any, Any]) -> Any:
+    def call(self, call: Invocation) -> Any:
+        def seeded() -> Any:
             tf.random.set_seed(self._seed)
             seed_keras(self._seed)
-            return fn(args, kwargs, bindings)
+            return call.as_written()
 
-        return self._calls.call(fn, args, kwargs, bindings, owner, namespace, as_written=seeded)
+        return self._calls.call(call, as_written=seeded)
 
     def seed(self, seed: int) -> None:
         """NumPy's numbers now; TensorFlow's and Keras's only for a call run as written (a

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from vaeloss.check.forms import CallForm, Slot
 from vaeloss.check.objects import LossObject, StateGuard
-from vaeloss.check.probe.backend import Backend, TorchBackend
+from vaeloss.check.probe.backend import Backend, Invocation, TorchBackend
 from vaeloss.check.probe.inputs import SEED, generator
 from vaeloss.check.probe.outputs import output_kind, read_output
 from vaeloss.objective.kl import LatentParameterisation, to_logvar
@@ -168,7 +168,9 @@ class Caller:
         start = time.perf_counter()
         try:
             namespace = None if self.obj.instance is not None else _namespace(self.obj)
-            return self.backend.call(self._bound_call, args, kwargs, bindings, id(self.obj), namespace)
+            return self.backend.call(
+                Invocation(self._bound_call, args, kwargs, bindings, id(self.obj), namespace)
+            )
         finally:
             took = time.perf_counter() - start
             self.timings.append(took)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from vaeloss.check.probe.backend import UserCall
+from vaeloss.check.probe.backend import Invocation, UserCall
 
 __all__ = ["ChangesItsModule", "CompiledCalls", "DrawsRandomNumbers"]
 
@@ -114,22 +114,16 @@ class CompiledCalls:
         self._eager: set[Hashable] = set()
         """Calls (owner and structure of the arguments) that run op by op: they do not trace."""
 
-    def call(
-        self,
-        fn: UserCall,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        bindings: dict[Any, Any],
-        owner: int,
-        namespace: dict[str, Any] | None,
-        as_written: UserCall | None = None,
-    ) -> Any:
-        """``fn(args, kwargs, bindings)``, compiled for this structure and these shapes; run by
-        ``as_written`` (default ``fn``) when it does not compile, and always when ``namespace``
-        (the module names the call reads) is None: a call with state of its own (an object's)."""
-        as_written = as_written or fn
+    def call(self, call: Invocation, as_written: Callable[[], Any] | None = None) -> Any:
+        """The call compiled for its structure and shapes; run by ``as_written`` (default
+        :meth:`Invocation.as_written`) when it does not compile, and always when it has no
+        ``namespace`` (a call with an object's state)."""
+        as_written = as_written or call.as_written
+        fn, args, kwargs, bindings, owner, namespace = (
+            call.fn, call.args, call.kwargs, call.bindings, call.owner, call.namespace
+        )  # fmt: skip
         if namespace is None:
-            return as_written(args, kwargs, bindings)
+            return as_written()
         leaves: list[Any] = []
         structure = _flatten((args, kwargs, list(bindings.values())), leaves)
         arrays = [leaf for leaf in leaves if self.is_array(leaf)]
@@ -140,7 +134,7 @@ class CompiledCalls:
         except TypeError:  # a value that is no array and cannot be a compilation's constant
             eager = True
         if eager:
-            return as_written(args, kwargs, bindings)
+            return as_written()
         shaped = (key, tuple((tuple(a.shape), str(a.dtype)) for a in arrays))
         compiled = self._compiled.get(shaped)
         if compiled is None:
@@ -152,6 +146,6 @@ class CompiledCalls:
         except Exception:  # noqa: BLE001 - run as written: the user's own error, or code that does not trace
             random.setstate(states[0])  # the draws a failed trace made are not the call's
             np.random.set_state(states[1])
-            out = as_written(args, kwargs, bindings)
+            out = as_written()
         self._eager.add(key)  # it runs as written but does not trace
         return out
