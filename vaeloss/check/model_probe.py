@@ -31,7 +31,17 @@ from vaeloss.check.probe import Caller, CallWatch
 from vaeloss.check.probe.backend import Backend
 from vaeloss.check.source import stored_loss_attribute
 
-__all__ = ["ModelCaller", "ModelError", "Taps", "find_taps", "model_callers", "model_of", "posterior_names"]
+__all__ = [
+    "ModelCaller",
+    "ModelError",
+    "Taps",
+    "WrongBackend",
+    "find_taps",
+    "model_callers",
+    "model_of",
+    "owner_of",
+    "posterior_names",
+]
 
 _MU_WORDS = ("mu", "mean", "loc", "21")
 _SCALE_WORDS = ("var", "sigma", "std", "scale", "22", "lv")
@@ -42,9 +52,18 @@ class ModelError(Exception):
     """The model cannot be probed through; the message says why and what to name."""
 
 
+class WrongBackend(ModelError):
+    """A Keras model on a backend whose layers take no forward hooks (its message is whole)."""
+
+
+def owner_of(obj: LossObject) -> object | None:
+    """The object a loss belongs to (a bound method's object, or the object itself)."""
+    return obj.instance if obj.instance is not None else getattr(obj.call, "__self__", None)
+
+
 def model_of(obj: LossObject) -> nn.Module | None:
     """The ``nn.Module`` a loss belongs to (a bound method's object, or the module itself)."""
-    owner = obj.instance if obj.instance is not None else getattr(obj.call, "__self__", None)
+    owner = owner_of(obj)
     return owner if isinstance(owner, nn.Module) else None
 
 
@@ -378,14 +397,15 @@ def model_callers(
     Raises:
         ModelError: no shape, batch form or taps work; the message says what was tried.
     """
-    if not is_keras(model):  # Keras computes in its layers' float32 (the backend's resolution)
+    keras = is_keras(model)
+    layout = "H,W,C" if keras else "C,H,W"  # Keras takes images channels-last
+    if not keras:  # Keras computes in its layers' float32 (the backend's resolution)
         model.double()
     fn = obj.function or obj.call
     batch_param, extra = _batch_parameter(obj, extra)
     errors = []
     shapes = input_shapes(model, input_shape)
     if not shapes:
-        layout = "H,W,C" if is_keras(model) else "C,H,W"
         raise ModelError(f"cannot tell the input shape of {type(model).__name__}: try --input-shape {layout}")
     for shape in shapes:
         D = math.prod(shape)
@@ -435,7 +455,7 @@ def model_callers(
     raise ModelError(
         "the model could not be run on a batch of any shape tried: "
         + "; ".join(errors[-3:])
-        + f". Try --input-shape {'H,W,C' if is_keras(model) else 'C,H,W'}"
+        + f". Try --input-shape {layout}"
     )
 
 

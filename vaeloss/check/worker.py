@@ -263,7 +263,7 @@ def _probe(
     """Probe the chosen loss (through its model when it is a model's method taking a batch):
     the probe's result, the sizes it ran at, and how the model was probed."""
     from vaeloss.check.model_layers import is_keras
-    from vaeloss.check.model_probe import ModelError, model_callers, model_of
+    from vaeloss.check.model_probe import WrongBackend, model_callers, model_of, owner_of
     from vaeloss.check.objects import StateGuard
     from vaeloss.check.probe import Plan, function_callers, probe
 
@@ -275,9 +275,9 @@ def _probe(
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     model = model_of(obj) if not forms else None
-    owner = obj.instance if obj.instance is not None else getattr(obj.call, "__self__", None)
+    owner = owner_of(obj)
     if model is None and not forms and is_keras(owner):
-        raise ModelError(
+        raise WrongBackend(
             f"Expected Keras's torch backend to probe {obj.name} through {type(owner).__name__}'s layers "
             f"(forward hooks replace their outputs) but got "
             f"KERAS_BACKEND={sys.modules['keras'].backend.backend()}. "
@@ -332,16 +332,17 @@ def _probed(
     backend: Backend,
 ) -> tuple[Any, dict[str, int], ThroughModel | None] | CheckFailure:
     """:func:`_probe`, with the user's code's failures as a :class:`CheckFailure`."""
-    from vaeloss.check.model_probe import ModelError
+    from vaeloss.check.model_probe import ModelError, WrongBackend
     from vaeloss.check.probe import ProbeFailure, ReturnValueError
 
     try:
         return _probe(request, chosen, extra, channel, budget, backend)
+    except WrongBackend as exc:
+        return CheckFailure(str(exc), "call")
     except ModelError as exc:
-        text = str(exc)
-        if not text.startswith("Expected"):
-            text = f"Expected a model whose posterior and decoder outputs can be found but {text}"
-        return CheckFailure(text, "call")
+        return CheckFailure(
+            f"Expected a model whose posterior and decoder outputs can be found but {exc}", "call"
+        )
     except (ProbeFailure, ReturnValueError) as exc:
         return CheckFailure(_explain(str(exc), loaded), "call")
     except SystemExit as exc:

@@ -119,16 +119,13 @@ class CompiledCalls:
         :meth:`Invocation.as_written`) when it does not compile, and always when it has no
         ``namespace`` (a call with an object's state)."""
         as_written = as_written or call.as_written
-        fn, args, kwargs, bindings, owner, namespace = (
-            call.fn, call.args, call.kwargs, call.bindings, call.owner, call.namespace
-        )  # fmt: skip
-        if namespace is None:
+        if call.namespace is None:
             return as_written()
         leaves: list[Any] = []
-        structure = _flatten((args, kwargs, list(bindings.values())), leaves)
+        structure = _flatten((call.args, call.kwargs, list(call.bindings.values())), leaves)
         arrays = [leaf for leaf in leaves if self.is_array(leaf)]
         statics = tuple(_ARRAY if self.is_array(leaf) else (type(leaf), leaf) for leaf in leaves)
-        key = (owner, structure, statics, tuple(bindings))
+        key = (call.owner, structure, statics, tuple(call.bindings))
         try:
             eager = key in self._eager
         except TypeError:  # a value that is no array and cannot be a compilation's constant
@@ -138,7 +135,7 @@ class CompiledCalls:
         shaped = (key, tuple((tuple(a.shape), str(a.dtype)) for a in arrays))
         compiled = self._compiled.get(shaped)
         if compiled is None:
-            traced = _traceable(fn, structure, statics, tuple(bindings), namespace)
+            traced = _traceable(call.fn, structure, statics, tuple(call.bindings), call.namespace)
             compiled = self._compiled[shaped] = self.compile(traced)
         states = random.getstate(), np.random.get_state()
         try:
