@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STAMP_ALL := $(VENV)/.installed-all
 
-.PHONY: audit test lint bench examples clean
+.PHONY: audit test test-under-load lint bench examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP_ALL)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10
 	$(BIN)/ruff check vaeloss tests scripts bench
 	$(BIN)/mypy vaeloss
+
+# The suite beside one competing busy process (a CI runner is a busy machine): the process is
+# started here and stopped however the tests end.
+test-under-load: $(STAMP_ALL)
+	@$(BIN)/python -c "while True: pass" & busy=$$!; \
+	trap "kill $$busy 2>/dev/null" EXIT; \
+	echo "busy process $$busy started beside the suite"; \
+	$(MAKE) --no-print-directory test
 
 lint: $(STAMP_ALL)
 	$(BIN)/ruff check vaeloss tests scripts bench

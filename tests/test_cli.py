@@ -125,6 +125,7 @@ def test_check_help_states_its_exit_statuses(capsys):
         ExitCode.FINDING,
         ExitCode.USAGE_ERROR,
         ExitCode.INTERNAL_ERROR,
+        ExitCode.SIGINT,  # Ctrl-C during a check: 130, which its help did not list
         ExitCode.SIGPIPE,
     ):
         assert f"\n  {int(code):<4} " in help_text

@@ -82,15 +82,18 @@ def check_nonnegative(name: str, value: Any) -> float:
     return number
 
 
-def check_positive(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite number > 0.
+def check_positive(name: str, value: Any, *, example: float = 1.0) -> float:
+    """Return ``value`` as a float if it is a finite number > 0; ``example`` is the value the
+    error suggests (the argument's default where it has one).
 
     >>> check_positive("sigma", 2)
     2.0
     """
     number = _number(name, value)
     if number <= 0 or math.isinf(number):
-        raise InvalidArgumentError(f"Expected a finite number > 0 but got {name}={value!r}. Try {name}=1.0.")
+        raise InvalidArgumentError(
+            f"Expected a finite number > 0 but got {name}={value!r}. Try {name}={example:g}."
+        )
     return number
 
 

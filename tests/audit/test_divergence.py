@@ -69,11 +69,28 @@ def test_the_audited_beta_diverges(tmp_path, capsys, monkeypatch):
     assert res["recommended_beta"]["elbo"] in (0.1, 10)
 
 
-def test_every_model_diverges_is_exit_2(tmp_path, capsys):
+def test_every_model_diverges_is_exit_2(tmp_path, capsys, monkeypatch):
+    import vaeloss.audit.execute as execute
+
+    evaluated = []
+    real = execute.evaluate_group
+    monkeypatch.setattr(execute, "evaluate_group", lambda *a, **k: evaluated.append(1) or real(*a, **k))
     out = tmp_path / "r"
     code = main(["audit", "--out", str(out), "--lr", "1e6", "--sweep", "0.1,1", "--epochs", "3"])
     err = capsys.readouterr().err
     assert code == 2
+    # no evaluation of models that all diverged (its IWAE progress line came before the error)
+    assert evaluated == []
     assert err.startswith("error: Expected training to stay finite but the loss of every model")
     assert "Try a lower learning rate such as --lr 100000." in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_before_any_update_does_not_blame_the_learning_rate(tmp_path, capsys, monkeypatch):
+    _diverge(monkeypatch, slice(None), at_step=0)  # every model, at its first loss
+    code = main(["audit", "--out", str(tmp_path / "r"), "--sweep", "0.1,1", "--epochs", "3"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "at step 0, epoch 1" in err
+    assert "It was non-finite before any update, so the learning rate is not the cause" in err
+    assert "lower learning rate" not in err

@@ -68,8 +68,18 @@ LIMITS = [
         id="complex-data",
     ),
     pytest.param(["--data", "npy:{tmp}/text.npy"], r"numeric data but got dtype <U1", id="text-data"),
-    pytest.param(["--epochs", "0"], r"integer >= 1 but got epochs=0\. Try epochs=200\.", id="zero-epochs"),
+    # the advice is the option's default (it said epochs=200, lr=1.0: neither is a default)
+    pytest.param(["--epochs", "0"], r"integer >= 1 but got epochs=0\. Try epochs=1000\.", id="zero-epochs"),
+    pytest.param(["--lr", "-1"], r"number > 0 but got lr=-1\.0\. Try lr=0\.003\.", id="negative-lr"),
+    pytest.param(["--time-budget", "0"], r"time_budget=0\.0\. Try time_budget=180\.", id="zero-budget"),
     pytest.param(["--iwae-samples", "-3"], r"iwae_samples=-3\. Try iwae_samples=1000\.", id="negative-iwae"),
+    # audit's own advice, not check's ("Try 'vaeloss check path/to/loss.py'")
+    pytest.param(
+        ["--loss", "{tmp}/no_such_loss.py"],
+        r"path='.*no_such_loss\.py', which does not exist\. Try the path of an existing \.py file or "
+        r"\.ipynb notebook, from /",
+        id="missing-loss-file",
+    ),
 ]
 
 

@@ -57,3 +57,20 @@ def test_a_plan_with_a_users_model_pickles():
     actual, _ = again.source.build(2, seeds, again.data.x_train[:4])
     for name, value in expected.state_dict().items():
         assert torch.equal(actual.state_dict()[name], value), name
+
+
+def test_a_users_model_with_more_latent_dims_than_the_data_is_told_about_the_data():
+    """A D=784 model's latent dim above the built-in digits' D=64: the advice names the data (it
+    said "a model with a latent dim of at most 8", wrong for a model made for MNIST)."""
+    import pytest
+
+    from vaeloss.audit.plan import check_latent_dim
+    from vaeloss.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError) as info:
+        check_latent_dim(100, 64, user_model=True)
+    assert str(info.value) == (
+        "Expected your model's latent dim at most the data dimension D=64 (more latent dims than data "
+        "dims cannot all carry information) but got latent_dim=100. Try the data your model is made for "
+        "(--data; D=64 is the data's), or a model with a latent dim of at most 64."
+    )

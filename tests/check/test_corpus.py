@@ -293,8 +293,19 @@ CORPUS = {
         formula="D/k",
         codes={"beta-depends-on-latent-dim"},
     ),
+    # regression: nn.BCELoss(...)(recon_x, x) applied inline was read as the model's output,
+    # and the function refused ("reads logvar, mu, BCE, and no posterior mean")
+    LOSSES / "bce_module_in_function.py": Case(
+        likelihood="bernoulli",
+        decoder_output="probabilities",
+        parameterisation="logvar",
+        output="scalar",
+        beta=lambda B, D, k: 1,
+        formula="1",
+        codes={"hard-coded-data-dim"},
+    ),
 }
-HARD_CODED_784 = {"mean_bce_sum_kld.py", "pytorch_examples_style.py"}
+HARD_CODED_784 = {"mean_bce_sum_kld.py", "pytorch_examples_style.py", "bce_module_in_function.py"}
 ERROR_CODES = {"beta-depends-on-batch-size", "kl-wrong-sign", "no-gradient", "non-finite-at-edges"}
 
 
@@ -354,6 +365,27 @@ def test_findings_point_at_lines():
     by = {f.code: f for f in report.findings}
     assert by["deprecated-reduction-argument"].line == 6
     assert by["beta-depends-on-batch-size"].line == 6
+
+
+def test_named_function_with_a_loss_module_applied_inline(capsys):
+    """``FILE:vae_loss`` is that function, checked as written (not re-read as an inline loss)."""
+    assert main(["check", f"{LOSSES / 'bce_module_in_function.py'}:vae_loss", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["function"] == "vae_loss"
+    assert data["effective_beta"] == pytest.approx(1.0)
+
+
+def test_data_dim_findings_agree_when_the_loss_hard_codes_784():
+    """beta-depends-on-data-dim ("scales as D^-1") and hard-coded-data-dim said "how they scale with D
+    is unknown" side by side; both now say the D is read from the factors' values at D=784."""
+    report = check_loss(str(EXAMPLES / "mean_bce_sum_kld.py"), isolate=False)
+    by = {f.code: f.message for f in report.findings}
+    assert "unknown" not in by["hard-coded-data-dim"]
+    assert by["hard-coded-data-dim"].endswith(
+        "so the formulas are checked at D=784 only: their D is read from the factors' values there "
+        "(a factor 1/784 as 1/D), not measured at another D."
+    )
+    assert "(read from the factors' values at the fixed D=784" in by["beta-depends-on-data-dim"]
 
 
 def test_headline_example_via_cli(capsys):

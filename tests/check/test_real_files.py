@@ -71,9 +71,10 @@ CASES = {
     "packed-tuple-argument": Case(
         "packed_args.py", "bernoulli", "probabilities", "logvar", lambda B, D, k: 1, "1"
     ),
-    # -(log p(x|z) - 0.5 KL(q || p)).mean(): beta 1/2; the posterior is Normal(mu, std)
+    # -(log p(x|z) - 0.5 KL(q || p)).mean(): beta 1/2; the posterior is Normal(mu, std); the
+    # likelihood is px's, the user's decoder's (the probe's Bernoulli stand-in was reported)
     "distribution-arguments": Case(
-        "distribution_args.py", "bernoulli", "probabilities", "std", lambda B, D, k: 0.5, "1/2"
+        "distribution_args.py", "decoder distribution", None, "std", lambda B, D, k: 0.5, "1/2"
     ),
     # (sum of squared errors, KL sum) returned apart: a = 2, b = 1 when added: beta 1/2
     "components": Case(
@@ -113,6 +114,12 @@ CASES = {
         "mc_kl_given_z_std.py", "gaussian", "mean", "std", lambda B, D, k: 1, "1",
         {"monte-carlo-kl"}, second=(32, 196, 10),
     ),
+    # loss_fn defined inside main(args), reading args.kl_weight (1.0, the parser's default under
+    # the main guard): (BCE sum + KLD sum) / B (its view(-1, 28 * 28) keeps the sum whatever D).
+    # It was refused: "the loss computed inline ... is none: it reads args, device, vae, x, y"
+    "nested-in-main": Case(
+        "nested_loss_fn.py", "bernoulli", "probabilities", "logvar", lambda B, D, k: 1, "1"
+    ),
     # four candidates: the full loss (BCE sum + KLD sum) is chosen over the helpers
     "several-candidates": Case("several_candidates.py", "bernoulli", "probabilities", "logvar",
                                lambda B, D, k: 1, "1"),
@@ -121,6 +128,14 @@ CASES = {
         str(LOSSES / "quartic_recon.py"), None, None, "logvar", None, None, {"recon-not-a-likelihood"}
     ),
 }  # fmt: skip
+
+
+def test_a_nested_loss_is_named_by_its_outer_function(capsys):
+    """``FILE:main.loss_fn`` names it; its argparse value comes from the parser under the main guard."""
+    code = main(["check", f"{REAL / 'nested_loss_fn.py'}:main.loss_fn", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["function"] == "main.loss_fn"
+    assert report["effective_beta"] == pytest.approx(1.0, rel=1e-9)
 
 
 def _sizes(case_id):

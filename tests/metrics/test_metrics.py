@@ -59,6 +59,15 @@ def test_mutual_information_cannot_exceed_log_n():
     assert mi == pytest.approx(math.log(16), abs=1e-6)
 
 
+def test_mutual_information_is_never_below_zero():
+    """Nearly identical posteriors (collapse): the one-sample estimate falls below zero by its
+    noise with seed 0 (-0.0027 before the clip; a callback logged collapse/mi = -0.0004)."""
+    mu = 0.02 * torch.randn(300, 4, generator=torch.Generator().manual_seed(1), dtype=F64)
+    lv = torch.zeros_like(mu)
+    estimates = [mutual_information(mu, lv, generator=torch.Generator().manual_seed(s)) for s in range(5)]
+    assert min(estimates) == 0.0 and max(estimates) > 0.0
+
+
 def test_iwae_exact_for_the_true_posterior():
     """With q = p(z|x) every importance weight equals p(x): the bound is exact for any K."""
     g = torch.Generator().manual_seed(1)
@@ -116,3 +125,7 @@ def test_monitor_matches_metrics():
     assert s is not None and s.active_units == 2
     np.testing.assert_allclose(s.kl_per_dim, kl_per_dim(mu, lv).tolist(), rtol=1e-6)
     assert mon.summary() is None
+    # print(monitor.summary()) reads as a summary, not a dataclass dump of every list
+    text = str(s)
+    assert text.startswith("collapse summary of 160 rows: 2 of 3 latent dims active (not collapsed)\n")
+    assert f"z2 {s.kl_per_dim[2]:.4g}" in text and "kl_per_dim=" not in text and "au_variances" not in text

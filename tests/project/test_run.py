@@ -225,6 +225,18 @@ def test_a_missing_path_is_exit_2_naming_it(tmp_path, capsys):
     assert code == 2 and "path=" in err and "which does not exist" in err
 
 
+def test_a_folder_without_python_files_is_exit_2_not_a_pass(tmp_path, capsys):
+    """A mistyped or empty folder in CI must fail, not report '0 files' and exit 0."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no code here\n")
+    code, out, err = _run(capsys, str(tmp_path / "empty"))
+    assert code == 2 and out == ""
+    assert re.match(
+        r"error: Expected Python files or notebooks to check but got none under paths='.*empty'", err
+    )
+    assert "Try the folder that holds your code" in err
+
+
 NEEDS_A_WEIGHT = """\
 import torch
 import torch.nn.functional as F

@@ -202,8 +202,10 @@ def run_group(
     with running_user_code(plan, "training"):
         trained = train_group(plan, group, model, stop)
     begun = time.perf_counter()
-    with running_user_code(plan, "evaluation"):
-        metrics = evaluate_group(plan, trained, cost.evaluation, stop)
+    metrics: list[ModelMetrics | None] = [None] * len(group.members)
+    if not all(d is not None for d in trained.stopped):  # every one diverged: nothing to measure
+        with running_user_code(plan, "evaluation"):
+            metrics = list(evaluate_group(plan, trained, cost.evaluation, stop))
     return GroupOutcome(group, trained, metrics, cost, where, seconds_setup, time.perf_counter() - begun)
 
 
@@ -251,10 +253,17 @@ def judge(plan: AuditPlan, sweep: SweepOutcome) -> list[SweepRow]:
     found = [d for d in sweep.stopped if d is not None]
     if len(found) + sum(r is not None for r in here) == len(here):
         first = min(found, key=lambda d: d.step)
+        advice = (
+            "It was non-finite before any update, so the learning rate is not the cause: the data "
+            "(NaN or infinite values, values outside [0, 1] for a Bernoulli likelihood) or the model's "
+            "first output is. Try numpy.isfinite(x).all() and x.min(), x.max() on your data."
+            if first.step == 0
+            else f"Try a lower learning rate such as --lr {plan.lr / 10:g}."
+        )
         raise TrainingError(
             f"Expected training to stay finite but the loss of every model of the sweep went "
             f"non-finite (first: the {first.term} term at step {first.step}, epoch "
-            f"{first.epoch}, lr={plan.lr:g}). Try a lower learning rate such as --lr {plan.lr / 10:g}."
+            f"{first.epoch}, lr={plan.lr:g}). {advice}"
         )
     rows = []
     k, weights = plan.setup.latent_dim, plan.kl_weights

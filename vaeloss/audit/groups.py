@@ -70,7 +70,7 @@ class GroupOutcome:
 
     group: SweepGroup
     trained: TrainResult
-    metrics: list[ModelMetrics]
+    metrics: list[ModelMetrics | None]  # None: not measured (every model of the group diverged)
     cost: CostEstimate
     where: str = HERE
     seconds_setup: float = 0.0

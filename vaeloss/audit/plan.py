@@ -247,7 +247,11 @@ def check_latent_dim(k: int, data_dim: int, *, user_model: bool) -> None:
     """Raise unless the latent dim is at most the data dim (no more dims can carry information)."""
     if k > data_dim:
         where, fix = (
-            ("your model's latent dim", f"a model with a latent dim of at most {min(8, data_dim)}")
+            (
+                "your model's latent dim",
+                f"the data your model is made for (--data; D={data_dim} is the data's), or a model "
+                f"with a latent dim of at most {data_dim}",
+            )
             if user_model
             else ("--latent-dim", f"--latent-dim {min(8, data_dim)}")
         )
@@ -347,16 +351,20 @@ def _check_numbers(opts: AuditOptions) -> _Numbers:
     if opts.latent_dim is not None:
         check_positive_int("latent_dim", opts.latent_dim, example=8)
     B = check_positive_int(
-        "batch_size", defaults.BATCH_SIZE if opts.batch_size is None else opts.batch_size, example=64
+        "batch_size",
+        defaults.BATCH_SIZE if opts.batch_size is None else opts.batch_size,
+        example=defaults.BATCH_SIZE,
     )
     epochs = check_positive_int(
-        "epochs", defaults.MAX_EPOCHS if opts.epochs is None else opts.epochs, example=200
+        "epochs", defaults.MAX_EPOCHS if opts.epochs is None else opts.epochs, example=defaults.MAX_EPOCHS
     )
-    lr = check_positive("lr", defaults.LEARNING_RATE if opts.lr is None else opts.lr)
-    check_positive("time_budget", opts.time_budget)
+    lr = check_positive(
+        "lr", defaults.LEARNING_RATE if opts.lr is None else opts.lr, example=defaults.LEARNING_RATE
+    )
+    check_positive("time_budget", opts.time_budget, example=defaults.TIME_BUDGET)
     check_positive_int("seeds", opts.seeds, example=3)
     if opts.eval_budget is not None:
-        check_positive("eval_budget", opts.eval_budget)
+        check_positive("eval_budget", opts.eval_budget, example=defaults.EVAL_BUDGET)
     check_positive_int("iwae_samples", opts.iwae_samples, example=1000)
     return _Numbers(B, epochs, lr)
 

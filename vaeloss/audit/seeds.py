@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from vaeloss.audit.result import SweepRow
 from vaeloss.jsontypes import JsonObject
+
+if TYPE_CHECKING:  # the rows' type only: result.py reads this module's spreads
+    from vaeloss.audit.result import SweepRow
 
 __all__ = ["METRICS", "BetaSpread", "Spread", "spreads", "within_noise"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from vaeloss.check.result import TOLERANCE, CheckReport, Finding, Severity
+from vaeloss.check.result import ROUNDING_CAP, TOLERANCE, CheckReport, Finding, Severity
 
 __all__ = ["CODES", "HELP", "Context", "build_findings", "build_fix", "rule"]
 
@@ -63,8 +63,14 @@ def _depends(r: CheckReport, ctx: Context, dim: str) -> Found:
         f"{dim}^{getattr(kf, dim)}"
     )
     line = ctx.first("recon") if getattr(rf, dim) < getattr(kf, dim) else ctx.first("kl", "recon")
+    inferred = (
+        f" (read from the factors' values at the fixed D={r.sizes['D']}: the loss cannot be called at "
+        "another D)"
+        if dim == "D" and r.data_dim_fixed
+        else ""
+    )
     yield (
-        f"the effective beta ({beta.formula()}) changes with the {_DIM_WORDS[dim]}: {where}. "
+        f"the effective beta ({beta.formula()}) changes with the {_DIM_WORDS[dim]}: {where}{inferred}. "
         f"The objective you train depends on {dim}.",
         line,
     )
@@ -175,12 +181,33 @@ def _kl_constant_offset(r: CheckReport, ctx: Context) -> Found:
         )
 
 
+@rule("term-below-rounding", "warning")
+def _term_below_rounding(r: CheckReport, ctx: Context) -> Found:
+    """One term changes the loss so little next to the other (a KL weighted 1e-3 and averaged,
+    beside a reconstruction summed and multiplied by D) that float64's rounding of the loss hides
+    its form: no effective beta can be measured, and the term has next to no effect on training."""
+    kl, recon = r.probe.kl_fit, r.probe.recon_fit
+    for term, ok, rounding in (
+        ("KL", kl.kl_ok, kl.kl_rounding),
+        ("reconstruction", recon.recon_ok, recon.recon_rounding),
+    ):
+        if not ok and rounding > ROUNDING_CAP:
+            yield (
+                f"the {term} term changes the loss by so little next to its value that rounding alone "
+                f"could misfit it by {rounding:.2g} (relative; the likelihoods and parameterisations "
+                f"differ by 1e-2): its form and factor cannot be measured, and no effective beta can be "
+                f"given. Such a term has next to no effect on training: is its weight or reduction "
+                f"what you meant?",
+                ctx.first("kl" if term == "KL" else "recon"),
+            )
+
+
 @rule("kl-not-gaussian", "warning")
 def _kl_not_gaussian(r: CheckReport, ctx: Context) -> Found:
     """The latent part is not a multiple of the Gaussian KL to N(0, I) (free bits, annealing,
     another prior, a flow): no effective beta can be given."""
     fit = r.probe.kl_fit
-    if not fit.kl_ok:
+    if not fit.kl_ok and fit.kl_rounding <= ROUNDING_CAP:
         sampled = (
             f"; it is sampled, and its average over many draws is {fit.kl_zscore:.1f} standard errors from "
             "the best multiple of the Gaussian KL"
@@ -201,7 +228,7 @@ def _recon_not_a_likelihood(r: CheckReport, ctx: Context) -> Found:
     """The reconstruction part is not a multiple of a Bernoulli, Gaussian, Laplace, multinomial or
     continuous-Bernoulli NLL (a perceptual term, a mixture?): no effective beta can be given."""
     fit = r.probe.recon_fit
-    if not fit.recon_ok:
+    if not fit.recon_ok and fit.recon_rounding <= ROUNDING_CAP:
         yield (
             "the reconstruction part is not a multiple of a Bernoulli, Gaussian, Laplace (L1), "
             f"multinomial or continuous-Bernoulli NLL (best: {fit.recon}, relative misfit "
@@ -376,7 +403,7 @@ def _learned_decoder_scale(r: CheckReport, ctx: Context) -> Found:
 def _bce_on_continuous_data(r: CheckReport, ctx: Context) -> Found:
     """Binary cross-entropy is a normalised likelihood only for binary data; for grey levels use the
     continuous Bernoulli or binarise the data."""
-    if r.likelihood == "bernoulli":
+    if r.likelihood == "bernoulli" and not r.decoder_distribution:  # not the probe's stand-in
         yield (
             "binary cross-entropy is a normalised likelihood only for binary data; for grey levels "
             "in [0, 1] use the continuous Bernoulli (vaeloss.continuous_bernoulli_nll) or binarise "
@@ -436,9 +463,17 @@ def _hard_coded_data_dim(r: CheckReport, ctx: Context) -> Found:
     """The loss fails at other data dimensions (a hard-coded 784?): how its beta scales with D is
     unknown."""
     if r.data_dim_fixed and not r.through_model:
+        D = r.sizes["D"]
+        read = r.beta is not None and "D" in r.beta.depends_on()
+        how = (
+            f"their D is read from the factors' values there (a factor 1/{D} as 1/D), not measured "
+            "at another D"
+            if read
+            else "how they would scale with another D is not measured"
+        )
         yield (
-            f"the function fails at other data dimensions (a hard-coded {r.sizes['D']}?), so the "
-            f"formulas hold at D={r.sizes['D']} only; how they scale with D is unknown.",
+            f"the function fails at other data dimensions (a hard-coded {D}?), so the formulas are "
+            f"checked at D={D} only: {how}.",
             ctx.first("hard_coded_784", "recon"),
         )
 

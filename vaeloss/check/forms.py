@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from vaeloss.check.result import DECODER_DISTRIBUTION
 from vaeloss.check.roles import (
     DECODER_NAMES,
     FREE_ROLES,
@@ -109,7 +110,7 @@ class CallForm:
             elif slot.kind == "posterior":
                 out["mu"], out["scale"] = f"{label}.loc", f"{label}.scale"
             elif slot.kind == "decoder":
-                out["recon"] = f"{label} (decoder distribution)"
+                out["recon"] = f"{label}{DECODER_DISTRIBUTION}"
             elif slot.kind == "global":
                 out[slot.roles[0]] = f"{label} (module-level name)"
             elif slot.kind == "attribute":

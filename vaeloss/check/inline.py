@@ -41,7 +41,7 @@ def _vaeloss_inline_4(logvar, mu, recon, x):
 from __future__ import annotations
 
 import ast
-import builtins
+import re
 from dataclasses import dataclass, field, replace
 
 from vaeloss.check.roles import POSTERIOR_NAMES, role_of
@@ -78,6 +78,9 @@ _ADDED = "_vaeloss_added"
 _PARSER_METHODS = ("add_argument", "add_argument_group", "set_defaults")
 _MOVES = {"to", "cuda", "cpu", "float", "double", "detach", "contiguous"}
 _MODEL_WORDS = ("model", "vae", "net", "autoencoder", "encoder", "decoder", "forward")
+_LOSS_CLASS = re.compile(r"(Loss|Crossentropy|CrossEntropy|Error|Divergence|Likelihood)$")
+"""The name of a framework's loss class (``nn.BCELoss``, ``keras.losses.BinaryCrossentropy``,
+``MeanSquaredError``): built and applied at once, it computes a term, not the model's output."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,10 @@ def _is_model_output(stmt: ast.Assign) -> bool:
         return False
     if any(isinstance(t, (ast.Tuple, ast.List)) for t in stmt.targets):
         return True
-    if isinstance(stmt.value.func, ast.Call) or ast.unparse(stmt.value.func).rpartition(".")[2] == "Input":
+    inner = stmt.value.func
+    if isinstance(inner, ast.Call):  # ``layers.Dense(2)(h)``, not ``nn.BCELoss(reduction='sum')(r, x)``
+        return not _LOSS_CLASS.search(ast.unparse(inner.func).rpartition(".")[2])
+    if ast.unparse(inner).rpartition(".")[2] == "Input":
         return True
     func = ast.unparse(stmt.value.func).lower()
     return any(w in func for w in _MODEL_WORDS)
@@ -569,7 +575,8 @@ def _function(
     for stmt in statements:
         reads |= _loaded(stmt) - bound
         bound |= _stored([stmt])
-    params = sorted((reads & local) - set(dir(builtins)))
+    # a builtin's name bound here (``for input, _ in loader``) is the user's tensor, not the builtin
+    params = sorted(reads & local)
     defaults = _defaults(fn) if fn else {}
     # tensors first (named like a role), then values to give with --arg (``c`` of build_vae(c)),
     # then the function's defaults

@@ -130,6 +130,9 @@ def resolve_object(loaded: Loaded, name: str, init: dict[str, object]) -> LossOb
         )
     obj = getattr(module, head)
     if method:
+        inner = getattr(obj, method, None) if isinstance(obj, types.FunctionType) else None
+        if isinstance(inner, types.FunctionType):  # main.loss_fn: defined inside main()
+            return LossObject(inner, name, f"function {method}, defined inside {head}()", inner)
         if not isinstance(obj, type):
             target = getattr(obj, method, None)
             if target is None:

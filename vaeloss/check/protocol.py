@@ -61,6 +61,8 @@ class CheckRequest:
             (:func:`~vaeloss.usercode.keras2.keras2_names`).
         inline: losses computed inline, as functions to add to the loaded module: (name,
             Python source, description) (:mod:`vaeloss.check.inline`).
+        nested: functions defined inside a top-level function (``main.loss_fn``), to define at
+            the module's level as attributes of it: (name, Python source at its own lines).
     """
 
     path: str
@@ -81,6 +83,7 @@ class CheckRequest:
     keras_backend: str | None = None
     keras2: tuple[str, ...] = ()
     inline: tuple[tuple[str, str, str], ...] = ()
+    nested: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ def decode_request(data: JsonObject) -> CheckRequest:
         inline=tuple(
             (str(n), str(src), str(what)) for n, src, what in map(_list, _list(d.get("inline", [])))
         ),
+        nested=tuple((str(n), str(src)) for n, src in map(_list, _list(d.get("nested", [])))),
     )
 
 

@@ -44,14 +44,24 @@ def _both(m: Monomial, value: float) -> str:
 
 
 def _reductions(m: Monomial, inner: str) -> str:
+    """How a term's factor reads as reductions: a sum has the dim's power 0, a mean -1, and what
+    is left over is a power of the dim (``rec * x[0].numel()``: a sum times D).
+
+    >>> from fractions import Fraction
+    >>> _reductions(Monomial(Fraction(1), B=0, D=1, k=0), "D")
+    'sum over data dims times D, sum over batch'
+    >>> _reductions(Monomial(Fraction(1), B=-2, D=-1, k=0), "D")
+    'mean over data dims, mean over batch divided by B'
+    """
     parts = []
     for dim, word in ((inner, "data dims" if inner == "D" else "latent dims"), ("B", "batch")):
         e = getattr(m, dim)
-        parts.append(
-            f"{'mean' if e == -1 else 'sum'} over {word}"
-            if e in (0, -1)
-            else f"sum over {word} times {dim}^{e + 1}"
-        )
+        if e in (0, -1):
+            parts.append(f"{'mean' if e == -1 else 'sum'} over {word}")
+        elif e > 0:
+            parts.append(f"sum over {word} times {dim}" + (f"^{e}" if e > 1 else ""))
+        else:
+            parts.append(f"mean over {word} divided by {dim}" + (f"^{-e - 1}" if e < -2 else ""))
     return ", ".join(parts)
 
 
@@ -153,7 +163,16 @@ def _header(r: CheckReport) -> list[str]:
 def _recon_lines(r: CheckReport) -> list[str]:
     fit = r.probe.recon_fit
     if fit.recon_ok and not fit.a:
-        return ["reconstruction: none (the value does not change with the reconstruction)"]
+        return [
+            "reconstruction: none (the value does not change with the reconstruction, by 1e-12 of "
+            "itself or more)"
+        ]
+    if r.recon_factor is not None and r.decoder_distribution:
+        return [
+            f"reconstruction: the NLL of the decoder distribution it is given ({r.decoder_distribution}"
+            ".log_prob): your decoder's likelihood (a Bernoulli stood in for it here)",
+            f"                {_reductions(r.recon_factor, 'D')}; factor {r.recon_factor.formula()}",
+        ]
     if r.recon_factor is not None:
         key = (r.likelihood, r.decoder_output)
         return [
@@ -170,7 +189,10 @@ def _kl_lines(r: CheckReport) -> list[str]:
     fit = r.probe.kl_fit
     kind = "Monte-Carlo estimate of the " if r.probe.monte_carlo else ""
     if fit.kl_ok and not fit.b:
-        return ["KL:             none (the value does not change with mu or the posterior scale)"]
+        return [
+            "KL:             none (the value does not change with mu or the posterior scale, by 1e-12 "
+            "of itself or more)"
+        ]
     if r.kl_factor is not None:
         return [
             f"KL:             {kind}Gaussian KL to N(0, I) from {r.latent_parameterisation}",

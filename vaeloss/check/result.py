@@ -4,7 +4,7 @@ to probed factors."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # the types only: the CLI process of check does not import to
 
 __all__ = [
     "MC_TOLERANCE",
+    "ROUNDING_CAP",
+    "ROUNDING_FACTOR",
     "TOLERANCE",
     "CandidateKind",
     "CandidateSummary",
@@ -44,12 +46,24 @@ RESOLUTION_FACTOR = 1e4
 1.2e-7), the tolerance is this many times the resolution (1.2e-3 in float32): its rounding,
 amplified where a fit compares small changes of a large value, stays below it, and the
 likelihoods and parameterisations still differ by more (1e-2 and more at the probe's inputs)."""
+ROUNDING_FACTOR = 64.0
+"""A term whose changes are small next to the loss's value (a KL weighted 1e-3 beside a
+reconstruction summed and multiplied by D) is measured through differences of large values:
+its relative misfit has a floor of about ``eps * |loss| / |changes|`` (eps the arithmetic's
+rounding), taken this many times as the tolerance's floor for that fit."""
+ROUNDING_CAP = 1e-3
+"""Past this floor the term is too small to tell its parameterisation or likelihood (they differ
+by 1e-2 and more): the fit is held to the usual tolerance, and does not pass."""
 MC_TOLERANCE = 0.05
 """The same for a loss whose KL is a Monte-Carlo estimate, fitted on an average over seeds."""
 MC_ZSCORE = 4.0
 """A Monte-Carlo fit is kept only when every probe's misfit is within this many standard
 errors of its average."""
 
+
+DECODER_DISTRIBUTION = " (decoder distribution)"
+"""How a role's place reads when the loss takes the decoder's distribution (``px (decoder
+distribution)``): the one spelling the call forms write and the report reads."""
 
 Plain = int | float | str | bool | None
 """A value as JSON carries it (the loss's arguments and defaults; others as their repr)."""
@@ -190,6 +204,14 @@ class CheckReport:
         return self.probe.roles
 
     @property
+    def decoder_distribution(self) -> str | None:
+        """The argument the loss takes its decoder's distribution from (``px``, whose
+        ``log_prob`` it calls), or None. Its likelihood is then the user's decoder's: the probe
+        passes a Bernoulli in its place, which measures the term's reductions and factor only."""
+        where = self.probe.roles.get("recon", "")
+        return where.removesuffix(DECODER_DISTRIBUTION) if where.endswith(DECODER_DISTRIBUTION) else None
+
+    @property
     def input_shape(self) -> list[int]:
         return self.probe.input_shape
 
@@ -266,8 +288,9 @@ class CheckReport:
             "path": self.path,
             "selected_because": self.selected_because,
             "described": self.described,
-            "likelihood": self.likelihood,
-            "decoder_output": self.decoder_output,
+            # a decoder distribution passed in: the user's decoder's, not the probe's stand-in
+            "likelihood": "decoder distribution" if self.decoder_distribution else self.likelihood,
+            "decoder_output": None if self.decoder_distribution else self.decoder_output,
             "latent_parameterisation": self.latent_parameterisation,
             "output": self.output,
             "returns": self.returns_json(),
@@ -331,10 +354,19 @@ class ElementFit:
     monte_carlo: bool = False
     kl_zscore: float = 0.0  # Monte-Carlo: the largest misfit of a latent probe, in standard errors
     resolution: float = 0.0  # the relative rounding of the framework's arithmetic (0: float64)
+    recon_rounding: float = 0.0  # the misfit rounding can cause the reconstruction's fit (ROUNDING_FACTOR)
+    kl_rounding: float = 0.0  # the same for the KL's fit
+
+    @property
+    def rounding(self) -> float:
+        return max(self.recon_rounding, self.kl_rounding)
 
     @property
     def tolerance(self) -> float:
-        return MC_TOLERANCE if self.monte_carlo else max(TOLERANCE, RESOLUTION_FACTOR * self.resolution)
+        if self.monte_carlo:
+            return MC_TOLERANCE
+        floor = self.rounding if self.rounding <= ROUNDING_CAP else 0.0
+        return max(TOLERANCE, RESOLUTION_FACTOR * self.resolution, floor)
 
     @property
     def recon(self) -> str:
@@ -439,18 +471,32 @@ class ProbeResult:
 
 
 def _simple(value: float, rtol: float) -> Fraction:
-    """The simplest fraction within ``rtol`` of ``value`` (exact rationals up to 10^7)."""
+    """The simplest fraction within ``rtol`` of ``value`` (exact rationals up to 10^7): a small
+    denominator first, then (where the arithmetic is coarse, ``rtol`` at most 1e-2) a round
+    number or its reciprocal (``1/60000``, not the closer ``1/60005`` that float32's rounding
+    suggests), then larger denominators.
+
+    >>> _simple(1 / 60005, 1.2e-3), _simple(1 / 784, 1e-9), _simple(0.3, 1e-9)
+    (Fraction(1, 60000), Fraction(1, 784), Fraction(3, 10))
+    """
     if value == 0:
         return Fraction(0)
-    best = Fraction(value)
-    for limit in (1, 2, 3, 4, 5, 8, 10, 16, 20, 100, 1000, 10**4, 10**5, 10**6, 10**7):
-        frac = Fraction(value).limit_denominator(limit)
+    for frac in _candidates(value, rtol):
         if frac != 0 and abs(float(frac) - value) <= rtol * abs(value):
-            best = frac
-            break
-    if abs(float(best) - value) > rtol * abs(value):
-        return Fraction(value)
-    return best
+            return frac
+    return Fraction(value)
+
+
+def _candidates(value: float, rtol: float) -> Iterator[Fraction]:
+    """Fractions near ``value``, simplest first (see :func:`_simple`)."""
+    for limit in (1, 2, 3, 4, 5, 8, 10, 16, 20, 100):
+        yield Fraction(value).limit_denominator(limit)
+    if rtol <= 1e-2:
+        for digits in range(1, 5):
+            yield Fraction(f"{value:.{digits}g}")
+            yield 1 / Fraction(f"{1 / value:.{digits}g}")
+    for limit in (1000, 10**4, 10**5, 10**6, 10**7):
+        yield Fraction(value).limit_denominator(limit)
 
 
 def _exponent(values: list[float], sizes: list[int], rtol: float) -> int | None:

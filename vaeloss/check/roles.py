@@ -10,6 +10,7 @@ a sample of the latents (``z``). :func:`role_of` reads a role from a name.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 __all__ = ["FREE_ROLES", "Role", "role_of", "score"]
@@ -63,7 +64,60 @@ _ROLE_NAMES: tuple[tuple[Role, tuple[str, ...]], ...] = (
 )
 
 
+_SCALE_WORDS = frozenset(
+    "var variance logvar lv sigma sigmas std stddev sd logstd logsigma scale sigma2 sigmasq".split()
+)
+_MU_WORDS = frozenset("mu mus mean means loc".split())
+_RECON_WORDS = frozenset(
+    "recon recons reconstruction reconstructed reconst rec hat decoded pred preds logits out output outputs "
+    "xhat generated".split()
+)
+_DATA_WORDS = frozenset(
+    "x data input inputs target targets image images img imgs batch obs orig original real".split()
+)
+_SAMPLE_WORDS = frozenset("z sample samples sampled latent latents eps code codes".split())
+_NO_TENSOR_WORDS = frozenset(
+    "loss losses idx index size dim dims num count weight loader shape len lr step epoch term kl kld bce mse "
+    "nll elbo fn func layer net model optimizer fc label labels class classes".split()
+)
+_OBSERVED = frozenset("x data input inputs obs recon out output decoder dec px".split())
+
+
+def _words(name: str) -> list[str]:
+    """``zLogVar`` -> ["z", "log", "var"]; ``sigma_sq`` -> ["sigma", "sq"]."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return [w for w in re.split(r"[_\W\d]+", spaced.lower()) if w]
+
+
+def _role_by_words(name: str) -> Role | None:
+    """The role of a name made of role words (``z_sigma``, ``enc_logvar``, ``x_reconstructed``):
+    a scale's or a mean's word names the posterior's, unless the data's or the decoder's word
+    says it is the decoder's (``x_mean``, ``recon_mu``)."""
+    words = _words(name)
+    joined = {"".join(words[i : i + 2]) for i in range(len(words) - 1)}  # log_var -> logvar
+    found = set(words) | joined
+    if found & _NO_TENSOR_WORDS:  # recon_loss, batch_idx, latent_dim: not a tensor of the roles
+        return None
+    observed = bool(found & _OBSERVED) or bool(found & _RECON_WORDS)
+    if found & _SCALE_WORDS and not observed:
+        return "scale"
+    if found & _MU_WORDS:
+        return "recon" if observed else "mu"
+    if found & _RECON_WORDS:
+        return "recon"
+    if found & _DATA_WORDS:
+        return "data"
+    if found & _SAMPLE_WORDS:
+        return "z"
+    return None
+
+
 def role_of(name: str) -> Role | None:
-    """The role a name suggests (None: no role's name)."""
+    """The role a name suggests (None: no role's name): one of the names people use for it, else
+    a name made of its words (``z_sigma``, ``qz_logvar``, ``x_reconstructed``).
+
+    >>> role_of("z_sigma"), role_of("enc_logvar"), role_of("sigma_sq"), role_of("x_reconstructed")
+    ('scale', 'scale', 'scale', 'recon')
+    """
     best, role = max((score(name, names), role) for role, names in _ROLE_NAMES)
-    return role if best else None
+    return role if best else _role_by_words(name)

@@ -267,7 +267,11 @@ def _failure_with_hints(
     """The error of a failed check, with a hint when the file hard-codes 784 and D is not, or
     when a loss computed inline takes nothing a VAE loss takes."""
     inline = _inline_of(static, names)
-    if len(inline) == len(names) == 1 and "no way to pass" in answer.error:
+    if (
+        len(inline) == len(names) == 1
+        and "no way to pass" in answer.error
+        and not inline[0].reads_a_posterior()
+    ):
         found = inline[0]
         return NoLossError(
             f"Expected a VAE loss but {found.describe()}, is none: it reads {', '.join(found.params)}, "
@@ -383,6 +387,7 @@ def check_loss(
         keras_backend=framework.keras_backend,
         keras2=keras2_names(static.tree),
         inline=tuple((i.name, i.source, i.describe()) for i in _inline_of(static, names)),
+        nested=tuple((n, static.nested_source(n)) for n in names if static.nested_source(n)),
     )
     answer = _run_worker(request, timeout, isolate)
     if isinstance(answer, CheckFailure):

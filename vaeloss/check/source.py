@@ -6,6 +6,7 @@ the file.
 from __future__ import annotations
 
 import ast
+import textwrap
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,7 +16,7 @@ from vaeloss.usercode.sourcefile import SourceFile
 
 __all__ = ["RECON_CALLS", "Candidate", "StaticSource", "read_static", "returns_inner_function"]
 
-CandidateKind = Literal["function", "method", "class", "instance", "factory"]
+CandidateKind = Literal["function", "method", "class", "instance", "factory", "nested"]
 _LOSS_WORDS = ("loss", "elbo", "criterion", "objective")
 _STEP_METHODS = ("training_step",)
 """Methods that compute the loss by the framework's contract (Lightning's)."""
@@ -91,6 +92,81 @@ def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef | ast.AsyncFunction
     return {n.name: n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
+_ARGS_NAMES = ("args", "opt", "opts", "options", "config", "cfg", "hparams", "flags", "FLAGS")
+"""What a script calls the namespace its argparse parser gives (``main(args)``)."""
+
+
+def _closure_arguments(tree: ast.Module, outer: ast.FunctionDef, inner: ast.FunctionDef) -> list[str]:
+    """Statements that give a nested function the argparse values it reads from its outer
+    function's parameter (``loss_fn`` reading ``args.kl_weight`` of ``main(args)``): the file's
+    parser set-up (at the top level or under the main guard) and ``args =
+    parser.parse_args([])``, its defaults; none when it reads no such parameter.
+
+    >>> tree = ast.parse("def main(args):\\n    def f(x):\\n        return x * args.w\\n"
+    ...                  "p = argparse.ArgumentParser()\\np.add_argument('--w', default=0.5)\\n")
+    >>> _closure_arguments(tree, tree.body[0], tree.body[0].body[0])
+    ['p = argparse.ArgumentParser()', "p.add_argument('--w', default=0.5)", 'args = p.parse_args([])']
+    """
+    params = {a.arg for a in ast.walk(outer.args) if isinstance(a, ast.arg)} & set(_ARGS_NAMES)
+    reads = {n.id for n in ast.walk(inner) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    wanted = sorted(params & reads)
+    if not wanted:
+        return []
+    top = list(tree.body) + [s for n in tree.body if isinstance(n, ast.If) for s in n.body]
+    parsers = {
+        s.targets[0].id: s
+        for s in top
+        if isinstance(s, ast.Assign) and isinstance(s.targets[0], ast.Name)
+        and isinstance(s.value, ast.Call) and ast.unparse(s.value.func).endswith("ArgumentParser")
+    }  # fmt: skip
+    if len(parsers) != 1:
+        return []
+    name, made = next(iter(parsers.items()))
+    added = [s for s in top if _parser_call(s, name)]
+    return [
+        ast.unparse(made),
+        *map(ast.unparse, added),
+        *(f"{w} = {name}.parse_args([])" for w in wanted),
+    ]
+
+
+def _parser_call(stmt: ast.stmt, parser: str) -> bool:
+    """``parser.add_argument(...)`` or ``parser.set_defaults(...)``."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in ("add_argument", "set_defaults")
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == parser
+    )
+
+
+def nested_functions(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.FunctionDef]:
+    r"""The functions defined in ``fn``'s own body (in its blocks too, not inside other inner
+    functions): ``loss_fn`` of ``def main(args): def loss_fn(recon_x, x, mu, logvar): ...``.
+
+    >>> code = "def main(args):\n    def loss_fn(r, x, m, v):\n        return r\n    loss_fn(1, 2, 3, 4)"
+    >>> tree = ast.parse(code)
+    >>> list(nested_functions(tree.body[0]))
+    ['loss_fn']
+    """
+    found: dict[str, ast.FunctionDef] = {}
+    todo: list[ast.stmt] = list(fn.body)
+    while todo:
+        stmt = todo.pop(0)
+        if isinstance(stmt, ast.FunctionDef):
+            found.setdefault(stmt.name, stmt)
+            continue
+        if isinstance(stmt, (ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        for part in ("body", "orelse", "finalbody"):
+            todo += getattr(stmt, part, None) or []
+        for handler in getattr(stmt, "handlers", None) or []:
+            todo += handler.body
+    return found
+
+
 @dataclass
 class StaticSource:
     """What the file says, statically."""
@@ -125,7 +201,24 @@ class StaticSource:
         if method and isinstance(node, ast.ClassDef):
             found = _methods(node).get(method)
             return [found] if found is not None else []
+        if method and isinstance(node, ast.FunctionDef):  # a function defined inside another
+            inner = nested_functions(node).get(method)
+            return [inner] if inner is not None else []
         return [node]
+
+    def nested_source(self, name: str) -> str:
+        """The source of ``name`` when it is a function defined inside a top-level function
+        (``main.loss_fn``), dedented and at its own lines (blank lines before it), else ''."""
+        head, _, inner = name.partition(".")
+        outer = next((n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == head), None)
+        node = nested_functions(outer).get(inner) if outer is not None and inner else None
+        if outer is None or node is None:
+            return ""
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        lines = self.source.text.splitlines()[first - 1 : node.end_lineno]
+        prelude = _closure_arguments(self.tree, outer, node)
+        padding = [""] * max(first - 1 - len(prelude), 0)
+        return "\n".join(prelude + padding) + "\n" + textwrap.dedent("\n".join(lines)) + "\n"
 
     def region(self, name: str) -> list[ast.AST]:
         """The loss's definitions and the functions of this file they call (two levels deep),
@@ -282,6 +375,10 @@ def _candidates(tree: ast.Module) -> list[Candidate]:
             n = _required(node, method=False)
             kind: CandidateKind = "factory" if returns_inner_function(node) else "function"
             out.append(Candidate(node.name, node.lineno, kind, n))
+            if kind == "function" and isinstance(node, ast.FunctionDef):  # ``main(args)``'s ``loss_fn``
+                for inner in nested_functions(node).values():
+                    n_inner = _required(inner, method=False)
+                    out.append(Candidate(f"{node.name}.{inner.name}", inner.lineno, "nested", n_inner))
         elif isinstance(node, ast.ClassDef):
             methods = _methods(node)
             callable_ = methods.get("forward") or methods.get("__call__")
@@ -310,7 +407,7 @@ def _rank(c: Candidate) -> tuple[int, int]:
         return 0, c.line
     if c.loss_named and (c.n_args >= 2 or c.step or c.kind in ("class", "instance", "factory")):
         return 1, c.line
-    if c.n_args >= 4 and c.kind == "function":
+    if c.n_args >= 4 and c.kind in ("function", "nested"):
         return 2, c.line
     return 9, c.line
 

@@ -344,13 +344,29 @@ def _probed(
             f"Expected a model whose posterior and decoder outputs can be found but {exc}", "call"
         )
     except (ProbeFailure, ReturnValueError) as exc:
-        return CheckFailure(_explain(str(exc), loaded), "call")
+        return CheckFailure(_explain(_which(str(exc), chosen), loaded), "call")
     except SystemExit as exc:
         return CheckFailure(f"calling {chosen.name} called sys.exit({exc.code!r})", "call")
     except Exception as exc:  # noqa: BLE001 - the user's code
         return CheckFailure(
             _explain(f"calling {chosen.name} raised {type(exc).__name__}: {exc}", loaded), "call"
         )
+
+
+def _which(error: str, chosen: _Candidate) -> str:
+    """A "no way to pass" error naming the function tried and its parameters."""
+    import inspect
+
+    from vaeloss.check.inline import inline_words
+
+    if not error.startswith("no way to pass"):
+        return error
+    call = chosen.obj.function or chosen.obj.call
+    try:
+        params = ", ".join(inspect.signature(call).parameters)
+    except (TypeError, ValueError):
+        return error
+    return f"{error} ({params}) of {inline_words(chosen.name)}"
 
 
 def _inline_reads(obj: LossObject, name: str, source: str, init: dict[str, object]) -> str:
@@ -406,10 +422,35 @@ def _add_inline(request: CheckRequest, namespace: dict[str, Any]) -> None:
             namespace[short] = function
 
 
+def _add_nested(request: CheckRequest, namespace: dict[str, Any]) -> None:
+    """The functions defined inside a top-level function that the request names
+    (``main.loss_fn``), defined over a copy of the module's globals (with the argparse defaults
+    it reads from ``main(args)``; another name of the outer function's own is missing, and said
+    so when the call needs it) and set as an attribute of that function, where
+    :func:`~vaeloss.check.objects.resolve_object` finds it."""
+    import linecache
+
+    from vaeloss.usercode import sandbox
+    from vaeloss.usercode.loader import argparse_defaults
+
+    for name, source in request.nested:
+        outer, _, short = name.partition(".")
+        filename = f"<vaeloss: {name} of {Path(request.path).name}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        scope = dict(namespace)  # its own globals: the argparse values it reads from main(args)
+        try:
+            with sandbox.enforced(), argparse_defaults():  # a required argument gets its default
+                exec(compile(source, filename, "exec"), scope)
+        except Exception:  # noqa: BLE001 - not defined: resolving the name says it is missing
+            continue
+        if outer in namespace and short in scope:
+            setattr(namespace[outer], short, scope[short])
+
+
 def _prepare_framework(request: CheckRequest) -> tuple[Backend, tuple[str, ...]]:
     """Import the file's framework before its code runs (Keras on the backend it runs on; the
     Keras 2 names the file uses supplied): the probe's backend, and what was supplied."""
-    from vaeloss.check.probe.backend import backend_for
+    from vaeloss.check.probe.backends import backend_for
 
     supplied: tuple[str, ...] = ()
     if request.keras_backend is not None:
@@ -435,6 +476,7 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     skipped = tuple(loaded.skipped)
     namespace = vars(loaded.module)
     _add_inline(request, namespace)
+    _add_nested(request, namespace)
     init, extra = _values(request.init, namespace), _values(request.args, namespace)
     loaded_in = time.time() - started
     channel.send(PhaseStarted("call"))

@@ -32,6 +32,7 @@ exit status:
   2    cannot be checked: a message says why (with --json, one JSON object with "error");
        for a project, a file that could not be checked (the others still are)
   3    a bug in vaeloss (one line naming it, to report)
+  130  interrupted by SIGINT (Ctrl-C): the worker stopped, nothing written
   141  the output's reader closed it (vaeloss check FILE | head)
 """
 

@@ -87,7 +87,8 @@ class TrainConfig:
             check_positive("max_seconds", self.max_seconds)
         check_positive("sigma", self.sigma)
         check_positive("loss_scale", self.loss_scale)
-        check_positive("lr", self.lr)
-        check_positive_int("epochs", self.epochs, example=20)
-        check_positive_int("batch_size", self.batch_size, example=128)
+        default = type(self)  # the dataclass's defaults, as the errors' advice
+        check_positive("lr", self.lr, example=default.lr)
+        check_positive_int("epochs", self.epochs, example=default.epochs)
+        check_positive_int("batch_size", self.batch_size, example=default.batch_size)
         check_nonnegative("free_bits", self.free_bits)

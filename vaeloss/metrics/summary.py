@@ -3,6 +3,7 @@ collapse monitor and the callbacks (nats per sample unless a count or a ratio)."
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,6 +60,30 @@ class CollapseSummary:
     def posterior_collapsed(self) -> bool:
         """No latent dim is active: the posterior is the prior for every input."""
         return self.active_units == 0
+
+    def __str__(self) -> str:
+        """For people (``print(monitor.summary())``): whether it collapsed, then the numbers.
+
+        >>> mu = torch.tensor([[0.0, 5.0], [0.0, -5.0]])
+        >>> print(summarize(mu, torch.zeros(2, 2), generator=torch.Generator().manual_seed(0)))
+        collapse summary of 2 rows: 1 of 2 latent dims active (not collapsed)
+          KL to the prior: 12.5 nats per sample; by dim: z0 0, z1 12.5
+          mutual information I(x; z): 0.6931 nats (at most log N = 0.6931)
+          collapsed dims: 1 of 2; marginal KL: 11.81; aggregate KL: 10.87
+        """
+        state = "posterior collapse" if self.posterior_collapsed else "not collapsed"
+        dims = sorted(enumerate(self.kl_per_dim), key=lambda d: -d[1])[:8]
+        shown = ", ".join(f"z{j} {v:.4g}" for j, v in sorted(dims))
+        more = f" (the {len(dims)} largest of {self.latent_dim})" if self.latent_dim > len(dims) else ""
+        log_n = f" (at most log N = {math.log(self.rows):.4g})" if self.rows > 0 else ""
+        return (
+            f"collapse summary of {self.rows} rows: {self.active_units} of {self.latent_dim} latent dims "
+            f"active ({state})\n"
+            f"  KL to the prior: {self.kl:.4g} nats per sample; by dim{more}: {shown}\n"
+            f"  mutual information I(x; z): {self.mutual_information:.4g} nats{log_n}\n"
+            f"  collapsed dims: {self.collapsed_dims} of {self.latent_dim}; marginal KL: "
+            f"{self.marginal_kl:.4g}; aggregate KL: {self.aggregate_kl:.4g}"
+        )
 
     def to_json(self) -> JsonObject:
         out: JsonObject = asdict(self)

@@ -22,7 +22,7 @@ from pathlib import Path
 from vaeloss.check.result import CheckReport
 from vaeloss.check.runner import DEFAULT_BATCH_SIZE, DEFAULT_LATENT_DIM, DEFAULT_TIMEOUT
 from vaeloss.check.source import read_static
-from vaeloss.errors import NoLossError, VaelossError
+from vaeloss.errors import InvalidArgumentError, NoLossError, VaelossError
 from vaeloss.exit_codes import ExitCode
 from vaeloss.jsontypes import JsonObject
 from vaeloss.project.cache import CACHE_FOLDER, Cache
@@ -286,6 +286,13 @@ def check_project(
     root = project_root(list(opts.paths))
     config = read_config(root)
     found = discover(list(opts.paths), root, config.exclude)
+    if not found.files and not found.unreadable:  # a mistyped or empty folder must not pass CI
+        shown = " ".join(str(p) for p in opts.paths)
+        raise InvalidArgumentError(
+            f"Expected Python files or notebooks to check but got none under paths={shown!r} "
+            f"(files git ignores and [tool.vaeloss] exclude are left out). Try the folder that holds "
+            f"your code, e.g. 'vaeloss check .' at the project's root."
+        )
     if on_start is not None:
         on_start(len(found.files) + len(found.unreadable))
     cache = Cache(root / CACHE_FOLDER if opts.cache else None)

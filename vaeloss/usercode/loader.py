@@ -37,7 +37,7 @@ from vaeloss.jsontypes import JsonObject
 from vaeloss.usercode import sandbox
 from vaeloss.usercode.sourcefile import SourceFile, read_source_file
 
-__all__ = ["STATEMENT_BUDGET", "Loaded", "Skipped", "load_module"]
+__all__ = ["STATEMENT_BUDGET", "Loaded", "Skipped", "argparse_defaults", "load_module"]
 
 STATEMENT_BUDGET = 3.0
 """Seconds a top-level statement (other than an import) may run before it is skipped."""
@@ -255,7 +255,7 @@ class _Filter:
 
 
 @contextmanager
-def _argparse_defaults() -> Iterator[None]:
+def argparse_defaults() -> Iterator[None]:
     """``ArgumentParser.parse_known_args()`` without arguments returns the defaults."""
     original = argparse.ArgumentParser.parse_known_args
 
@@ -371,7 +371,7 @@ def load_module(
     sys.argv = [str(path)]
     source = read_source_file(path)
     package = module_name.rpartition(".")[0]
-    with sandbox.enforced(), _argparse_defaults():
+    with sandbox.enforced(), argparse_defaults():
         if package:
             _load_packages(package, Path(search_path[0]))
         if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) == str(path):

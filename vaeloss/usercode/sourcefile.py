@@ -107,7 +107,7 @@ def read_source_file(path: Path) -> SourceFile:
     if not path.exists():
         raise UserCodeError(
             f"Expected a Python file or notebook but got path={str(path)!r}, which does not exist. "
-            f"Try 'vaeloss check path/to/loss.py'."
+            f"Try the path of an existing .py file or .ipynb notebook, from {Path.cwd()}."
         )
     if path.is_dir():
         raise UserCodeError(

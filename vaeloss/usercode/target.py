@@ -83,7 +83,7 @@ def resolve_target(text: str) -> Target:
     if not path.exists() and path.suffix in (".py", ".ipynb"):
         raise UserCodeError(
             f"Expected a Python file or notebook but got path={where!r}, which does not exist. "
-            f"Try 'vaeloss check path/to/loss.py'."
+            f"Try the path of an existing .py file or .ipynb notebook, from {Path.cwd()}."
         )
     if not path.exists() and all(p.isidentifier() for p in where.split(".")):
         found = _module_file(where)

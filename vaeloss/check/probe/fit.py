@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vaeloss.check.result import ElementFit
+from vaeloss.check.result import ROUNDING_FACTOR, ElementFit
 
 if TYPE_CHECKING:
     from vaeloss.objective.kl import LatentParameterisation
@@ -24,6 +24,11 @@ __all__ = ["Hypothesis", "Observations", "fit_element", "fit_slope", "mean", "st
 
 Hypothesis = tuple["Likelihood", "DecoderOutput"]
 """A reconstruction hypothesis: a likelihood and what the loss reads the reconstruction as."""
+
+
+ABSENT = 1e-12
+"""A term whose changes are below this fraction of the loss's value is absent (float64 keeps 16
+digits: a term at 1e-12 has about 4 left, too few to fit; above it, see ``ROUNDING_FACTOR``)."""
 
 
 def fit_slope(dl: Sequence[float], dn: Sequence[float], scale: float) -> tuple[float, float]:
@@ -36,7 +41,7 @@ def fit_slope(dl: Sequence[float], dn: Sequence[float], scale: float) -> tuple[f
     (0.0, 0.0)
     """
     size = math.sqrt(sum(a * a for a in dl))
-    if size <= 1e-12 * max(scale, 1.0):
+    if size <= ABSENT * scale:  # relative: a loss divided by a data set's size is small, not absent
         return 0.0, 0.0
     den = sum(b * b for b in dn)
     if den == 0:
@@ -128,4 +133,20 @@ def fit_element(
         monte_carlo=obs.monte_carlo,
         kl_zscore=zscore,
         resolution=obs.resolution,
+        recon_rounding=_rounding(obs.recon, scale, obs.resolution) if a else 0.0,
+        kl_rounding=_rounding(obs.latent, scale, obs.resolution) if b else 0.0,
     )
+
+
+def _rounding(changes: Sequence[float], scale: float, resolution: float) -> float:
+    """The relative misfit rounding alone can give a term measured by ``changes`` of a loss of
+    magnitude ``scale`` (:data:`~vaeloss.check.result.ROUNDING_FACTOR`).
+
+    >>> round(_rounding([1e-3, 2e-3], 1e7, 0.0) / ROUNDING_FACTOR, 9)
+    1.404e-06
+    """
+    size = math.sqrt(sum(v * v for v in changes))
+    if size == 0:
+        return 0.0
+    eps = max(resolution, 2.0**-52)
+    return ROUNDING_FACTOR * eps * scale * math.sqrt(len(changes)) / size

@@ -131,7 +131,13 @@ def search(
             # fits or misfits with finite values, and that is what is reported
             errors.append(attempt_error(call.shape, call.binary, call.form, exc))
             continue
-        except (ProbeFailure, ReturnValueError):
+        except ReturnValueError as exc:
+            if best is None:  # the first way that runs: the loss's own return value
+                raise
+            # a later layout (images, where the loss reduces dim=1 of flat data): the next
+            errors.append(attempt_error(call.shape, call.binary, call.form, exc))
+            continue
+        except ProbeFailure:
             raise
         except Exception as exc:  # noqa: BLE001 - try the next form or layout
             errors.append(attempt_error(call.shape, call.binary, call.form, exc))
