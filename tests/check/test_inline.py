@@ -628,3 +628,22 @@ def test_tensorflow_cvae_tutorial_monte_carlo_elbo_on_the_models_z(capsys):
         "the only loss found: the loss computed inline at lines 66-70, returned by compute_loss(), from the "
         "model's outputs"
     )
+
+
+def test_an_argparse_value_the_loss_reads_is_set_with_arg_object_attribute(capsys):
+    """``--arg args.kl_weight=0.25`` (it was refused): mean BCE over B*D (a = 1/(B*D)) + 0.25 *
+    summed KL: beta 0.25 * B * D; the value is said among the parameters used."""
+    code, report = _check(capsys, "script_loop.py", "--arg", "args.kl_weight=0.25", "-B", "16")
+    assert code == 1  # beta depends on B
+    assert report["effective_beta"] == pytest.approx(0.25 * 16 * 784, rel=1e-9)
+    assert report["defaults"]["args.kl_weight"] == 0.25
+
+
+def test_an_attribute_of_an_object_the_file_does_not_define_is_exit_2(capsys):
+    code = main(["check", str(HERE / "script_loop.py"), "--arg", "opts.kl_weight=0.25"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(
+        "error: Expected a module-level object to set --arg opts.kl_weight= on but got 'opts', which "
+        "script_loop.py does not define at its top level after loading."
+    )

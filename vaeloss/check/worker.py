@@ -422,6 +422,27 @@ def _add_inline(request: CheckRequest, namespace: dict[str, Any]) -> None:
             namespace[short] = function
 
 
+def _set_attributes(
+    settings: dict[str, object], namespace: dict[str, Any], request: CheckRequest
+) -> CheckFailure | None:
+    """``--arg args.kl_weight=0.5``: set the attribute of the module-level object (argparse's
+    namespace the loss reads), or the failure naming what is missing."""
+    for name, value in settings.items():
+        head, *middle, last = name.split(".")
+        owner = namespace.get(head)
+        for part in middle:
+            owner = getattr(owner, part, None)
+        if owner is None or head not in namespace:
+            return CheckFailure(
+                f"Expected a module-level object to set --arg {name}= on but got {head!r}, which "
+                f"{Path(request.path).name} does not define at its top level after loading. Try "
+                f"--arg NAME=VALUE with an argument of the loss itself.",
+                "resolve",
+            )
+        setattr(owner, last, value)
+    return None
+
+
 def _add_nested(request: CheckRequest, namespace: dict[str, Any]) -> None:
     """The functions defined inside a top-level function that the request names
     (``main.loss_fn``), defined over a copy of the module's globals (with the argparse defaults
@@ -477,7 +498,11 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     namespace = vars(loaded.module)
     _add_inline(request, namespace)
     _add_nested(request, namespace)
-    init, extra = _values(request.init, namespace), _values(request.args, namespace)
+    init, given = _values(request.init, namespace), _values(request.args, namespace)
+    extra = {n: v for n, v in given.items() if "." not in n}
+    unset = _set_attributes({n: v for n, v in given.items() if "." in n}, namespace, request)
+    if unset is not None:
+        return replace(unset, skipped=tuple(loaded.skipped))
     loaded_in = time.time() - started
     channel.send(PhaseStarted("call"))
     with sandbox.enforced():
@@ -499,7 +524,7 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         init={k_: _plain(v) for k_, v in init.items()},
         defaults={
             **_numeric_defaults(chosen.obj.call, set(extra)),
-            **{k_: _plain(v) for k_, v in extra.items()},
+            **{k_: _plain(v) for k_, v in given.items()},
         },
         seconds=time.perf_counter() - first,
         sizes=sizes,

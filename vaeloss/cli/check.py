@@ -78,7 +78,8 @@ def add_check_parser(sub: Any) -> None:
         p,
         "--arg",
         "value for an argument of the loss (repeatable): a literal, else an expression in the module, "
-        "else text",
+        "else text; OBJECT.ATTRIBUTE=VALUE sets a module-level object's attribute (args.kl_weight=0.5)",
+        dotted=True,
     )
     add_assignments(
         p, "--init", "constructor argument of the loss's class or factory (repeatable), read as --arg is"

@@ -46,11 +46,15 @@ def add_sizes(
     )
 
 
-def add_assignments(p: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, help_text: str) -> None:
-    """A repeatable ``--flag NAME=VALUE`` (a literal, else an expression in the user's module)."""
-    from vaeloss.usercode.construct import assignment
+def add_assignments(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, help_text: str, *, dotted: bool = False
+) -> None:
+    """A repeatable ``--flag NAME=VALUE`` (a literal, else an expression in the user's module);
+    ``dotted``: NAME may be ``OBJECT.ATTRIBUTE`` of a module-level object (``args.kl_weight``)."""
+    from vaeloss.usercode.construct import assignment, dotted_assignment
 
-    p.add_argument(flag, type=assignment, action="append", default=[], metavar="NAME=VALUE", help=help_text)
+    kind = dotted_assignment if dotted else assignment
+    p.add_argument(flag, type=kind, action="append", default=[], metavar="NAME=VALUE", help=help_text)
 
 
 def add_json(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

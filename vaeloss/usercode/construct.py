@@ -47,6 +47,22 @@ def assignment(text: str) -> tuple[str, str]:
     return name, value
 
 
+def dotted_assignment(text: str) -> tuple[str, str]:
+    """:func:`assignment`, where NAME may also be an attribute of a module-level object
+    (``--arg args.kl_weight=0.5``: the value the loss reads from argparse's namespace).
+
+    >>> dotted_assignment("args.kl_weight=0.5")
+    ('args.kl_weight', '0.5')
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not all(part.isidentifier() for part in name.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"Expected NAME=VALUE or OBJECT.ATTRIBUTE=VALUE (e.g. beta=4, args.kl_weight=0.5) "
+            f"but got {text!r}"
+        )
+    return name, value
+
+
 def missing_arguments(fn: Callable[..., Any], given: Mapping[str, Any]) -> list[str]:
     """The required parameters of ``fn`` (a class or function) that ``given`` does not name."""
     try:
