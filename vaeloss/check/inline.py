@@ -242,13 +242,13 @@ def _slice(block: list[ast.stmt], target: str) -> list[ast.stmt]:
         elif isinstance(stmt, (ast.If, ast.Try)) and _stored([stmt]) & needed:
             kept.append(stmt)  # what it assigns may also come from before: still needed
             needed |= _loaded(stmt)
-        elif _is_parser_setup(stmt, needed):
+        elif is_parser_setup(stmt, needed):
             kept.append(stmt)
             needed |= _loaded(stmt)
     return list(reversed(kept))
 
 
-def _is_parser_setup(stmt: ast.stmt, needed: set[str]) -> bool:
+def is_parser_setup(stmt: ast.stmt, needed: set[str]) -> bool:
     """``parser.add_argument(...)`` of a needed parser (``args = parser.parse_args()`` is)."""
     call = stmt.value if isinstance(stmt, ast.Expr) else None
     return (

@@ -387,7 +387,7 @@ def check_loss(
         keras_backend=framework.keras_backend,
         keras2=keras2_names(static.tree),
         inline=tuple((i.name, i.source, i.describe()) for i in _inline_of(static, names)),
-        nested=tuple((n, static.nested_source(n)) for n in names if static.nested_source(n)),
+        nested=tuple((n, src) for n in names if (src := static.nested_source(n))),
     )
     answer = _run_worker(request, timeout, isolate)
     if isinstance(answer, CheckFailure):

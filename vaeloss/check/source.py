@@ -10,7 +10,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vaeloss.check.inline import InlineLoss, find_inline_losses
+from vaeloss.check.inline import InlineLoss, find_inline_losses, is_parser_setup
 from vaeloss.errors import LossCheckError, NoLossError
 from vaeloss.usercode.sourcefile import SourceFile
 
@@ -122,24 +122,12 @@ def _closure_arguments(tree: ast.Module, outer: ast.FunctionDef, inner: ast.Func
     if len(parsers) != 1:
         return []
     name, made = next(iter(parsers.items()))
-    added = [s for s in top if _parser_call(s, name)]
+    added = [s for s in top if is_parser_setup(s, {name})]
     return [
         ast.unparse(made),
         *map(ast.unparse, added),
         *(f"{w} = {name}.parse_args([])" for w in wanted),
     ]
-
-
-def _parser_call(stmt: ast.stmt, parser: str) -> bool:
-    """``parser.add_argument(...)`` or ``parser.set_defaults(...)``."""
-    call = stmt.value if isinstance(stmt, ast.Expr) else None
-    return (
-        isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and call.func.attr in ("add_argument", "set_defaults")
-        and isinstance(call.func.value, ast.Name)
-        and call.func.value.id == parser
-    )
 
 
 def nested_functions(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.FunctionDef]:
