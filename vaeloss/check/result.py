@@ -22,6 +22,7 @@ __all__ = [
     "MC_TOLERANCE",
     "ROUNDING_CAP",
     "ROUNDING_FACTOR",
+    "rounding_floor",
     "TOLERANCE",
     "CandidateKind",
     "CandidateSummary",
@@ -51,6 +52,17 @@ ROUNDING_FACTOR = 64.0
 reconstruction summed and multiplied by D) is measured through differences of large values:
 its relative misfit has a floor of about ``eps * |loss| / |changes|`` (eps the arithmetic's
 rounding), taken this many times as the tolerance's floor for that fit."""
+
+
+def rounding_floor(resolution: float) -> float:
+    """``ROUNDING_FACTOR`` times the arithmetic's relative rounding (float64's unless coarser).
+
+    >>> rounding_floor(0.0) == ROUNDING_FACTOR * 2.0**-52
+    True
+    """
+    return ROUNDING_FACTOR * max(resolution, 2.0**-52)
+
+
 ROUNDING_CAP = 1e-3
 """Past this floor the term is too small to tell its parameterisation or likelihood (they differ
 by 1e-2 and more): the fit is held to the usual tolerance, and does not pass."""

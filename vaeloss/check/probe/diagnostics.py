@@ -12,7 +12,7 @@ from vaeloss.check.probe.calling import Caller
 from vaeloss.check.probe.inputs import DTYPE, SEED, generator, latent_inputs, recon_inputs
 from vaeloss.check.probe.measure import values
 from vaeloss.check.probe.outputs import output_scalar
-from vaeloss.check.result import ROUNDING_FACTOR, ElementFit
+from vaeloss.check.result import ElementFit, rounding_floor
 
 __all__ = ["edge_failures", "gradients", "gradients_of", "stochastic"]
 
@@ -30,7 +30,7 @@ def stochastic(call: Caller, B: int, D: int, k: int) -> bool:
         second = call(r, x, mu, s)
     finally:
         call.seed = SEED
-    rounding = ROUNDING_FACTOR * max(call.backend.resolution, 2.0**-52)
+    rounding = rounding_floor(call.backend.resolution)
     return any(abs(a - b) > rounding * max(abs(a), abs(b), 1e-300) for a, b in zip(first, second))
 
 

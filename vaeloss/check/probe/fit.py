@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vaeloss.check.result import ROUNDING_FACTOR, ElementFit
+from vaeloss.check.result import ElementFit, rounding_floor
 
 if TYPE_CHECKING:
     from vaeloss.objective.kl import LatentParameterisation
@@ -142,11 +142,10 @@ def _rounding(changes: Sequence[float], scale: float, resolution: float) -> floa
     """The relative misfit rounding alone can give a term measured by ``changes`` of a loss of
     magnitude ``scale`` (:data:`~vaeloss.check.result.ROUNDING_FACTOR`).
 
-    >>> round(_rounding([1e-3, 2e-3], 1e7, 0.0) / ROUNDING_FACTOR, 9)
+    >>> round(_rounding([1e-3, 2e-3], 1e7, 0.0) / rounding_floor(0.0) * 2.0**-52, 9)
     1.404e-06
     """
     size = math.sqrt(sum(v * v for v in changes))
     if size == 0:
         return 0.0
-    eps = max(resolution, 2.0**-52)
-    return ROUNDING_FACTOR * eps * scale * math.sqrt(len(changes)) / size
+    return rounding_floor(resolution) * scale * math.sqrt(len(changes)) / size
