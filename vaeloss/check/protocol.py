@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from vaeloss.check.observe.result import Observation
 from vaeloss.check.result import CandidateKind, CandidateSummary, Plain, ProbeResult, ThroughModel
 from vaeloss.jsontypes import Json, JsonObject
 from vaeloss.usercode.loader import Skipped
@@ -63,6 +64,10 @@ class CheckRequest:
             Python source, description) (:mod:`vaeloss.check.inline`).
         nested: functions defined inside a top-level function (``main.loss_fn``), to define at
             the module's level as attributes of it: (name, Python source at its own lines).
+        mode: ``run`` runs the file up to its first differentiation first
+            (:mod:`vaeloss.check.observe`) and probes the loss it returned at the sizes it ran at;
+            ``call`` calls the candidates at ``sizes``.
+        given: the sizes the user gave (``B``, ``D``, ``k``): a run does not change them.
     """
 
     path: str
@@ -84,14 +89,17 @@ class CheckRequest:
     keras2: tuple[str, ...] = ()
     inline: tuple[tuple[str, str, str], ...] = ()
     nested: tuple[tuple[str, str], ...] = ()
+    mode: Literal["run", "call"] = "call"
+    given: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PhaseStarted:
-    """The worker entered a phase: ``start`` (Python and torch starting), ``import`` (loading
-    the user's file: the user's code), ``call`` (probing)."""
+    """The worker entered a phase: ``start`` (Python and torch starting), ``observe`` (running
+    the user's step: the user's code), ``import`` (loading the user's file: the user's code),
+    ``call`` (probing)."""
 
-    phase: Literal["start", "import", "call"]
+    phase: Literal["start", "observe", "import", "call"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class CheckAnswer:
     model: ThroughModel | None = None
     framework: str = "torch"
     supplied: tuple[str, ...] = ()
+    observed: Observation | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ class CheckFailure:
     error: str
     phase: FailurePhase
     skipped: tuple[Skipped, ...] = ()
+    observed: Observation | None = None
 
 
 Message = PhaseStarted | CallStarted | CallFinished | CheckAnswer | CheckFailure
@@ -159,6 +169,7 @@ def _to_json(message: Message | CheckRequest) -> JsonObject:
             "model": None if message.model is None else message.model.to_json(),
             "framework": message.framework,
             "supplied": list(message.supplied),
+            "observed": None if message.observed is None else message.observed.to_json(),
         }
         return data
     if isinstance(message, CheckFailure):
@@ -166,6 +177,7 @@ def _to_json(message: Message | CheckRequest) -> JsonObject:
             "error": message.error,
             "phase": message.phase,
             "skipped": [s.to_json() for s in message.skipped],
+            "observed": None if message.observed is None else message.observed.to_json(),
         }
     out: JsonObject = asdict(message)
     return out
@@ -203,6 +215,8 @@ def decode_request(data: JsonObject) -> CheckRequest:
             (str(n), str(src), str(what)) for n, src, what in map(_list, _list(d.get("inline", [])))
         ),
         nested=tuple((str(n), str(src)) for n, src in map(_list, _list(d.get("nested", [])))),
+        mode="run" if d.get("mode") == "run" else "call",
+        given=tuple(_strings(d.get("given", []))),
     )
 
 
@@ -227,11 +241,18 @@ def decode(line: bytes | str) -> Message:
             else ThroughModel(**{**model, "input_shape": tuple(model["input_shape"])}),
             framework=data.get("framework", "torch"),
             supplied=tuple(data.get("supplied", ())),
+            observed=_observed(data.get("observed")),
         )
     if kind == "CheckFailure":
-        return CheckFailure(data["error"], data["phase"], _skipped(data["skipped"]))
+        return CheckFailure(
+            data["error"], data["phase"], _skipped(data["skipped"]), _observed(data.get("observed"))
+        )
     message: Message = _TYPES[kind](**data)
     return message
+
+
+def _observed(value: Json) -> Observation | None:
+    return None if value is None else Observation.from_json(_object(value))
 
 
 def _object(value: Json) -> dict[str, Json]:

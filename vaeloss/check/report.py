@@ -114,6 +114,28 @@ def _skipped(r: CheckReport) -> list[str]:
     return lines
 
 
+def _observed(r: CheckReport) -> list[str]:
+    """What the run of the user's step did and showed (run mode)."""
+    o = r.observed
+    if o is None:
+        return []
+    if o.stopped_at is None:
+        return [
+            f"  ran: {o.ran}; it did not reach a backward(): {o.failure}",
+            f"  so the loss was called instead, at {_at(r)} (give your sizes with -B, -D, -k)",
+        ]
+    lines = [f"  ran: {o.ran}; stopped at {o.stopped_at} ({o.seconds:.1f} s)"]
+    lines += [f"  replaced: {text}" for text in o.replaced]
+    for name in ("B", "D", "k"):
+        origin = o.origin(name)
+        if name in r.given_sizes:
+            origin = "given"
+        elif origin is None:
+            origin = "not seen in the run: vaeloss's default"
+        lines.append(f"  {name}={r.sizes[name]}: {origin}")
+    return lines
+
+
 def _at(r: CheckReport) -> str:
     s = r.sizes
     return f"B={s['B']}, D={s['D']}, k={s['k']}"
@@ -153,6 +175,7 @@ def _header(r: CheckReport) -> list[str]:
             f"{m.recon} (decoder{draws}) replaced; batches of shape [B, {shape}]; returns {_returns(r)}"
         )
         lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
+    lines += _observed(r)
     lines += _skipped(r)
     for other in r.others:
         hint = "" if other.kind == "unprobed" else f"; check it with 'vaeloss check {r.path}:{other.name}'"

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal
 
+from vaeloss.check.observe.result import Observation
 from vaeloss.jsontypes import JsonObject
 from vaeloss.objective.algebra import Monomial
 from vaeloss.objective.convention import Convention, Output
@@ -170,7 +171,9 @@ class CheckReport:
     hard-coded 784): the formulas hold at their value only. ``framework`` is the one the loss
     ran in (``torch``, ``keras (Keras 3 on its torch backend)``, ``tensorflow``, ``jax``,
     ``numpy``); ``supplied`` the Keras 2 names given to it from Keras 3
-    (:mod:`vaeloss.usercode.keras2`).
+    (:mod:`vaeloss.usercode.keras2`); ``observed`` the run of the user's step that chose the
+    loss and the sizes (run mode, :mod:`vaeloss.check.observe`); ``given_sizes`` the sizes the
+    user gave (``B``, ``D``, ``k``).
     """
 
     function: str
@@ -189,6 +192,8 @@ class CheckReport:
     through_model: ThroughModel | None = None
     framework: str = "torch"
     supplied: tuple[str, ...] = ()
+    observed: Observation | None = None
+    given_sizes: tuple[str, ...] = ()
     where: Callable[[int | None], str | None] = field(
         default=lambda line: None if line is None else f"line {line}"
     )
@@ -330,6 +335,7 @@ class CheckReport:
             "through_model": None if self.through_model is None else self.through_model.to_json(),
             "framework": self.framework,
             "keras2_supplied": list(self.supplied),
+            "observed": None if self.observed is None else self.observed.to_json(),
             "statements_not_run": [s.to_json() for s in self.skipped],
             "seconds_per_call": p.seconds_per_call,
             "findings": [f.to_json() for f in self.findings],

@@ -25,6 +25,8 @@ from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
 from vaeloss.check.inline import InlineLoss, inline_words
+from vaeloss.check.observe.mode import choose_mode
+from vaeloss.check.observe.torch_step import qualified
 from vaeloss.check.protocol import (
     CallStarted,
     CheckAnswer,
@@ -163,8 +165,8 @@ class _Worker:
         if isinstance(message, (CheckAnswer, CheckFailure)):
             self.answer = message
         elif isinstance(message, PhaseStarted):
-            if message.phase == "import":  # loading the user's file: the user's code
-                self.own_since = self.user_since = now
+            if message.phase == "observe" or (message.phase == "import" and self.user_since is None):
+                self.own_since = self.user_since = now  # running or loading the user's file: their code
             elif message.phase == "call" and self.user_since is not None:
                 self.user_seconds += now - self.user_since
                 self.user_since = None
@@ -191,6 +193,12 @@ class _Worker:
             return (
                 f"Expected the probe's own work to finish within {OWN_LIMIT:g} s but it did not "
                 f"(your code ran {user:.1f} s of its timeout={t:g} s; a very busy machine?). Try again."
+            )
+        if self.phase == "observe":
+            return (
+                f"Expected {path} to reach its first backward() within timeout={t:g} s but running it "
+                f"did not get there (the run phase; one busy in C code cannot be stopped early). "
+                f"Try --timeout {2 * t:g}, or --mode call to call the loss without running the file."
             )
         if self.phase == "import":
             return (
@@ -333,9 +341,9 @@ def _sizes(
 def check_loss(
     target: str,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     data_dim: int | None = None,
-    latent_dim: int = DEFAULT_LATENT_DIM,
+    latent_dim: int | None = None,
     input_shape: tuple[int, ...] | None = None,
     args: dict[str, object] | None = None,
     init: dict[str, object] | None = None,
@@ -344,6 +352,7 @@ def check_loss(
     exec_module: bool = False,
     taps: dict[str, str] | None = None,
     isolate: bool = True,
+    mode: str = "auto",
 ) -> CheckReport:
     """Check the loss ``TARGET`` (``PATH[:NAME]`` or ``pkg.module[:NAME]``) and report.
 
@@ -355,20 +364,28 @@ def check_loss(
     expression in the module. A loss computed inside a model (a training step, ``forward``
     returning the loss) is probed through the model; ``taps`` names its submodules
     ``{"mu": ..., "scale": ..., "recon": ...}`` when they cannot be told by name and shape.
+    ``mode`` (:mod:`vaeloss.check.observe.mode`): ``run`` runs the file up to its first
+    differentiation and probes the loss it returned at the sizes the step ran at (B, D, k not
+    given); ``call`` calls the candidates at the given sizes (else 128, the loss's D or 784,
+    20); ``auto`` runs a PyTorch training loop whose loss is not named.
 
     Raises:
         LossCheckError: the loss cannot be checked (no candidate, crashes, never returns,
             returns a non-tensor or NaN).
         UserCodeError: the file cannot be read (missing, not text, a broken notebook).
     """
-    sizes = _sizes(batch_size, data_dim, latent_dim, input_shape)
+    given = tuple(n for n, v in (("B", batch_size), ("D", data_dim or input_shape), ("k", latent_dim)) if v)
+    sizes = _sizes(batch_size or DEFAULT_BATCH_SIZE, data_dim, latent_dim or DEFAULT_LATENT_DIM, input_shape)
     check_positive("timeout", timeout)
     resolved = resolve_target(target)
     static = read_static(read_source_file(resolved.path))
     framework = detect_framework(static.source, static.tree)
     require_framework(framework, static.source)
     names, why, explicit = select(static, resolved.name)
-    _refuse_inline_statically(static, names, args or {})
+    chosen_mode = choose_mode(mode, static.tree, framework.name, named=explicit)
+    if chosen_mode == "call":
+        _refuse_inline_statically(static, names, args or {})
+    nested = names if chosen_mode == "call" else [*names, *static.nested_names()]
     request = CheckRequest(
         path=str(resolved.path),
         module=resolved.module,
@@ -387,13 +404,18 @@ def check_loss(
         keras_backend=framework.keras_backend,
         keras2=keras2_names(static.tree),
         inline=tuple((i.name, i.source, i.describe()) for i in _inline_of(static, names)),
-        nested=tuple((n, src) for n in names if (src := static.nested_source(n))),
+        nested=tuple((n, src) for n in dict.fromkeys(nested) if (src := static.nested_source(n))),
+        mode=chosen_mode,
+        given=given,
     )
     answer = _run_worker(request, timeout, isolate)
     if isinstance(answer, CheckFailure):
         shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
         raise _failure_with_hints(answer, shown, static, names, sizes["D"])
     answer = replace(answer, others=tuple(_addressed(o, static) for o in answer.others))
+    seen = answer.observed
+    if not resolved.name and seen is not None and seen.function and qualified(seen.function) == answer.name:
+        why = f"{answer.name!r}: it returned the loss your step differentiates ({seen.stopped_at})"
     if not why:
         chosen = static.inline[answer.name].describe() if answer.name in static.inline else repr(answer.name)
         why = f"{chosen}: " + (
@@ -409,6 +431,7 @@ def check_loss(
         expect_beta=expect_beta,
         where=static.source.where,
         framework=framework.describe(),
+        given_sizes=given,
     )
 
 
@@ -421,6 +444,7 @@ def build_report(
     expect_beta: float | None,
     where: Callable[[int | None], str | None],
     framework: str = "torch",
+    given_sizes: tuple[str, ...] = (),
 ) -> CheckReport:
     """The report of a probe: factors as monomials, the KL-weight parameter, findings, fix."""
     probe, sizes = answer.probe, answer.sizes
@@ -454,6 +478,8 @@ def build_report(
         through_model=answer.model,
         framework=framework,
         supplied=answer.supplied,
+        observed=answer.observed,
+        given_sizes=given_sizes,
     )
     report.findings = build_findings(report, Context(lines, expect_beta, where))
     report.fix = build_fix(report)

@@ -194,6 +194,15 @@ class StaticSource:
             return [inner] if inner is not None else []
         return [node]
 
+    def nested_names(self) -> list[str]:
+        """Every function defined inside a top-level function, as ``outer.inner``."""
+        return [
+            f"{outer.name}.{inner}"
+            for outer in self.tree.body
+            if isinstance(outer, ast.FunctionDef)
+            for inner in nested_functions(outer)
+        ]
+
     def nested_source(self, name: str) -> str:
         """The source of ``name`` when it is a function defined inside a top-level function
         (``main.loss_fn``), dedented and at its own lines (blank lines before it), else ''."""

@@ -43,6 +43,7 @@ from vaeloss.check.protocol import (
 if TYPE_CHECKING:
     from vaeloss.check.forms import CallForm
     from vaeloss.check.objects import LossObject
+    from vaeloss.check.observe.result import Observation
     from vaeloss.check.probe.backend import Backend
     from vaeloss.usercode.loader import Loaded
 
@@ -484,21 +485,32 @@ def _prepare_framework(request: CheckRequest) -> tuple[Backend, tuple[str, ...]]
 
 
 def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
-    """Load the file, resolve and probe the loss; the answer."""
+    """Load the file (in run mode, first run it up to its first differentiation), resolve and
+    probe the loss; the answer. A move to an absent GPU stays on the CPU throughout."""
+    from vaeloss.check.observe.substitutes import Replacements, cpu_only
+
+    with cpu_only(Replacements()):
+        return _run(request, channel)
+
+
+def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     from vaeloss.usercode import sandbox
 
     backend, supplied = _prepare_framework(request)  # start-up: not the user's code
     sandbox.install([Path(p) for p in request.writable])
-    channel.send(PhaseStarted("import"))
     started = time.time()
+    observed = _observe(request, channel)
+    channel.send(PhaseStarted("import"))
     loaded = _load(request)
     if isinstance(loaded, CheckFailure):
-        return loaded
+        return replace(loaded, observed=observed)
     skipped = tuple(loaded.skipped)
     namespace = vars(loaded.module)
     _add_inline(request, namespace)
     _add_nested(request, namespace)
     init, given = _values(request.init, namespace), _values(request.args, namespace)
+    if observed is not None:
+        request = _refined(request, observed, loaded, init)
     extra = {n: v for n, v in given.items() if "." not in n}
     unset = _set_attributes({n: v for n, v in given.items() if "." in n}, namespace, request)
     if unset is not None:
@@ -508,12 +520,12 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     with sandbox.enforced():
         found = _candidates(request, loaded, init, extra)
         if isinstance(found, CheckFailure):
-            return replace(found, skipped=skipped)
+            return replace(found, skipped=skipped, observed=observed)
         chosen, others = _choose(request, found, extra, channel, backend)
         first = time.perf_counter()
         probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in, backend)
     if isinstance(probed, CheckFailure):
-        return replace(probed, skipped=skipped)
+        return replace(probed, skipped=skipped, observed=observed)
     result, sizes, through = probed
     return CheckAnswer(
         name=chosen.name,
@@ -531,7 +543,36 @@ def run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         model=through,
         framework=request.framework,
         supplied=supplied,
+        observed=observed,
     )
+
+
+def _observe(request: CheckRequest, channel: Channel) -> Observation | None:
+    """In run mode, the run of the user's step (:mod:`vaeloss.check.observe`), else None."""
+    if request.mode != "run":
+        return None
+    from vaeloss.check.observe.apply import observe
+
+    channel.send(PhaseStarted("observe"))
+    return observe(request)
+
+
+def _refined(
+    request: CheckRequest, observed: Observation, loaded: Loaded, init: dict[str, object]
+) -> CheckRequest:
+    """The request as the run decides it: the loss it returned (when it resolves in the loaded
+    file) and its sizes."""
+    from vaeloss.check.objects import resolve_object
+    from vaeloss.check.observe.apply import refine
+
+    def resolves(name: str) -> bool:
+        try:
+            resolve_object(loaded, name, init)
+        except Exception:  # noqa: BLE001 - ObjectError, or the user's constructor raising
+            return False
+        return True
+
+    return refine(request, observed, resolves)
 
 
 def _failure(phase: FailurePhase, error: str) -> CheckFailure:

@@ -67,7 +67,13 @@ def add_check_parser(sub: Any) -> None:
         "Class, Class.method, object or factory (default: the loss-like one); or folders and "
         "files of a project (see below)",
     )
-    add_sizes(p, batch=None, latent=None, batch_help="batch size B (128)", latent_help="latent dim k (20)")
+    add_sizes(
+        p,
+        batch=None,
+        latent=None,
+        batch_help="batch size B (the step's when the file is run, else 128)",
+        latent_help="latent dim k (the step's when the file is run, else 20)",
+    )
     p.add_argument(
         "--input-shape",
         type=_shape,
@@ -96,6 +102,15 @@ def add_check_parser(sub: Any) -> None:
         action="store_true",
         help="run the whole file when loading it (by default loops, with blocks, bare calls and "
         "the main guard are not run)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("auto", "run", "call"),
+        default="auto",
+        help="run: run the file as a script up to its first backward() (data sets replaced by "
+        "synthetic ones of their shape, nothing written) and check the loss it differentiates at "
+        "the sizes it ran at; call: call the loss at --batch-size/--data-dim/--latent-dim; auto "
+        "(default): run a PyTorch training loop whose loss is not named, else call",
     )
     p.add_argument("--expect-beta", type=float, default=None, help="fail unless beta equals X")
     add_json(p)
@@ -131,16 +146,16 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace, target: str) -> int:
     from vaeloss.check.report import format_report
-    from vaeloss.check.runner import DEFAULT_BATCH_SIZE, DEFAULT_LATENT_DIM, DEFAULT_TIMEOUT, check_loss
+    from vaeloss.check.runner import DEFAULT_TIMEOUT, check_loss
 
     try:
         if args.expect_beta is not None and not args.expect_beta == args.expect_beta:
             raise LossCheckError("Expected a number but got expect_beta=nan. Try --expect-beta 1.")
         report = check_loss(
             target,
-            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            batch_size=args.batch_size,
             data_dim=args.data_dim,
-            latent_dim=args.latent_dim or DEFAULT_LATENT_DIM,
+            latent_dim=args.latent_dim,
             input_shape=args.input_shape,
             args=dict(args.arg),
             init=dict(args.init),
@@ -148,6 +163,7 @@ def _run_one(args: argparse.Namespace, target: str) -> int:
             timeout=args.timeout or DEFAULT_TIMEOUT,
             exec_module=args.exec_module,
             taps={role: getattr(args, role) for role in ("mu", "scale", "recon") if getattr(args, role)},
+            mode=args.mode,
         )
     except VaelossError as exc:
         if args.json:  # one JSON object on stdout whatever happens

@@ -37,7 +37,15 @@ from vaeloss.jsontypes import JsonObject
 from vaeloss.usercode import sandbox
 from vaeloss.usercode.sourcefile import SourceFile, read_source_file
 
-__all__ = ["STATEMENT_BUDGET", "Loaded", "Skipped", "argparse_defaults", "load_module"]
+__all__ = [
+    "STATEMENT_BUDGET",
+    "BudgetExpired",
+    "Loaded",
+    "Skipped",
+    "argparse_defaults",
+    "load_module",
+    "time_budget",
+]
 
 STATEMENT_BUDGET = 3.0
 """Seconds a top-level statement (other than an import) may run before it is skipped."""
@@ -126,19 +134,19 @@ def _missing_name(error: str | None) -> str | None:
     return None
 
 
-class _Budget(Exception):
-    pass
+class BudgetExpired(Exception):
+    """A time budget of :func:`time_budget` ran out."""
 
 
 @contextmanager
-def _time_budget(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`_Budget` in the main thread after ``seconds`` (None: no budget)."""
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`BudgetExpired` in the main thread after ``seconds`` (None: no budget)."""
     if seconds is None:
         yield
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise _Budget
+        raise BudgetExpired
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -281,9 +289,9 @@ def _run(nodes: list[ast.stmt], module: types.ModuleType, source: SourceFile, sk
         budget = None if isinstance(node, (ast.Import, ast.ImportFrom)) else STATEMENT_BUDGET
         code = compile(ast.Module(body=[node], type_ignores=[]), str(source.path), "exec")
         try:
-            with _time_budget(budget):
+            with time_budget(budget):
                 exec(code, module.__dict__)
-        except _Budget:
+        except BudgetExpired:
             why = f"it ran for more than {STATEMENT_BUDGET:g} s (training or data loading?)"
             skipped.append(Skipped(node.lineno, _first_line(node, source.text), why, _bound_names(node)))
         except (Exception, SystemExit) as exc:

@@ -1,0 +1,348 @@
+"""Run a PyTorch file as its user runs it, up to its first differentiation of a scalar, and
+read what that step computed (runs in the check's worker process, in the sandbox).
+
+The file runs as ``__main__`` (its main guard too) with its argparse defaults, its data sets
+and devices replaced (:mod:`vaeloss.check.observe.substitutes`), and stops at the first
+``Tensor.backward()``, ``torch.autograd.backward`` or ``torch.autograd.grad``. By then:
+
+* the batches a ``DataLoader`` gave and every outermost call of a module with parameters (a
+  global forward hook) have been seen: the last batch (else the first model input of more
+  than one sample) gives B (its first dim) and D (the product of the others);
+* the arguments of the loss function (below), else the tensors of the frame that differentiates,
+  give k: the most common width ``m`` of the 2-D ``[B, m]`` ones with ``m != D``;
+* every function of the user's file that returned since the first model call has been seen (a
+  profile hook): the innermost one whose return value is the differentiated tensor (or holds it:
+  a tuple, a dict, an object's ``.loss``) is the loss function, when the model's outputs are
+  among its arguments.
+
+>>> qualified("main.<locals>.loss_fn"), qualified("VAE.loss_function"), qualified("<lambda>")
+('main.loss_fn', 'VAE.loss_function', None)
+"""
+
+from __future__ import annotations
+
+import linecache
+import math
+import sys
+import time
+import traceback
+import types
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaeloss.check.observe.result import Observation, ObservedSize
+from vaeloss.check.observe.substitutes import (
+    Replacements,
+    cpu_only,
+    loader_in_process,
+    pretend_writes,
+    torchvision_datasets,
+)
+
+__all__ = ["observe_torch_step", "qualified"]
+
+_KEEP = 256
+"""Returns of the user's functions kept (the latest), to find the one that returned the loss;
+and model calls kept (the first)."""
+
+
+class _Stopped(BaseException):
+    """Raised at the first differentiation (a BaseException: a user's ``except Exception`` does
+    not swallow it)."""
+
+    def __init__(self, loss: Any, how: str, step: dict[str, Any]) -> None:
+        super().__init__(how)
+        self.loss, self.how, self.step = loss, how, step
+
+
+@dataclass
+class _Call:
+    """One outermost call of a module with parameters (a model, not a loss module): its class
+    name, inputs and outputs, and the line of the user's file it was called from."""
+
+    module: str
+    inputs: tuple[Any, ...]
+    output: Any
+    line: int | None
+
+
+@dataclass
+class _Return:
+    """One return of a function of the user's file: its qualified name, the arguments it was
+    called with and what it returned."""
+
+    name: str
+    arguments: dict[str, Any]
+    value: Any
+
+
+@dataclass
+class _Tape:
+    """What the run has seen."""
+
+    path: str
+    calls: list[_Call] = field(default_factory=list)
+    returns: list[_Return] = field(default_factory=list)
+    depth: int = 0
+    started: dict[int, dict[str, Any]] = field(default_factory=dict)
+    profiling: bool = False
+    batch: Any = None
+
+    def profile(self, frame: types.FrameType, event: str, arg: Any) -> None:
+        if frame.f_code.co_filename != self.path:
+            return
+        if event == "call":
+            code = frame.f_code
+            names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+            self.started[id(frame)] = {n: frame.f_locals.get(n) for n in names}
+        elif event == "return":
+            arguments = self.started.pop(id(frame), None)
+            if arguments is None:  # called before the profile started: its locals now
+                code = frame.f_code
+                names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+                arguments = {n: frame.f_locals.get(n) for n in names}
+            if arg is not None:
+                self.returns.append(_Return(frame.f_code.co_qualname, arguments, arg))
+                del self.returns[:-_KEEP]
+
+
+def _tensors(value: Any, depth: int = 0) -> list[Any]:
+    """The tensors in a value: itself, the items of a tuple, list or dict, an object's fields."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 2:
+        return []
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v, depth + 1)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v, depth + 1)]
+    fields = getattr(value, "__dict__", None)
+    if isinstance(fields, dict) and not isinstance(value, (type, types.ModuleType)):
+        return [t for v in fields.values() for t in _tensors(v, depth + 1)]
+    return []
+
+
+def _holds(value: Any, loss: Any) -> bool:
+    return any(t is loss for t in _tensors(value))
+
+
+def qualified(qualname: str) -> str | None:
+    """The name ``vaeloss check FILE:NAME`` takes for a function's ``__qualname__`` (a function
+    nested in a top-level function as ``outer.inner``), or None (a lambda, deeper nesting)."""
+    parts = qualname.split(".")
+    if any(p.startswith("<") and p != "<locals>" for p in parts):
+        return None
+    if parts.count("<locals>") > 1 or (parts.count("<locals>") == 1 and parts.index("<locals>") != 1):
+        return None
+    return ".".join(p for p in parts if p != "<locals>")
+
+
+def _user_frame(path: str) -> types.FrameType | None:
+    """The innermost frame of the user's file the current call came from."""
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename == path:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _user_line(path: str) -> int | None:
+    frame = _user_frame(path)
+    return None if frame is None else frame.f_lineno
+
+
+def _shape(t: Any) -> str:
+    return "[" + ", ".join(str(n) for n in t.shape) + "]"
+
+
+def _widths(tensors: list[Any], B: int, D: int) -> Counter[int]:
+    return Counter(
+        int(t.shape[1])
+        for t in tensors
+        if t.dim() == 2 and int(t.shape[0]) == B and int(t.shape[1]) != D and t.is_floating_point()
+    )
+
+
+def _batch(tape: _Tape) -> tuple[Any, str] | None:
+    """The batch of the step and where it came from: the last one a ``DataLoader`` gave, else
+    the input of the first model call (a module with parameters, given more than one sample)."""
+    if tape.batch is not None:
+        floats = [t for t in _tensors(tape.batch) if t.dim() >= 2 and t.is_floating_point()]
+        if floats:
+            return floats[0], "the batch your DataLoader gave"
+    for call in tape.calls:
+        inputs = [t for t in _tensors(call.inputs) if t.dim() >= 2 and t.is_floating_point()]
+        if inputs and int(inputs[0].shape[0]) > 1:
+            where = f" at line {call.line}" if call.line is not None else ""
+            return inputs[0], f"the batch {call.module} was given{where}"
+    return None
+
+
+def _sizes(tape: _Tape, loss_args: list[Any], step: dict[str, Any]) -> tuple[ObservedSize, ...]:
+    """B and D from the step's batch, k from the widest agreement of the loss's 2-D arguments
+    ``[B, m]`` with ``m != D`` (else of the differentiating frame's tensors)."""
+    found = _batch(tape)
+    if found is None:
+        return ()
+    x, origin = found
+    B, D = int(x.shape[0]), math.prod(int(n) for n in x.shape[1:])
+    sizes = [
+        ObservedSize("B", B, f"{origin}: {_shape(x)}"),
+        ObservedSize(
+            "D", D, f"the size of each sample of that batch: {'x'.join(str(n) for n in x.shape[1:])}"
+        ),
+    ]
+    named = {n: t for n, t in step.items() if hasattr(t, "shape")}
+    for source, what in ((loss_args, "the loss's arguments"), (list(named.values()), "the step's tensors")):
+        widths = _widths(source, B, D)
+        if widths:
+            k, n = max(widths.items(), key=lambda item: (item[1], -item[0]))
+            if what == "the step's tensors":
+                names = [name for name, t in named.items() if t.dim() == 2 and tuple(t.shape) == (B, k)]
+                what = "the step's " + ", ".join(names)
+            sizes.append(ObservedSize("k", k, f"the latent's: {n} of {what} are [{B}, {k}]"))
+            break
+    return tuple(sizes)
+
+
+def _failure(exc: BaseException, path: str) -> str:
+    """The statement of the user's file that raised, and the error."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    if not frames:
+        return f"it raised {error}"
+    last = frames[-1]
+    return f"line {last.lineno} (`{(last.line or '').strip()}`) raised {error}"
+
+
+def _run_file(path: Path, package: str, source: str) -> None:
+    """Execute the file's text as ``__main__``."""
+    module = types.ModuleType("__main__")
+    module.__file__ = str(path)
+    module.__package__ = package or None
+    lines = source.splitlines(keepends=True)
+    linecache.cache[str(path)] = (len(source), None, lines, str(path))  # a notebook's Python text
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def observe_torch_step(path: Path, package: str, source: str, timeout: float) -> Observation:
+    """Run the file (its Python ``source``: a notebook's cells in order) up to its first
+    differentiation; what it showed. Never raises for the user's code's errors: they are the
+    observation's ``failure``."""
+    import torch
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    from vaeloss.usercode import sandbox
+    from vaeloss.usercode.loader import BudgetExpired, argparse_defaults, time_budget
+
+    filename = str(path)
+    tape = _Tape(filename)
+    said = Replacements()
+
+    def pre(module: Any, inputs: Any) -> None:
+        tape.depth += 1
+        if not tape.profiling:
+            tape.profiling = True
+            sys.setprofile(tape.profile)
+
+    def post(module: Any, inputs: Any, output: Any) -> None:
+        tape.depth -= 1
+        if tape.depth == 0:
+            if next(module.parameters(), None) is not None and len(tape.calls) < _KEEP:
+                tape.calls.append(_Call(type(module).__name__, inputs, output, _user_line(filename)))
+
+    def stop(how: str) -> Any:
+        def differentiate(first: Any, *args: Any, **kwargs: Any) -> Any:
+            loss = first[0] if isinstance(first, (tuple, list)) and first else first
+            frame = _user_frame(filename)
+            step = (
+                {}
+                if frame is None
+                else {n: v for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor)}
+            )
+            code = "" if frame is None else linecache.getline(filename, frame.f_lineno).strip()
+            how_where = how if frame is None else f"`{code or how}` at line {frame.f_lineno}"
+            raise _Stopped(loss, how_where, step)
+
+        return differentiate
+
+    from torch.utils.data.dataloader import _BaseDataLoaderIter
+
+    next_batch = _BaseDataLoaderIter.__next__
+
+    def batches(self: Any) -> Any:
+        tape.batch = next_batch(self)
+        return tape.batch
+
+    _BaseDataLoaderIter.__next__ = batches  # type: ignore[method-assign]
+    handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post)]
+    originals = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
+    torch.Tensor.backward = stop("loss.backward()")  # type: ignore[method-assign]
+    torch.autograd.backward = stop("torch.autograd.backward")
+    torch.autograd.grad = stop("torch.autograd.grad")
+    argv = sys.argv
+    sys.argv = [filename]
+    started = time.perf_counter()
+    stopped: _Stopped | None = None
+    failure: str | None = None
+    try:
+        with (
+            sandbox.enforced(),
+            argparse_defaults(),
+            torchvision_datasets(said),
+            loader_in_process(said),
+            pretend_writes(said),
+            cpu_only(said),
+            time_budget(timeout),
+        ):
+            _run_file(path, package, source)
+        failure = "it ran to its end without differentiating a loss (no backward() or autograd.grad)"
+    except _Stopped as exc:
+        stopped = exc
+    except SystemExit as exc:
+        failure = f"it called sys.exit({exc.code!r}) before differentiating a loss"
+    except BudgetExpired:
+        failure = f"it ran for more than {timeout:g} s without differentiating a loss"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's code, any error
+        failure = _failure(exc, filename)
+    finally:
+        sys.setprofile(None)
+        sys.argv = argv
+        torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = originals  # type: ignore[method-assign]
+        _BaseDataLoaderIter.__next__ = next_batch  # type: ignore[method-assign]
+        for h in handles:
+            h.remove()
+    seconds = time.perf_counter() - started
+    ran = f"{path.name} as a script (its main guard too), with its argparse defaults"
+    if stopped is None:
+        return Observation(ran, tuple(said.said), failure=failure, seconds=seconds)
+    loss = stopped.loss
+    outputs = {id(t) for c in tape.calls for t in _tensors(c.output)}
+    function, loss_args = None, []
+    for r in tape.returns:
+        if _holds(r.value, loss):
+            args = _tensors(list(r.arguments.values()))
+            if any(id(t) in outputs for t in args):
+                function, loss_args = r.name, args
+            break
+    return Observation(
+        ran,
+        tuple(said.said),
+        stopped_at=stopped.how,
+        function=function,
+        sizes=_sizes(tape, loss_args, stopped.step),
+        seconds=seconds,
+    )
