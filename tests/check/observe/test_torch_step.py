@@ -51,6 +51,7 @@ def _sizes(observation) -> dict[str, int]:
             "cifar_method_dict.py",
             "ConvVAE.loss_function",
             {"B": 32, "D": 3072, "k": 16},
+            'train_loss["loss"].backward()',
             56,
             id="method, dict",
         ),
