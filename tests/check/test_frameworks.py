@@ -252,3 +252,50 @@ def test_keras_compute_loss_override(capsys):
     assert report["function"] == "VAE.compute_loss"
     assert report["effective_beta"] == pytest.approx(2.0, rel=1e-9)
     assert report["roles"] == {"mu": "y_pred[0]", "scale": "y_pred[1]", "recon": "y_pred[2]", "data": "x"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("keras-torch")
+def test_the_keras_blog_script_is_checked_at_its_own_sizes(capsys):
+    """No sizes given: the blog's own (batch_shape (100, 784), latent_dim = 2) are read from the
+    loaded file, so its D/k is 392, as the finite differences of its own function give at those
+    sizes (not 39.2 at vaeloss's B=128, D=784, k=20)."""
+    assert main(["check", str(HERE / "keras_blog_vae.py"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sizes"] == {"B": 100, "D": 784, "k": 2}
+    blog = CASES["keras-blog-script"]
+    assert blog.sizes[0] == (100, (784,), 2)
+    assert report["effective_beta"] == pytest.approx(_finite_differences("keras-blog-script")[0], rel=2e-3)
+    assert report["effective_beta"] == pytest.approx(392.0, rel=1e-9)
+    origins = {s["name"]: s["origin"] for s in report["observed"]["sizes"]}
+    assert origins == {
+        "B": "the first dim of z_log_sigma, z_mean (the model's batch_shape)",
+        "D": "the input of vae, the model compiled with this loss: [100, 784]",
+        "k": "the width of z_log_sigma, z_mean, which the loss reads: [100, 2]",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("keras-torch")
+def test_a_keras_closure_without_batch_shape_takes_fit_s_batch_size(tmp_path, capsys):
+    """``Input(shape=...)`` leaves B open: fit's batch_size gives it, else Keras's default 32."""
+    blog = (HERE / "keras_blog_vae.py").read_text()
+    shaped = blog.replace("Input(batch_shape=(batch_size, original_dim))", "Input(shape=(original_dim,))")
+    shaped = shaped.replace("latent_dim = 2", "latent_dim = 8").replace(
+        "K.random_normal(shape=(batch_size, latent_dim)", "K.random_normal(shape=K.shape(z_mean)"
+    )
+    for name, text, B, origin in (
+        (
+            "default.py",
+            shaped.replace(" batch_size=batch_size,", ""),
+            32,
+            "fit at line 58 gives no batch_size: Keras's default",
+        ),
+    ):  # fit's own batch_size=batch_size: _fit_batch_size's doctest
+        path = tmp_path / name
+        path.write_text(text)
+        assert main(["check", str(path), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["sizes"] == {"B": B, "D": 784, "k": 8}
+        assert report["effective_beta"] == pytest.approx(784 / 8, rel=1e-9)  # D/k
+        assert {s["name"]: s["origin"] for s in report["observed"]["sizes"]}["B"] == origin

@@ -132,7 +132,9 @@ def test_a_run_that_fails_falls_back_to_calling_and_says_so():
         'it did not reach a backward(): line 8 (`rows = np.loadtxt("my_measurements.csv", delimiter=",", '
         "dtype=np.float32)`) raised FileNotFoundError: my_measurements.csv not found." in text
     )
-    assert "so the loss was called instead, at B=128, D=784, k=20 (give your sizes with -B, -D, -k)" in text
+    assert "so the loss was called instead, at B=128, D=784, k=20" in text
+    defaults = "sizes: B=128, D=784, k=20 are vaeloss's defaults, not read from your file: give yours with"
+    assert f"{defaults} -B N -D N -k N" in text
 
 
 def test_call_mode_keeps_vaeloss_s_sizes():
@@ -156,3 +158,43 @@ def test_the_cli_reports_the_run_in_json(tmp_path):
     assert data["observed"]["function"] == "main.<locals>.loss_fn"
     assert "DataLoader(num_workers=2) by loading in one process" in data["observed"]["replaced"]
     assert list(tmp_path.iterdir()) == []  # nothing written where the user ran it
+
+
+TENSORBOARD_SCRIPT = """
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+writer = SummaryWriter("runs/exp1")
+model = nn.Linear(6, 4)
+decoder = nn.Linear(2, 6)
+
+
+def loss_function(x_hat, x, mu, logvar):
+    mse = ((x_hat - x) ** 2).sum()
+    return mse - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+for step in range(10):
+    x = torch.rand(16, 6)
+    mu, logvar = model(x).chunk(2, dim=1)
+    loss = loss_function(decoder(mu), x, mu, logvar)
+    writer.add_scalar("loss", loss.item(), step)
+    loss.backward()
+"""
+
+
+def test_tensorboard_writes_nothing_when_loading_or_running(tmp_path, monkeypatch):
+    """TensorBoard writes through TensorFlow's C++ file system, which an audit hook does not see
+    (it wrote event files into the user's folder): it is made to use its Python one."""
+    path = tmp_path / "train.py"
+    path.write_text(TENSORBOARD_SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    for mode in ("run", "call"):
+        report = check_loss(str(path), mode=mode)
+        assert report.function == "loss_function"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["train.py"], mode
+    assert report.observed is None and report.sizes["B"] == 128
+    ran = check_loss(str(path))
+    assert ran.sizes == {"B": 16, "D": 6, "k": 2}
+    assert ran.effective_beta == pytest.approx(0.5, rel=1e-9)  # squared error: 2 x the unit Gaussian NLL

@@ -156,15 +156,13 @@ def _sweep_values(text: str) -> list[float] | None:
     return values
 
 
-def _from_check(opts: AuditOptions, loss: str, sizes: dict[str, int]) -> AuditObjective:
-    """The objective of a user's loss file, read by ``vaeloss check``."""
+def _from_check(opts: AuditOptions, loss: str) -> AuditObjective:
+    """The objective of a user's loss file, read by ``vaeloss check`` at the sizes it finds
+    (a training script's own, by a run of its step): the user's units hold at them."""
     from vaeloss.check.runner import check_loss
 
-    # flat [B, D] inputs first; check falls back to [B, 1, H, W] for square D by itself
     try:
-        report = check_loss(
-            loss, batch_size=sizes["B"], data_dim=sizes["D"], latent_dim=sizes["k"], args=dict(opts.args)
-        )
+        report = check_loss(loss, args=dict(opts.args))
     except LossCheckError as exc:
         if "Try " in str(exc):
             raise
@@ -189,10 +187,12 @@ def _from_check(opts: AuditOptions, loss: str, sizes: dict[str, int]) -> AuditOb
     path, _, name = loss.rpartition(":")
     where = path if path and (name.isidentifier() or name.isdigit()) else loss
     named = report.described if is_inline_name(report.function) else report.function
-    return AuditObjective(conv, f"{named} in {where}", weight)
+    seen = report.observed.sizes if report.observed is not None else ()
+    fixed = report.sizes["D"] if "D" in report.fixed_dims else None
+    return AuditObjective(conv, f"{named} in {where}", weight, seen, fixed)
 
 
-def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjective:
+def resolve_objective(opts: AuditOptions) -> AuditObjective:
     """The loss audited (a user's file read by ``vaeloss check``, a preset, or the per-sample
     ELBO) and the user's KL weight in its own units."""
     if opts.loss and opts.convention:
@@ -201,7 +201,7 @@ def resolve_objective(opts: AuditOptions, sizes: dict[str, int]) -> AuditObjecti
             f"convention={opts.convention!r}. Try one of them."
         )
     if opts.loss:
-        return _from_check(opts, opts.loss, sizes)
+        return _from_check(opts, opts.loss)
     if opts.convention:
         conv = get_convention(opts.convention)
         weight = float(conv.kl_weight) if opts.kl_weight is None else opts.kl_weight
@@ -241,6 +241,22 @@ def check_data_limits(ds: Dataset, *, batch_size: int) -> None:
             f"batch_size={batch_size} (the effective beta would use a batch size no step has). "
             f"Try --batch-size {min(64, n_train)}."
         )
+
+
+def check_fixed_data_dim(objective: AuditObjective, ds: Dataset) -> None:
+    """A loss that only runs at one data dimension (a hard-coded 784) needs data of it."""
+    D = objective.data_dim
+    if D is None or D == ds.dim:
+        return
+    side = math.isqrt(D)
+    hint = (
+        f"--data digits (upsampled to {side}x{side} for it)" if side * side == D else f"data of dimension {D}"
+    )
+    raise DataError(
+        f"Expected data of dimension D={D} for {objective.described} (it runs only at D={D}: a "
+        f"hard-coded size) but got data={ds.name!r} with D={ds.dim}. Try {hint}, or write the loss "
+        f"without a fixed size (x.view(x.size(0), -1) instead of x.view(-1, {D}))."
+    )
 
 
 def check_latent_dim(k: int, data_dim: int, *, user_model: bool) -> None:
@@ -297,6 +313,17 @@ def _decoder_output(source: ModelSource, objective: AuditObjective, ds: Dataset)
         what = "logits (the Gaussian mean is their sigmoid)"
     rng = f" in [{sem.low:g}, {sem.high:g}]" if kind == "mean" and sem.squashed else ""
     return kind, f"read as {what}{rng}: {sem.how}"
+
+
+def _data_notes(objective: AuditObjective, ds: Dataset) -> tuple[str, ...]:
+    """The built-in digits resized for a loss that runs at one data dimension only."""
+    if ds.name != "digits" or ds.shape == (1, 8, 8):
+        return ()
+    side = "x".join(map(str, ds.shape[1:]))
+    return (
+        f"the built-in digits resized from 8x8 to {side} (bilinear, values in [0, 1]): "
+        f"{objective.described} runs only at D={objective.data_dim}",
+    )
 
 
 def _notes(objective: AuditObjective, kind: DecoderOutput, source: ModelSource) -> tuple[str, ...]:
@@ -402,6 +429,7 @@ def _plan(opts: AuditOptions) -> AuditPlan:
     n = _check_numbers(opts)
     device = resolve_device(opts.device)
     user = _check_model_options(opts)
+    objective = resolve_objective(opts)
     ds = load_dataset(
         opts.data,
         data_dir=opts.data_dir,
@@ -409,12 +437,13 @@ def _plan(opts: AuditOptions) -> AuditPlan:
         likelihood=None,
         rescale=opts.rescale,
         seed=opts.seed,
+        data_dim=objective.data_dim,
     )
+    check_fixed_data_dim(objective, ds)
     check_data_limits(ds, batch_size=n.batch_size)
     source = _model_source(opts, ds, user)
     check_latent_dim(source.latent_dim, ds.dim, user_model=user)
     sizes = {"B": n.batch_size, "D": ds.dim, "k": source.latent_dim}
-    objective = resolve_objective(opts, sizes)
     likelihood = objective.convention.likelihood
     ds = prepare_for_likelihood(ds, likelihood, binarization=opts.binarize, seed=opts.seed)
     decoder_output, how = _decoder_output(source, objective, ds)
@@ -448,7 +477,7 @@ def _plan(opts: AuditOptions) -> AuditPlan:
         decoder_how=how,
         model_described=None if iface is None else iface.describe(),
         stacking=stacking.describe() if opts.model not in ("mlp", "linear") else None,
-        notes=_notes(objective, decoder_output, source),
+        notes=_data_notes(objective, ds) + _notes(objective, decoder_output, source),
     )
     plan = AuditPlan(objective, setup, ds, source, n.lr, betas, current, evaluation, options=opts)
     if opts.shard is not None:

@@ -269,17 +269,38 @@ def _no_recommendation(res: AuditResult) -> str:
     return "no recommendation: no model of the sweep has a held-out likelihood to compare"
 
 
+def _units_note(res: AuditResult) -> str:
+    """`` at your sizes B=128, D=784, k=20 (...)`` when the user's units hold at sizes read from
+    their file (which differ from the audit's)."""
+    obj = res.objective
+    if not obj.user_sizes:
+        return ""
+    audit = res.setup.sizes
+    yours = obj.units_sizes(audit)
+    shown = ", ".join(f"{n}={yours[n]}" for n in ("B", "D", "k"))
+    differ = [n for n in ("B", "D", "k") if yours[n] != audit[n]]
+    at = ", ".join(f"{n}={audit[n]}" for n in ("B", "D", "k"))
+    trained = f"; the audit trained at {at}, which the ELBO beta does not depend on" if differ else ""
+    return f" at your sizes {shown} (read from your file by vaeloss check){trained}"
+
+
 def _batch_note(res: AuditResult) -> str:
     """``; it holds at B = 64 only ...`` when the recommended weight depends on the batch size."""
     rec = res.recommendation
     if rec is None:
         return ""
-    formula = batch_formula(res.objective, rec.elbo_beta, res.setup.sizes)
+    sizes = res.objective.units_sizes(res.setup.sizes)
+    formula = batch_formula(res.objective, rec.elbo_beta, sizes)
     if formula is None:
         return ""
+    if any(s.name == "B" for s in res.objective.user_sizes):
+        return (
+            f"; your loss's KL weight depends on the batch size: this one holds at B = {sizes['B']} "
+            f"only (your batch size); at another batch size B use {formula}"
+        )
     return (
         f"; your loss's KL weight depends on the batch size: this one holds at B = "
-        f"{res.setup.batch_size} only (the audit's batch size); at your batch size B use {formula}, "
+        f"{sizes['B']} only (the audit's batch size); at your batch size B use {formula}, "
         f"or audit with -B <your batch size>"
     )
 
@@ -289,7 +310,7 @@ def _recommendation_line(res: AuditResult) -> str:
     if rec is None:
         return _no_recommendation(res)
     return (
-        f"recommended KL weight: {_g(rec.kl_weight)} in your units "
+        f"recommended KL weight: {_g(rec.kl_weight)} in your units{_units_note(res)} "
         f"(ELBO beta {_g(rec.elbo_beta)}); {rec.reason}{_batch_note(res)}"
     )
 
@@ -299,7 +320,7 @@ def _recommendation(res: AuditResult) -> list[str]:
     if rec is None:
         return [_recommendation_line(res).capitalize() + "."]
     lines = [
-        f"Recommended KL weight: **{_g(rec.kl_weight)}** on your own KL term "
+        f"Recommended KL weight: **{_g(rec.kl_weight)}** on your own KL term{_units_note(res)} "
         f"(= beta {_g(rec.elbo_beta)} relative to the per-sample ELBO), rule `{rec.rule}`: "
         f"{rec.reason}{_batch_note(res)}.",
     ]

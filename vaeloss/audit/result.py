@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from vaeloss.audit.cost import CostEstimate
 from vaeloss.audit.text import format_seconds
+from vaeloss.check.observe.result import ObservedSize
 from vaeloss.engine.evaluate import EvaluationPlan, ModelMetrics
 from vaeloss.engine.states import Divergence, ModelStatus
 from vaeloss.errors import InvalidArgumentError
@@ -73,19 +74,36 @@ class AuditObjective:
         convention: the objective at KL weight 1 on its own KL term.
         described: how it was given ("the size_average convention", "loss_fn in my.py"...).
         kl_weight: the user's KL weight, in the loss's own units.
+        user_sizes: the sizes the user's own training step runs at, each with its origin, as
+            ``vaeloss check`` read them (a run of the step, or the file's declarations); the
+            user's units hold at them, not at the audit's. Empty: the audit's sizes.
+        data_dim: the data dimension the loss only runs at (a hard-coded 784), or None.
+
+    >>> from vaeloss.check.observe.result import ObservedSize
+    >>> from vaeloss.objective.presets import get_convention
+    >>> obj = AuditObjective(get_convention("keras_blog"), "blog", 1.0, (ObservedSize("D", 784, "x"),))
+    >>> obj.elbo_beta(1.0, {"B": 64, "D": 64, "k": 8}), obj.units_sizes({"B": 64, "D": 64, "k": 8})
+    (98.0, {'B': 64, 'D': 784, 'k': 8})
     """
 
     convention: Convention
     described: str
     kl_weight: float
+    user_sizes: tuple[ObservedSize, ...] = ()
+    data_dim: int | None = None
+
+    def units_sizes(self, sizes: dict[str, int]) -> dict[str, int]:
+        """The sizes the user's units hold at: the user's own where known, else ``sizes``."""
+        return {**sizes, **{s.name: s.value for s in self.user_sizes}}
 
     def elbo_beta(self, kl_weight: float, sizes: dict[str, int]) -> float:
-        """ELBO beta of a KL weight in the loss's own units."""
-        return self.convention.elbo_beta_for(kl_weight, **sizes)
+        """ELBO beta of a KL weight in the loss's own units (at the user's sizes where known)."""
+        return self.convention.elbo_beta_for(kl_weight, **self.units_sizes(sizes))
 
     def kl_weight_for(self, elbo_beta: float, sizes: dict[str, int]) -> float:
-        """KL weight in the loss's own units that gives ``elbo_beta``."""
-        return self.convention.kl_weight_for(elbo_beta, **sizes)
+        """KL weight in the loss's own units that gives ``elbo_beta`` (at the user's sizes where
+        known)."""
+        return self.convention.kl_weight_for(elbo_beta, **self.units_sizes(sizes))
 
 
 @dataclass(frozen=True)

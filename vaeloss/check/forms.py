@@ -34,7 +34,16 @@ from vaeloss.check.roles import (
     role_of,
 )
 
-__all__ = ["CallForm", "Param", "Slot", "call_forms", "missing_arguments", "params_of"]
+__all__ = [
+    "CallForm",
+    "Param",
+    "Slot",
+    "call_forms",
+    "free_tensors",
+    "function_tree",
+    "missing_arguments",
+    "params_of",
+]
 
 SlotKind = Literal["tensor", "pack", "posterior", "prior", "decoder", "global", "attribute"]
 _DIST_USES = {
@@ -120,7 +129,8 @@ class CallForm:
         return out
 
 
-def _fn_tree(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def function_tree(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The syntax tree of a function's definition (its source, dedented), or None."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
@@ -172,7 +182,7 @@ def params_of(fn: Callable[..., Any], call: Callable[..., Any], exclude: set[str
         sig = inspect.signature(call.forward if isinstance(call, nn.Module) else call)
     except (TypeError, ValueError):
         return []
-    tree = _fn_tree(fn)
+    tree = function_tree(fn)
     out: list[Param] = []
     for p in sig.parameters.values():
         if p.name in exclude or p.kind == p.VAR_KEYWORD:

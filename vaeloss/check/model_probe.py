@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vaeloss.check.forms import CallForm, Slot, _fn_tree
+from vaeloss.check.forms import CallForm, Slot, function_tree
 from vaeloss.check.model_layers import is_keras, keras_input_shapes, submodules
 from vaeloss.check.objects import LossObject, StateGuard
 from vaeloss.check.probe import Caller, CallWatch
@@ -100,7 +100,7 @@ def input_shapes(model: nn.Module, given: tuple[int, ...] | None) -> list[tuple[
 
 def _batch_builders(fn: Callable[..., Any], param: str) -> list[Callable[[Tensor], Any]]:
     """Ways to hand the data to the method's batch parameter, as its body reads it."""
-    tree = _fn_tree(fn)
+    tree = function_tree(fn)
     keys: list[str] = []
     unpacked = False
     if tree is not None:
@@ -275,7 +275,7 @@ class _Stored:
 def stored_loss(fn: Callable[..., Any]) -> str | None:
     """The attribute a model's method stores its loss in (see
     :func:`~vaeloss.check.source.stored_loss_attribute`)."""
-    tree = _fn_tree(fn)
+    tree = function_tree(fn)
     return stored_loss_attribute(tree) if tree is not None else None
 
 

@@ -119,12 +119,17 @@ def _observed(r: CheckReport) -> list[str]:
     o = r.observed
     if o is None:
         return []
-    if o.stopped_at is None:
-        return [
+    if o.failure is not None:
+        lines = [
             f"  ran: {o.ran}; it did not reach a backward(): {o.failure}",
-            f"  so the loss was called instead, at {_at(r)} (give your sizes with -B, -D, -k)",
+            f"  so the loss was called instead, at {_at(r)}",
         ]
-    lines = [f"  ran: {o.ran}; stopped at {o.stopped_at} ({o.seconds:.1f} s)"]
+        if not o.sizes:
+            return lines
+    elif o.stopped_at is None:
+        lines = [f"  sizes: read from {o.ran}"]
+    else:
+        lines = [f"  ran: {o.ran}; stopped at {o.stopped_at} ({o.seconds:.1f} s)"]
     lines += [f"  replaced: {text}" for text in o.replaced]
     for name in ("B", "D", "k"):
         origin = o.origin(name)
@@ -134,6 +139,22 @@ def _observed(r: CheckReport) -> list[str]:
             origin = "not seen in the run: vaeloss's default"
         lines.append(f"  {name}={r.sizes[name]}: {origin}")
     return lines
+
+
+_SIZE_FLAGS = {"B": "-B", "D": "-D", "k": "-k"}
+
+
+def _default_sizes(r: CheckReport) -> list[str]:
+    """The sizes that are vaeloss's defaults (none given, none read from the file)."""
+    if r.observed is not None and r.observed.sizes:
+        return []
+    decided = {"D", "k"} if r.through_model else ({"D"} if r.data_dim_fixed else set())
+    unset = [n for n in ("B", "D", "k") if n not in r.given_sizes and n not in decided]
+    if not unset:
+        return []
+    shown = ", ".join(f"{n}={r.sizes[n]}" for n in unset)
+    flags = " ".join(f"{_SIZE_FLAGS[n]} N" for n in unset)
+    return [f"  sizes: {shown} are vaeloss's defaults, not read from your file: give yours with {flags}"]
 
 
 def _at(r: CheckReport) -> str:
@@ -176,6 +197,7 @@ def _header(r: CheckReport) -> list[str]:
         )
         lines.append(f"  the model decides D={s['D']} and k={s['k']}: the formulas hold at them")
     lines += _observed(r)
+    lines += _default_sizes(r)
     lines += _skipped(r)
     for other in r.others:
         hint = "" if other.kind == "unprobed" else f"; check it with 'vaeloss check {r.path}:{other.name}'"

@@ -308,6 +308,8 @@ def _failure(answer: CheckFailure, target: str, static: StaticSource) -> LossChe
                     f"vaeloss into the project's environment."
                 )
                 break
+    if answer.phase == "internal":  # vaeloss's own code failed in the worker: a bug (exit 3)
+        raise RuntimeError(f"the check of {target} failed in vaeloss's worker: {error}")
     if answer.phase == "resolve":
         return LossCheckError(error)
     what = {"import": "loading the file", "call": "calling the loss"}

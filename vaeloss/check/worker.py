@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaeloss.check.observe.apply import observed_sizes
 from vaeloss.check.protocol import (
     CallFinished,
     CallStarted,
@@ -522,6 +523,9 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         if isinstance(found, CheckFailure):
             return replace(found, skipped=skipped, observed=observed)
         chosen, others = _choose(request, found, extra, channel, backend)
+        observed = _declared(request, chosen, loaded, observed)
+        if observed is not None:
+            request = replace(request, sizes=observed_sizes(request.sizes, observed, request.given))
         first = time.perf_counter()
         probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in, backend)
     if isinstance(probed, CheckFailure):
@@ -555,6 +559,30 @@ def _observe(request: CheckRequest, channel: Channel) -> Observation | None:
 
     channel.send(PhaseStarted("observe"))
     return observe(request)
+
+
+def _declared(
+    request: CheckRequest, chosen: _Candidate, loaded: Loaded, observed: Observation | None
+) -> Observation | None:
+    """The sizes the loaded file declares for the chosen loss (:mod:`vaeloss.check.observe.declared`)
+    when no run showed them: as an observation of the file, not of a run."""
+    import ast
+
+    from vaeloss.check.observe.declared import declared_sizes
+    from vaeloss.check.observe.result import Observation
+
+    if observed is not None and observed.sizes:
+        return observed
+    fn = chosen.obj.function
+    try:
+        sizes = declared_sizes(fn, chosen.name, ast.parse(loaded.source.text)) if fn is not None else ()
+    except Exception:  # noqa: BLE001 - the user's objects' shapes: a size not read is the default
+        sizes = ()
+    if not sizes:
+        return observed
+    if observed is not None:
+        return replace(observed, sizes=sizes)
+    return Observation(f"{Path(request.path).name}'s top-level statements (loaded, not run)", sizes=sizes)
 
 
 def _refined(

@@ -78,11 +78,20 @@ def _split(
     return (xt[train], xt[val], None if yt is None else yt[train], None if yt is None else yt[val])
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _digits(side: int = 8) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """scikit-learn's 8x8 digits in [0, 1], resized to ``side`` x ``side`` (bilinear, as
+    torchvision's ``Resize`` does) when a loss runs only at that size."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return d.data.astype(np.float32) / 16.0, d.target, (1, 8, 8)
+    x = d.data.astype(np.float32) / 16.0
+    if side != 8:
+        images = torch.from_numpy(x).reshape(-1, 1, 8, 8)
+        resized = torch.nn.functional.interpolate(
+            images, size=(side, side), mode="bilinear", align_corners=False
+        )
+        x = resized.clamp(0.0, 1.0).reshape(len(x), -1).numpy()
+    return x, d.target, (1, side, side)
 
 
 def _torchvision(
@@ -196,16 +205,21 @@ def load_dataset(
     seed: int = 0,
     val_fraction: float = 0.2,
     limit: int | None = None,
+    data_dim: int | None = None,
 ) -> Dataset:
     """Load a data set by spec: ``digits`` | ``mnist`` | ``fashion-mnist`` | ``npz:PATH`` |
     ``npy:PATH`` | ``linear-gaussian``.
 
     Values are checked: finite; in [0, 1] for Bernoulli likelihoods (``rescale=True`` maps
     min..max to [0, 1] instead of failing); ``likelihood=None`` skips the likelihood checks.
+    ``data_dim``: the dimension a loss runs only at; the digits come to it when it is a square
+    (784: 28x28), other data is as it is.
 
     >>> ds = load_dataset("digits")
     >>> ds.x_train.shape[1], ds.shape, float(ds.x_train.max())
     (64, (1, 8, 8), 1.0)
+    >>> load_dataset("digits", data_dim=784).shape
+    (1, 28, 28)
     """
     check_choice("binarization", binarization, ("none", "static", "dynamic"))
     if not 0 < val_fraction < 1:
@@ -213,7 +227,8 @@ def load_dataset(
     truth: dict[str, Any] = {}
     y: np.ndarray | None
     if spec == "digits":
-        x, y, shape = _digits()
+        side = math.isqrt(data_dim) if data_dim else 8
+        x, y, shape = _digits(side if side * side == data_dim else 8)
     elif spec in _TORCHVISION:
         x, y, shape = _torchvision(spec, data_dir, download)
     elif spec.startswith(("npz:", "npy:")):

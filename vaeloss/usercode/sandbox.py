@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,9 +105,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 def install(writable: list[Path]) -> None:
     """Install the audit hook (once per process; it cannot be removed) and set the folders the
-    checked code may write to. The hook does nothing outside :func:`enforced`."""
+    checked code may write to. The hook does nothing outside :func:`enforced`.
+
+    TensorBoard writes its event files through TensorFlow's C++ file system when TensorFlow is
+    installed, which no audit hook sees (``SummaryWriter("runs")`` at a file's top level wrote
+    into the user's project): TensorBoard is told to use its pure-Python file system instead
+    (its documented ``tensorboard.compat.notf`` switch), whose writes the hook sees."""
     _State.writable = tuple(os.path.abspath(p) for p in writable)
     sys.dont_write_bytecode = True
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     if not _State.installed:
         sys.addaudithook(_hook)
         _State.installed = True

@@ -34,7 +34,14 @@ def observe(request: CheckRequest) -> Observation:
     path = Path(request.path)
     source = read_source_file(path)
     package = request.module.rpartition(".")[0]
-    return observe_torch_step(path, package, source.text, request.timeout * OBSERVE_SHARE)
+    return observe_torch_step(
+        path,
+        package,
+        source.text,
+        request.timeout * OBSERVE_SHARE,
+        where=lambda line: source.where(line) or f"line {line}",
+        notebook=source.is_notebook,
+    )
 
 
 def chosen_name(observation: Observation, resolves: Callable[[str], bool]) -> str | None:

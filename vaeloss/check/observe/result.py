@@ -88,10 +88,7 @@ class Observation:
             replaced=tuple(str(r) for r in replaced),
             stopped_at=text(data.get("stopped_at")),
             function=text(data.get("function")),
-            sizes=tuple(
-                ObservedSize(str(s["name"]), int(s["value"]), str(s["origin"]))
-                for s in sizes
-            ),
+            sizes=tuple(ObservedSize(str(s["name"]), int(s["value"]), str(s["origin"])) for s in sizes),
             failure=text(data.get("failure")),
             seconds=float(seconds),
         )

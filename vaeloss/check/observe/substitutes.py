@@ -8,6 +8,9 @@
   sandbox lets no process start);
 * :func:`cpu_only`: a move to an absent GPU (``.cuda()``, ``.to("cuda")``, ``device="cuda"``)
   stays on the CPU;
+* :func:`notebook_shims`: what a notebook imports from its host, when the host is absent:
+  ``google.colab`` (``drive.mount`` does nothing), ``IPython.display`` (displays show nothing)
+  and ``tqdm.notebook`` without ``ipywidgets`` (the text progress bar instead);
 * :func:`pretend_writes`: ``os.makedirs``/``os.mkdir`` of a folder the sandbox does not let the
   step create does nothing, and ``open`` for writing a file it does not let the step write opens
   a scratch file in the worker's temporary folder instead, so that a log or a checkpoint written
@@ -31,6 +34,7 @@ __all__ = [
     "Replacements",
     "cpu_only",
     "loader_in_process",
+    "notebook_shims",
     "pretend_writes",
     "torchvision_datasets",
 ]
@@ -306,3 +310,65 @@ def pretend_writes(said: Replacements) -> Iterator[None]:
     finally:
         os.makedirs, os.mkdir = makedirs, mkdir
         builtins.open = io.open = opener
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@contextmanager
+def notebook_shims(said: Replacements) -> Iterator[None]:
+    """``google.colab`` and ``tqdm.notebook`` as a notebook's host would give them, when absent
+    here (``sys.modules`` entries, removed afterwards)."""
+    import sys
+    import types
+
+    added: list[str] = []
+    if not _importable("google.colab"):
+        colab = types.ModuleType("google.colab")
+        drive = types.ModuleType("google.colab.drive")
+
+        def mount(*args: Any, **kwargs: Any) -> None:
+            said.add("google.colab's drive.mount by nothing (no Colab here)")
+
+        drive.mount = mount  # type: ignore[attr-defined]
+        colab.drive = drive  # type: ignore[attr-defined]
+        google = sys.modules.get("google") or types.ModuleType("google")
+        for name, module in (("google", google), ("google.colab", colab), ("google.colab.drive", drive)):
+            if name not in sys.modules:
+                sys.modules[name] = module
+                added.append(name)
+    if not _importable("IPython"):  # a notebook's displays, without Jupyter: nothing shown
+        ipython = types.ModuleType("IPython")
+        display = types.ModuleType("IPython.display")
+
+        def nothing(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        for name in ("display", "clear_output", "HTML", "Image", "Markdown", "Math", "SVG", "Video"):
+            setattr(display, name, nothing)
+        ipython.display = display  # type: ignore[attr-defined]
+        ipython.get_ipython = nothing  # type: ignore[attr-defined]
+        for name, module in (("IPython", ipython), ("IPython.display", display)):
+            sys.modules[name] = module
+            added.append(name)
+    if _importable("tqdm") and not _importable("ipywidgets"):
+        import tqdm.std
+
+        shim = types.ModuleType("tqdm.notebook")
+        shim.tqdm, shim.trange = tqdm.std.tqdm, tqdm.std.trange  # type: ignore[attr-defined]
+        previous = sys.modules.get("tqdm.notebook")
+        sys.modules["tqdm.notebook"] = shim
+        added.append("tqdm.notebook")
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+        if "tqdm.notebook" in added and previous is not None:
+            sys.modules["tqdm.notebook"] = previous

@@ -28,6 +28,7 @@ import time
 import traceback
 import types
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from vaeloss.check.observe.substitutes import (
     Replacements,
     cpu_only,
     loader_in_process,
+    notebook_shims,
     pretend_writes,
     torchvision_datasets,
 )
@@ -83,6 +85,7 @@ class _Tape:
     """What the run has seen."""
 
     path: str
+    where: Callable[[int], str]
     calls: list[_Call] = field(default_factory=list)
     returns: list[_Return] = field(default_factory=list)
     depth: int = 0
@@ -178,7 +181,7 @@ def _batch(tape: _Tape) -> tuple[Any, str] | None:
     for call in tape.calls:
         inputs = [t for t in _tensors(call.inputs) if t.dim() >= 2 and t.is_floating_point()]
         if inputs and int(inputs[0].shape[0]) > 1:
-            where = f" at line {call.line}" if call.line is not None else ""
+            where = f" at {tape.where(call.line)}" if call.line is not None else ""
             return inputs[0], f"the batch {call.module} was given{where}"
     return None
 
@@ -210,14 +213,15 @@ def _sizes(tape: _Tape, loss_args: list[Any], step: dict[str, Any]) -> tuple[Obs
     return tuple(sizes)
 
 
-def _failure(exc: BaseException, path: str) -> str:
+def _failure(exc: BaseException, path: str, where: Callable[[int], str]) -> str:
     """The statement of the user's file that raised, and the error."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     if not frames:
         return f"it raised {error}"
     last = frames[-1]
-    return f"line {last.lineno} (`{(last.line or '').strip()}`) raised {error}"
+    line = (last.line or linecache.getline(path, last.lineno or 0)).strip()
+    return f"{where(last.lineno or 0)} (`{line}`) raised {error}"
 
 
 def _run_file(path: Path, package: str, source: str) -> None:
@@ -236,10 +240,17 @@ def _run_file(path: Path, package: str, source: str) -> None:
             sys.modules["__main__"] = main
 
 
-def observe_torch_step(path: Path, package: str, source: str, timeout: float) -> Observation:
+def observe_torch_step(
+    path: Path,
+    package: str,
+    source: str,
+    timeout: float,
+    where: Callable[[int], str] | None = None,
+    notebook: bool = False,
+) -> Observation:
     """Run the file (its Python ``source``: a notebook's cells in order) up to its first
     differentiation; what it showed. Never raises for the user's code's errors: they are the
-    observation's ``failure``."""
+    observation's ``failure``. ``where`` says where a line is for people ("cell 3, line 4")."""
     import torch
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
@@ -247,7 +258,7 @@ def observe_torch_step(path: Path, package: str, source: str, timeout: float) ->
     from vaeloss.usercode.loader import BudgetExpired, argparse_defaults, time_budget
 
     filename = str(path)
-    tape = _Tape(filename)
+    tape = _Tape(filename, where or (lambda line: f"line {line}"))
     said = Replacements()
 
     def pre(module: Any, inputs: Any) -> None:
@@ -272,7 +283,7 @@ def observe_torch_step(path: Path, package: str, source: str, timeout: float) ->
                 else {n: v for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor)}
             )
             code = "" if frame is None else linecache.getline(filename, frame.f_lineno).strip()
-            how_where = how if frame is None else f"`{code or how}` at line {frame.f_lineno}"
+            how_where = how if frame is None else f"`{code or how}` at {tape.where(frame.f_lineno)}"
             raise _Stopped(loss, how_where, step)
 
         return differentiate
@@ -304,6 +315,7 @@ def observe_torch_step(path: Path, package: str, source: str, timeout: float) ->
             loader_in_process(said),
             pretend_writes(said),
             cpu_only(said),
+            notebook_shims(said),
             time_budget(timeout),
         ):
             _run_file(path, package, source)
@@ -317,7 +329,7 @@ def observe_torch_step(path: Path, package: str, source: str, timeout: float) ->
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's code, any error
-        failure = _failure(exc, filename)
+        failure = _failure(exc, filename, tape.where)
     finally:
         sys.setprofile(None)
         sys.argv = argv
@@ -326,7 +338,11 @@ def observe_torch_step(path: Path, package: str, source: str, timeout: float) ->
         for h in handles:
             h.remove()
     seconds = time.perf_counter() - started
-    ran = f"{path.name} as a script (its main guard too), with its argparse defaults"
+    ran = (
+        f"{path.name}'s cells in order"
+        if notebook
+        else f"{path.name} as a script (its main guard too), with its argparse defaults"
+    )
     if stopped is None:
         return Observation(ran, tuple(said.said), failure=failure, seconds=seconds)
     loss = stopped.loss
