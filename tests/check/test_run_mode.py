@@ -94,6 +94,10 @@ def test_a_method_returning_a_dict_is_checked_at_the_cifar_sizes():
     assert report.sizes == {"B": 32, "D": 3072, "k": 16}
     assert report.effective_beta == pytest.approx(0.00025 * 3072 / 2, rel=1e-9)
     assert report.beta.formula() == "D/8000"
+    # its transform normalises to [-1, 1], where data's variance is at most 1: sigma^2 = 0.384 is
+    # no "larger than any data's variance" (it would be for data in [0, 1], at most 0.25)
+    assert report.observed.data_range == (-1.0, 1.0)
+    assert "decoder-variance-scale" not in {f.code for f in report.findings}
     loss = _definitions(RUN / "cifar_method_dict.py")["ConvVAE"]().loss_function
     measured = _measured_beta(loss, 32, 3072, 16, "gaussian", shape=(32, 3, 32, 32))
     assert measured == pytest.approx(report.effective_beta, rel=1e-9)
@@ -198,3 +202,60 @@ def test_tensorboard_writes_nothing_when_loading_or_running(tmp_path, monkeypatc
     ran = check_loss(str(path))
     assert ran.sizes == {"B": 16, "D": 6, "k": 2}
     assert ran.effective_beta == pytest.approx(0.5, rel=1e-9)  # squared error: 2 x the unit Gaussian NLL
+
+
+REQUIRED_ARGS_SCRIPT = """
+import argparse
+
+import torch
+from torch import nn
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--config", required=True)
+parser.add_argument("--batch", type=int, default=32)
+parser.add_argument("--latent", type=int, default=4)
+parser.add_argument("--beta", type=float, default=1.0)
+args = parser.parse_args()
+if args.config is None:
+    raise ValueError("you must provide config file")
+
+encoder, decoder = nn.Linear(10, 2 * args.latent), nn.Linear(args.latent, 10)
+
+
+def loss_fn(x_hat, x, mu, logvar):
+    nll = ((x_hat - x) ** 2).sum(dim=1).mean()
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1).mean()
+    return nll + args.beta * kl
+
+
+data = torch.rand(1000, 10)
+for x in data.split(args.batch):
+    mu, logvar = encoder(x).chunk(2, dim=1)
+    loss = loss_fn(decoder(mu), x, mu, logvar)
+    loss.backward()
+"""
+
+
+def test_arguments_after_a_double_dash_go_to_the_script(tmp_path, capsys):
+    """Without them the script stops itself (a required --config) and the loss is called at the
+    defaults; with them it runs at the batch and latent they set, and its beta is theirs: the
+    squared error summed per sample is 2 x the unit Gaussian NLL, so beta = args.beta / 2."""
+    from vaeloss.cli import main
+
+    path = tmp_path / "train.py"
+    path.write_text(REQUIRED_ARGS_SCRIPT)
+    assert main(["check", str(path), "--json"]) == 0
+    fell_back = json.loads(capsys.readouterr().out)
+    assert "raised ValueError: you must provide config file" in fell_back["observed"]["failure"]
+    assert fell_back["effective_beta"] == pytest.approx(0.5, rel=1e-9)
+    args = ["--config", "c.yaml", "--batch", "24", "--latent", "6", "--beta", "3"]
+    assert main(["check", str(path), "--json", "--", *args]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert (
+        ran["observed"]["ran"]
+        == f"train.py as a script (its main guard too), with the arguments {' '.join(args)}"
+    )
+    assert ran["sizes"] == {"B": 24, "D": 10, "k": 6}
+    assert ran["effective_beta"] == pytest.approx(1.5, rel=1e-9)
+    assert main(["check", str(path), str(path), "--", "--config", "c"]) == 2
+    assert "Expected arguments after -- only when checking one file" in capsys.readouterr().err

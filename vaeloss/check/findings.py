@@ -414,20 +414,27 @@ def _bce_on_continuous_data(r: CheckReport, ctx: Context) -> Found:
 
 @rule("decoder-variance-scale", "warning")
 def _decoder_variance_scale(r: CheckReport, ctx: Context) -> Found:
-    """A squared-error loss implies a decoder variance (its effective beta): above 0.25 the noise
-    explains data in [0, 1] away, below 1e-4 the KL hardly counts."""
+    """A squared-error loss implies a decoder variance (its effective beta): above the largest
+    variance data in its range can have (0.25 for [0, 1]; the range of the user's batch when a
+    run saw it) the noise explains the data away, below 4e-4 of it (1e-4 for [0, 1]) the KL
+    hardly counts."""
     var = r.effective_beta
-    if r.likelihood != "gaussian" or var is None or 1e-4 <= var <= 0.25:
+    seen = r.observed.data_range if r.observed is not None else None
+    lo, hi = seen if seen is not None and seen[1] > seen[0] else (0.0, 1.0)
+    most = ((hi - lo) / 2) ** 2  # the largest variance of data in [lo, hi]
+    if r.likelihood != "gaussian" or var is None or 4e-4 * most <= var <= most:
         return
+    span = f"[{lo:.3g}, {hi:.3g}]"
     what = (
-        "larger than the variance of any data in [0, 1] (at most 0.25): the decoder noise explains "
-        "the data away; expect blurry outputs and collapsed dims"
-        if var > 0.25
-        else "below 1e-4: the KL hardly counts; expect an unregularised latent space"
+        f"larger than the variance of any data in {span} (at most {most:.3g}): the decoder noise "
+        "explains the data away; expect blurry outputs and collapsed dims"
+        if var > most
+        else f"below {4e-4 * most:.3g}: the KL hardly counts; expect an unregularised latent space"
     )
+    where = " (your step's batch)" if seen is not None else ""
     yield (
         f"this squared-error loss implies a decoder variance sigma^2 = {var:.4g} "
-        f"(sigma = {var**0.5:.3g}) for data in [0, 1]: {what}.",
+        f"(sigma = {var**0.5:.3g}) for data in {span}{where}: {what}.",
         ctx.first("recon"),
     )
 

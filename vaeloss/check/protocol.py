@@ -68,6 +68,7 @@ class CheckRequest:
             (:mod:`vaeloss.check.observe`) and probes the loss it returned at the sizes it ran at;
             ``call`` calls the candidates at ``sizes``.
         given: the sizes the user gave (``B``, ``D``, ``k``): a run does not change them.
+        script_args: the script's own arguments (``vaeloss check FILE -- ARGS``), for its argparse.
     """
 
     path: str
@@ -91,6 +92,7 @@ class CheckRequest:
     nested: tuple[tuple[str, str], ...] = ()
     mode: Literal["run", "call"] = "call"
     given: tuple[str, ...] = ()
+    script_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ def decode_request(data: JsonObject) -> CheckRequest:
         nested=tuple((str(n), str(src)) for n, src in map(_list, _list(d.get("nested", [])))),
         mode="run" if d.get("mode") == "run" else "call",
         given=tuple(_strings(d.get("given", []))),
+        script_args=tuple(_strings(d.get("script_args", []))),
     )
 
 

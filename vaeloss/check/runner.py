@@ -355,6 +355,7 @@ def check_loss(
     taps: dict[str, str] | None = None,
     isolate: bool = True,
     mode: str = "auto",
+    script_args: tuple[str, ...] = (),
 ) -> CheckReport:
     """Check the loss ``TARGET`` (``PATH[:NAME]`` or ``pkg.module[:NAME]``) and report.
 
@@ -369,7 +370,8 @@ def check_loss(
     ``mode`` (:mod:`vaeloss.check.observe.mode`): ``run`` runs the file up to its first
     differentiation and probes the loss it returned at the sizes the step ran at (B, D, k not
     given); ``call`` calls the candidates at the given sizes (else 128, the loss's D or 784,
-    20); ``auto`` runs a PyTorch training loop whose loss is not named.
+    20); ``auto`` runs a PyTorch training loop whose loss is not named. ``script_args`` are
+    the file's own command-line arguments, for its argparse (else its defaults).
 
     Raises:
         LossCheckError: the loss cannot be checked (no candidate, crashes, never returns,
@@ -409,6 +411,7 @@ def check_loss(
         nested=tuple((n, src) for n in dict.fromkeys(nested) if (src := static.nested_source(n))),
         mode=chosen_mode,
         given=given,
+        script_args=tuple(script_args),
     )
     answer = _run_worker(request, timeout, isolate)
     if isinstance(answer, CheckFailure):

@@ -340,8 +340,21 @@ def _no_vae_loss(static: StaticSource, inline: list[InlineLoss]) -> NoLossError:
     )
 
 
-_BUILT_IN_LOSSES = ("nn.", "torch.nn.", "keras.losses.", "tf.keras.losses.", "losses.", "optax.")
-"""Where a framework's own losses come from: ``criterion = nn.BCELoss()`` is no VAE loss."""
+_BUILT_IN_LOSSES = (
+    "nn.",
+    "torch.nn.",
+    "keras.losses.",
+    "tf.keras.losses.",
+    "losses.",
+    "optax.",
+    "keras.metrics.",
+    "tf.keras.metrics.",
+    "metrics.",
+    "torchmetrics.",
+    "tf.metrics.",
+)
+"""Where a framework's own losses and metrics come from: ``criterion = nn.BCELoss()`` and
+``loss_tracker = keras.metrics.Mean(name="loss")`` are no VAE loss."""
 
 
 def stored_loss_attribute(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:

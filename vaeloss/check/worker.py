@@ -116,7 +116,13 @@ def _load(request: CheckRequest) -> Loaded | CheckFailure:
 
     path = Path(request.path)
     try:
-        return load_module(path, request.module, request.search_path, exec_module=request.exec_module)
+        return load_module(
+            path,
+            request.module,
+            request.search_path,
+            exec_module=request.exec_module,
+            argv=request.script_args,
+        )
     except SystemExit as exc:
         return CheckFailure(f"importing {path.name} called sys.exit({exc.code!r})", "import")
     except BaseException as exc:  # noqa: BLE001 - with --exec-module, any import failure

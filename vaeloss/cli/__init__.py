@@ -48,11 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_script_args(words: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """``vaeloss check FILE -- ARGS``: the words before ``--`` for vaeloss, those after it for the
+    checked script's own argparse (``check`` only; other commands keep ``--`` as argparse does).
+
+    >>> split_script_args(["check", "t.py", "--", "--config", "c.yaml"])
+    (['check', 't.py'], ('--config', 'c.yaml'))
+    >>> split_script_args(["audit", "--", "x"])
+    (['audit', '--', 'x'], ())
+    """
+    if words[:1] != ["check"] or "--" not in words:
+        return words, ()
+    at = words.index("--")
+    return words[:at], tuple(words[at + 1 :])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        words, script_args = split_script_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(words)
+        args.script_args = script_args
         if args.command is None:
             parser.print_help()
             return ExitCode.OK

@@ -25,6 +25,11 @@ a whole project:
   pyproject.toml; '# vaeloss: ignore[CODE]' on a line drops that finding there. Results are
   cached in .vaeloss_cache/ (ignored by git) unless --no-cache.
 
+the script's own arguments:
+  vaeloss check train.py -- --config configs/vae.yaml --batch-size 64
+  everything after -- goes to the file's argparse, when it is loaded and when it is run
+  (else its defaults; a required argument not given is None).
+
 exit status:
   0    checked, no error finding
   1    an error finding (beta depends on the batch size, wrong KL sign, non-finite at edge
@@ -164,6 +169,7 @@ def _run_one(args: argparse.Namespace, target: str) -> int:
             exec_module=args.exec_module,
             taps={role: getattr(args, role) for role in ("mu", "scale", "recon") if getattr(args, role)},
             mode=args.mode,
+            script_args=tuple(getattr(args, "script_args", ())),
         )
     except VaelossError as exc:
         if args.json:  # one JSON object on stdout whatever happens
@@ -184,6 +190,12 @@ def _run_project(args: argparse.Namespace) -> int:
     from vaeloss.project import formats
     from vaeloss.project.run import ProjectOptions, check_project, default_jobs
 
+    if getattr(args, "script_args", ()):
+        raise InvalidArgumentError(
+            f"Expected arguments after -- only when checking one file but got "
+            f"{' '.join(args.script_args)!r} with targets={' '.join(args.target)!r}. Try "
+            f"vaeloss check FILE -- {' '.join(args.script_args)}"
+        )
     for name in _ONE_FILE_ONLY:
         value = getattr(args, name)
         if value:

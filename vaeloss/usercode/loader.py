@@ -263,13 +263,15 @@ class _Filter:
 
 
 @contextmanager
-def argparse_defaults() -> Iterator[None]:
-    """``ArgumentParser.parse_known_args()`` without arguments returns the defaults."""
+def argparse_defaults(argv: tuple[str, ...] = ()) -> Iterator[None]:
+    """``ArgumentParser.parse_known_args()`` without arguments parses ``argv`` (the script's
+    arguments the user gave, ``vaeloss check FILE -- ARGS``), else returns the defaults; a
+    required argument not given gets its default (None) instead of exiting."""
     original = argparse.ArgumentParser.parse_known_args
 
     def defaults_only(self: argparse.ArgumentParser, args: Any = None, namespace: Any = None) -> Any:
         try:
-            return original(self, [] if args is None else args, namespace)
+            return original(self, list(argv) if args is None else args, namespace)
         except SystemExit:  # a required argument: give every argument its default
             ns = namespace if namespace is not None else argparse.Namespace()
             for action in self._actions:
@@ -363,7 +365,12 @@ def _load_packages(package: str, top: Path) -> None:
 
 
 def load_module(
-    path: Path, module_name: str, search_path: tuple[str, ...], *, exec_module: bool = False
+    path: Path,
+    module_name: str,
+    search_path: tuple[str, ...],
+    *,
+    exec_module: bool = False,
+    argv: tuple[str, ...] = (),
 ) -> Loaded:
     """Load the user's file by the rules of this module's docstring, in the sandbox.
 
@@ -372,14 +379,15 @@ def load_module(
         module_name: the name to load it as (``pkg.sub.mod`` inside a package).
         search_path: folders to put first on ``sys.path``.
         exec_module: run every statement (``--exec-module``).
+        argv: the script's arguments (its argparse parses them; else its defaults).
     """
     for entry in reversed(search_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    sys.argv = [str(path)]
+    sys.argv = [str(path), *argv]
     source = read_source_file(path)
     package = module_name.rpartition(".")[0]
-    with sandbox.enforced(), argparse_defaults():
+    with sandbox.enforced(), argparse_defaults(argv):
         if package:
             _load_packages(package, Path(search_path[0]))
         if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) == str(path):

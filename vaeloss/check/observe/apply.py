@@ -41,6 +41,7 @@ def observe(request: CheckRequest) -> Observation:
         request.timeout * OBSERVE_SHARE,
         where=lambda line: source.where(line) or f"line {line}",
         notebook=source.is_notebook,
+        argv=request.script_args,
     )
 
 

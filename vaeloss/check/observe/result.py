@@ -44,6 +44,8 @@ class Observation:
         sizes: the sizes the step ran at, each with its origin.
         failure: why the run did not reach a differentiation (the statement and its error).
         seconds: how long the run took.
+        data_range: the smallest and largest value of the step's batch (after the user's
+            transforms: ``Normalize((0.5,), (0.5,))`` gives [-1, 1]), or None.
     """
 
     ran: str
@@ -53,6 +55,7 @@ class Observation:
     sizes: tuple[ObservedSize, ...] = ()
     failure: str | None = None
     seconds: float = 0.0
+    data_range: tuple[float, float] | None = None
 
     def size(self, name: str) -> int | None:
         """The observed value of ``B``, ``D`` or ``k``, or None."""
@@ -70,6 +73,7 @@ class Observation:
             "sizes": [{"name": s.name, "value": s.value, "origin": s.origin} for s in self.sizes],
             "failure": self.failure,
             "seconds": self.seconds,
+            "data_range": None if self.data_range is None else list(self.data_range),
         }
 
     @classmethod
@@ -83,6 +87,8 @@ class Observation:
         assert isinstance(replaced, list)
         seconds = data.get("seconds", 0.0)
         assert isinstance(seconds, (int, float))
+        span = data.get("data_range")
+        assert span is None or isinstance(span, list)
         return cls(
             ran=str(data["ran"]),
             replaced=tuple(str(r) for r in replaced),
@@ -91,4 +97,5 @@ class Observation:
             sizes=tuple(ObservedSize(str(s["name"]), int(s["value"]), str(s["origin"])) for s in sizes),
             failure=text(data.get("failure")),
             seconds=float(seconds),
+            data_range=None if span is None else (float(span[0]), float(span[1])),
         )

@@ -247,6 +247,7 @@ def observe_torch_step(
     timeout: float,
     where: Callable[[int], str] | None = None,
     notebook: bool = False,
+    argv: tuple[str, ...] = (),
 ) -> Observation:
     """Run the file (its Python ``source``: a notebook's cells in order) up to its first
     differentiation; what it showed. Never raises for the user's code's errors: they are the
@@ -302,15 +303,15 @@ def observe_torch_step(
     torch.Tensor.backward = stop("loss.backward()")  # type: ignore[method-assign]
     torch.autograd.backward = stop("torch.autograd.backward")
     torch.autograd.grad = stop("torch.autograd.grad")
-    argv = sys.argv
-    sys.argv = [filename]
+    saved_argv = sys.argv
+    sys.argv = [filename, *argv]
     started = time.perf_counter()
     stopped: _Stopped | None = None
     failure: str | None = None
     try:
         with (
             sandbox.enforced(),
-            argparse_defaults(),
+            argparse_defaults(argv),
             torchvision_datasets(said),
             loader_in_process(said),
             pretend_writes(said),
@@ -332,7 +333,7 @@ def observe_torch_step(
         failure = _failure(exc, filename, tape.where)
     finally:
         sys.setprofile(None)
-        sys.argv = argv
+        sys.argv = saved_argv
         torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = originals  # type: ignore[method-assign]
         _BaseDataLoaderIter.__next__ = next_batch  # type: ignore[method-assign]
         for h in handles:
@@ -341,7 +342,8 @@ def observe_torch_step(
     ran = (
         f"{path.name}'s cells in order"
         if notebook
-        else f"{path.name} as a script (its main guard too), with its argparse defaults"
+        else f"{path.name} as a script (its main guard too), with "
+        + (f"the arguments {' '.join(argv)}" if argv else "its argparse defaults")
     )
     if stopped is None:
         return Observation(ran, tuple(said.said), failure=failure, seconds=seconds)
@@ -354,6 +356,7 @@ def observe_torch_step(
             if any(id(t) in outputs for t in args):
                 function, loss_args = r.name, args
             break
+    batch = _batch(tape)
     return Observation(
         ran,
         tuple(said.said),
@@ -361,4 +364,5 @@ def observe_torch_step(
         function=function,
         sizes=_sizes(tape, loss_args, stopped.step),
         seconds=seconds,
+        data_range=None if batch is None else (float(batch[0].min()), float(batch[0].max())),
     )
