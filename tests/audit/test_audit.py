@@ -380,3 +380,53 @@ def test_a_batch_dependent_recommendation_says_its_batch_size(tmp_path, capsys):
     line = next(line for line in text.splitlines() if line.startswith("recommended KL weight:"))
     assert "depends on the batch size: this one holds at B = 64 only (the audit's batch size)" in line
     assert "at your batch size B use " in line and "or audit with -B <your batch size>" in line
+
+
+RUN_SCRIPTS = Path(__file__).parents[1] / "check" / "run"
+
+
+@pytest.mark.slow
+def test_a_training_script_is_audited_in_its_own_units_at_its_own_sizes(tmp_path, capsys):
+    """``inline_loop_fashion.py`` trains BCE averaged over batch and pixels + the KL summed over
+    batch and latent at B=100, D=784, k=2 (its own step, read by check): its ELBO beta is
+    B*D = 78,400 there (not 64*784 at the audit's B=64), and a recommended ELBO beta b is
+    b / (100 * 784) in its units. It reshapes to 784 pixels, so the digits come at 28x28."""
+    script = str(RUN_SCRIPTS / "inline_loop_fashion.py")
+    code, res, err, out = _audit(tmp_path, capsys, "--loss", script, "--sweep", "0.0001,0.001")
+    assert code in (0, 1), err
+    assert res["effective_beta"] == pytest.approx(100 * 784, rel=1e-9)
+    assert res["data_dim"] == 784 and res["batch_size"] == 64
+    assert res["notes"][0].startswith("the built-in digits resized from 8x8 to 28x28 (bilinear")
+    report = (out / "report.md").read_text()
+    rec = res["recommended_beta"]
+    assert rec is not None
+    assert rec["own_units"] == pytest.approx(rec["elbo"] / (100 * 784), rel=1e-9)
+    assert "at your sizes B=100, D=784, k=2 (read from your file by vaeloss check)" in report
+
+
+SEED_LOSS = """
+import torch
+import torch.nn.functional as F
+
+
+def loss_function(recon_x, x, mu, logvar):
+    BCE = F.binary_cross_entropy(recon_x, x.view(-1, 784), size_average=True)
+    KLD = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return BCE + KLD
+"""
+
+
+def test_a_loss_fixed_at_784_on_data_of_another_size_says_what_works(tmp_path, capsys):
+    path = tmp_path / "seed_loss.py"
+    path.write_text(SEED_LOSS)
+    data = tmp_path / "rows.npy"
+    np.save(data, np.random.default_rng(0).random((300, 64)).astype(np.float32))
+    code, _, err, _ = _audit(
+        tmp_path, capsys, "--loss", str(path), "--data", f"npy:{data}", "--sweep", "none"
+    )
+    assert code == 2
+    assert (
+        err.startswith("error: Expected data of dimension D=784 for loss_function in ")
+        and "but got data='npy:" in err
+        and "with D=64. Try --data digits (upsampled to 28x28 for it)" in err
+    )

@@ -280,7 +280,9 @@ def _units_note(res: AuditResult) -> str:
     shown = ", ".join(f"{n}={yours[n]}" for n in ("B", "D", "k"))
     differ = [n for n in ("B", "D", "k") if yours[n] != audit[n]]
     at = ", ".join(f"{n}={audit[n]}" for n in ("B", "D", "k"))
-    trained = f"; the audit trained at {at}, which the ELBO beta does not depend on" if differ else ""
+    trained = (
+        f"; the audit trained at {at} and converts its ELBO beta to your units at yours" if differ else ""
+    )
     return f" at your sizes {shown} (read from your file by vaeloss check){trained}"
 
 
@@ -310,8 +312,8 @@ def _recommendation_line(res: AuditResult) -> str:
     if rec is None:
         return _no_recommendation(res)
     return (
-        f"recommended KL weight: {_g(rec.kl_weight)} in your units{_units_note(res)} "
-        f"(ELBO beta {_g(rec.elbo_beta)}); {rec.reason}{_batch_note(res)}"
+        f"recommended KL weight: {_g(rec.kl_weight)} in your units "
+        f"(ELBO beta {_g(rec.elbo_beta)}){_units_note(res)}; {rec.reason}{_batch_note(res)}"
     )
 
 
@@ -320,8 +322,8 @@ def _recommendation(res: AuditResult) -> list[str]:
     if rec is None:
         return [_recommendation_line(res).capitalize() + "."]
     lines = [
-        f"Recommended KL weight: **{_g(rec.kl_weight)}** on your own KL term{_units_note(res)} "
-        f"(= beta {_g(rec.elbo_beta)} relative to the per-sample ELBO), rule `{rec.rule}`: "
+        f"Recommended KL weight: **{_g(rec.kl_weight)}** on your own KL term "
+        f"(= beta {_g(rec.elbo_beta)} relative to the per-sample ELBO){_units_note(res)}, rule `{rec.rule}`: "
         f"{rec.reason}{_batch_note(res)}.",
     ]
     if cp is not None and cp.kl_weights:
