@@ -32,6 +32,7 @@ from blocks import hidden  # a sibling module: the folder must travel with the f
 
 KILL_MARKER = {marker!r}  # the first Ray worker to train dies (once, or always)
 ALWAYS = {always!r}
+STARTED = {started!r}  # made when a Ray worker first trains (a test waits for it, not for a clock)
 
 
 class TinyVAE(nn.Module):
@@ -47,6 +48,8 @@ class TinyVAE(nn.Module):
 
     def decode(self, z):
         in_worker = "default_worker" in sys.argv[0]
+        if self.training and in_worker and STARTED and not os.path.exists(STARTED):
+            open(STARTED, "w").close()
         if self.training and in_worker and KILL_MARKER and (ALWAYS or not os.path.exists(KILL_MARKER)):
             open(KILL_MARKER, "w").close()
             os._exit(1)
@@ -56,12 +59,14 @@ class TinyVAE(nn.Module):
 """
 
 
-def _model(folder: Path, *, marker: str | None = None, always: bool = False) -> str:
+def _model(
+    folder: Path, *, marker: str | None = None, always: bool = False, started: str | None = None
+) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "blocks.py").write_text(
         "from torch import nn\n\n\ndef hidden(i, o):\n    return nn.Sequential(nn.Linear(i, o), nn.ReLU())\n"
     )
-    (folder / "tiny_vae.py").write_text(MODEL.format(marker=marker, always=always))
+    (folder / "tiny_vae.py").write_text(MODEL.format(marker=marker, always=always, started=started))
     return f"{folder / 'tiny_vae.py'}:TinyVAE"
 
 
@@ -163,7 +168,8 @@ def test_a_group_whose_worker_always_dies_is_lost_and_said_so(tmp_path, cluster)
 def test_ctrl_c_during_a_ray_audit_keeps_a_partial_report(tmp_path):
     """SIGINT while the groups train on Ray: the tasks are told, stop, evaluate what they have
     and return; the partial report is written, exit 130."""
-    spec = _model(tmp_path / "project")
+    started = tmp_path / "training"
+    spec = _model(tmp_path / "project", started=str(started))
     args = ["--model", spec, "--init", "pause=0.003", "--sweep", "0.5,2", "--epochs", "500"]
     args += ["--time-budget", "200", "--iwae-samples", "40", "--json", "--out", "ray", "--executor", "ray"]
     proc = subprocess.Popen(
@@ -179,7 +185,11 @@ def test_ctrl_c_during_a_ray_audit_keeps_a_partial_report(tmp_path):
         seen.append(line)
         if "groups on a local Ray instance" in line:
             break
-    time.sleep(8)  # the workers start (torch's import) and train
+    waited = time.monotonic()  # a worker trains (after torch's import: slow on a busy machine)
+    while not started.exists() and time.monotonic() - waited < 180 and proc.poll() is None:
+        time.sleep(0.2)
+    assert started.exists(), "".join(seen)
+    time.sleep(1)
     began = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
