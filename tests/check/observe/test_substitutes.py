@@ -16,6 +16,7 @@ from vaeloss.check.observe.substitutes import (
     Replacements,
     cpu_only,
     loader_in_process,
+    notebook_shims,
     pretend_writes,
     torchvision_datasets,
 )
@@ -135,3 +136,27 @@ def test_writes_the_sandbox_refuses_go_to_scratch_files(tmp_path, monkeypatch):
     assert said.said[0].startswith(f"writing {str(project / 'train.log')!r} by writing a scratch file")
     with sandbox.enforced(), pytest.raises(PermissionError, match="does not let the checked code write"):
         open(project / "train.log", "w")
+
+
+def test_a_notebook_s_host_is_stood_in_for_when_absent():
+    """Colab's drive, IPython's displays (matplotlib asks IPython's version when it is
+    imported) and tqdm.notebook without ipywidgets; removed afterwards."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("IPython") is not None:
+        pytest.skip("IPython is installed here: nothing to stand in for")
+    said = Replacements()
+    with notebook_shims(said):
+        import matplotlib.pyplot as plt
+        from google.colab import drive
+        from IPython.display import HTML, display
+        from tqdm.notebook import tqdm
+
+        drive.mount("/content/drive")
+        display(HTML("<b>x</b>"))
+        plt.imshow(np.zeros((2, 2)))
+        plt.close("all")
+        assert list(tqdm(range(3), disable=True)) == [0, 1, 2]
+    assert said.said == ["google.colab's drive.mount by nothing (no Colab here)"]
+    assert "google.colab" not in sys.modules and "IPython" not in sys.modules

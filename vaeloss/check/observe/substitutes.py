@@ -353,7 +353,8 @@ def notebook_shims(said: Replacements) -> Iterator[None]:
         for name in ("display", "clear_output", "HTML", "Image", "Markdown", "Math", "SVG", "Video"):
             setattr(display, name, nothing)
         ipython.display = display  # type: ignore[attr-defined]
-        ipython.get_ipython = nothing  # type: ignore[attr-defined]
+        ipython.get_ipython = nothing  # type: ignore[attr-defined]  # not inside IPython
+        ipython.version_info = (8, 24, 0, "")  # type: ignore[attr-defined]  # matplotlib asks
         for name, module in (("IPython", ipython), ("IPython.display", display)):
             sys.modules[name] = module
             added.append(name)
