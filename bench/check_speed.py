@@ -5,7 +5,10 @@ Prints: seconds for the whole check (subprocess included), the worker's torch im
 probing itself, and the ratio of probing to the plain reference. Then a row per framework
 (Keras on torch, TensorFlow, JAX, MLX, NumPy; files of ``tests/check/frameworks``): the whole
 check against the time a fresh Python takes to import what the check's worker imports for it
-(goal: at most that import time + 3 s on an idle machine).
+(goal: at most that import time + 3 s on an idle machine). Then a row per training script of
+``tests/check/run`` checked in run mode (the script runs up to its first backward(), then its
+loss is probed) against call mode and against the script's own imports (goal: run mode at most
+those imports + 3 s).
 Run: python bench/check_speed.py
 """
 
@@ -52,6 +55,31 @@ def frameworks() -> None:
         print(f"{name:<18} {whole:8.2f} {imported:9.2f} {beyond:9.2f} {'ok' if beyond <= 3 else 'over':>6}")
 
 
+RUN = Path(__file__).resolve().parents[1] / "tests" / "check" / "run"
+RUN_ROWS = ("examples_latent8.py", "cifar_method_dict.py", "inline_loop_fashion.py")
+
+
+def run_mode() -> None:
+    """A row per training script: run mode against call mode and the script's imports."""
+    imports = "import torch, torchvision"
+    _import_seconds(imports)
+    imported = _import_seconds(imports)
+    print(
+        f"\n{'script (run mode)':<26} {'run s':>6} {'call s':>7} {'import s':>9} {'beyond s':>9} {'goal':>6}"
+    )
+    for name in RUN_ROWS:
+        seconds = {}
+        for mode in ("call", "run"):
+            t = time.perf_counter()
+            check_loss(str(RUN / name), mode=mode)
+            seconds[mode] = time.perf_counter() - t
+        beyond = seconds["run"] - imported
+        print(
+            f"{name:<26} {seconds['run']:6.2f} {seconds['call']:7.2f} {imported:9.2f} {beyond:9.2f} "
+            f"{'ok' if beyond <= 3 else 'over':>6}"
+        )
+
+
 def main() -> None:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import torch, vaeloss.check.probe"], check=True)
@@ -75,6 +103,7 @@ def main() -> None:
         plain = time.perf_counter() - t
         print(f"{name:<22} {whole:8.2f} {startup:10.2f} {probing:10.2f} {plain:8.3f} {probing / plain:6.1f}")
     frameworks()
+    run_mode()
 
 
 if __name__ == "__main__":

@@ -259,3 +259,58 @@ def test_arguments_after_a_double_dash_go_to_the_script(tmp_path, capsys):
     assert ran["effective_beta"] == pytest.approx(1.5, rel=1e-9)
     assert main(["check", str(path), str(path), "--", "--config", "c"]) == 2
     assert "Expected arguments after -- only when checking one file" in capsys.readouterr().err
+
+
+def test_a_project_s_loss_is_checked_as_the_run_built_it():
+    """train_main.py wires a model, a GaussianVAELoss(beta=args.beta) of vae_losses.py and a
+    Trainer of vae_trainer.py whose loop calls backward(). The loss is the object the run
+    built, with beta 4 from argparse (built anew from its defaults it would have beta 1):
+    (summed squared error + 4 * summed KL) / B, a = 2/B, b = 4/B: beta = 2."""
+    report = _check("project/train_main.py")
+    assert report.path == str(RUN / "project" / "vae_losses.py")
+    assert report.function == "GaussianVAELoss.forward"
+    assert report.described == "the GaussianVAELoss your run built (beta=4.0), its forward"
+    assert report.sizes == {"B": 50, "D": 12, "k": 3}
+    assert report.effective_beta == pytest.approx(2.0, rel=1e-9)
+    assert report.observed.stopped_at == "`loss.backward()` at vae_trainer.py, line 15"
+    namespace = _definitions(RUN / "project" / "vae_losses.py")
+    measured = _measured_beta(namespace["GaussianVAELoss"](beta=4.0), 50, 12, 3, "gaussian")
+    assert measured == pytest.approx(report.effective_beta, rel=1e-9)
+
+
+KEYWORD_BETA_SCRIPT = """
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--beta", type=float, default=4.0)
+args = parser.parse_args()
+
+
+def loss_function(recon_x, x, mu, logvar, beta=1.0):
+    bce = F.binary_cross_entropy(recon_x, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (bce + beta * kld) / x.size(0)
+
+
+encoder, decoder = nn.Linear(20, 10), nn.Sequential(nn.Linear(5, 20), nn.Sigmoid())
+for x in torch.rand(640, 20).split(64):
+    mu, logvar = encoder(x).chunk(2, dim=1)
+    loss = loss_function(decoder(mu), x, mu, logvar, beta=args.beta)
+    loss.backward()
+"""
+
+
+def test_the_numbers_the_step_passes_are_the_loss_s(tmp_path):
+    """The loop passes beta=args.beta (4.0) over the default 1.0: beta 4, as trained; --arg wins."""
+    path = tmp_path / "train.py"
+    path.write_text(KEYWORD_BETA_SCRIPT)
+    report = check_loss(str(path))
+    assert report.observed.arguments == {"beta": 4.0}
+    assert report.effective_beta == pytest.approx(4.0, rel=1e-9)
+    assert report.defaults["beta"] == 4.0
+    assert check_loss(str(path), args={"beta": 2.0}).effective_beta == pytest.approx(2.0, rel=1e-9)
+    assert check_loss(str(path), mode="call").effective_beta == pytest.approx(1.0, rel=1e-9)

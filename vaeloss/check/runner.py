@@ -385,8 +385,16 @@ def check_loss(
     static = read_static(read_source_file(resolved.path))
     framework = detect_framework(static.source, static.tree)
     require_framework(framework, static.source)
-    names, why, explicit = select(static, resolved.name)
-    chosen_mode = choose_mode(mode, static.tree, framework.name, named=explicit)
+    chosen_mode = choose_mode(
+        mode, static.tree, framework.name, named=resolved.name is not None, folder=resolved.path.parent
+    )
+    no_loss: NoLossError | None = None
+    try:
+        names, why, explicit = select(static, resolved.name)
+    except NoLossError as exc:
+        if chosen_mode == "call":
+            raise
+        names, why, explicit, no_loss = [], "", False, exc  # the run may show it (a trainer module's loss)
     if chosen_mode == "call":
         _refuse_inline_statically(static, names, args or {})
     nested = names if chosen_mode == "call" else [*names, *static.nested_names()]
@@ -414,13 +422,21 @@ def check_loss(
         script_args=tuple(script_args),
     )
     answer = _run_worker(request, timeout, isolate)
+    if isinstance(answer, CheckFailure) and no_loss is not None:
+        seen = answer.observed
+        failure = f" Running it did not show one either: {seen.failure}" if seen and seen.failure else ""
+        raise NoLossError(f"{no_loss}{failure}")
     if isinstance(answer, CheckFailure):
         shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
         raise _failure_with_hints(answer, shown, static, names, sizes["D"])
     answer = replace(answer, others=tuple(_addressed(o, static) for o in answer.others))
     seen = answer.observed
+    path = str(resolved.path)
     if not resolved.name and seen is not None and seen.function and qualified(seen.function) == answer.name:
         why = f"{answer.name!r}: it returned the loss your step differentiates ({seen.stopped_at})"
+        if seen.function_file is not None:  # defined in a module of the folder that the run imported
+            static, path = read_static(read_source_file(Path(seen.function_file))), seen.function_file
+            why += f", running {resolved.path.name}"
     if not why:
         chosen = static.inline[answer.name].describe() if answer.name in static.inline else repr(answer.name)
         why = f"{chosen}: " + (
@@ -431,7 +447,7 @@ def check_loss(
     return build_report(
         answer,
         static.lines_for(answer.name),
-        path=str(resolved.path),
+        path=path,
         why=why,
         expect_beta=expect_beta,
         where=static.source.where,

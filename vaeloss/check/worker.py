@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from vaeloss.check.forms import CallForm
     from vaeloss.check.objects import LossObject
     from vaeloss.check.observe.result import Observation
+    from vaeloss.check.observe.torch_step import Live
     from vaeloss.check.probe.backend import Backend
     from vaeloss.usercode.loader import Loaded
 
@@ -130,9 +131,14 @@ def _load(request: CheckRequest) -> Loaded | CheckFailure:
 
 
 def _candidates(
-    request: CheckRequest, loaded: Loaded, init: dict[str, object], extra: dict[str, object]
+    request: CheckRequest,
+    loaded: Loaded,
+    init: dict[str, object],
+    extra: dict[str, object],
+    live: LossObject | None = None,
 ) -> list[_Candidate] | CheckFailure:
-    """The names of the request that resolve into something the probe can call."""
+    """The names of the request that resolve into something the probe can call (``live``: the
+    loss as a run left it, for the request's one name)."""
     from vaeloss.check.forms import call_forms, missing_arguments, params_of
     from vaeloss.check.model_probe import model_of
     from vaeloss.check.objects import ObjectError, resolve_object
@@ -143,7 +149,7 @@ def _candidates(
     sources = {n: src for n, src, _ in request.inline}
     for name in request.names:
         try:
-            obj = resolve_object(loaded, name, init)
+            obj = live if live is not None else resolve_object(loaded, name, init)
         except ObjectError as exc:
             problems.append(str(exc) if request.explicit else f"{inline.get(name, name)}: {exc}")
             continue
@@ -506,7 +512,7 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     backend, supplied = _prepare_framework(request)  # start-up: not the user's code
     sandbox.install([Path(p) for p in request.writable])
     started = time.time()
-    observed = _observe(request, channel)
+    observed, live = _observe(request, channel)
     channel.send(PhaseStarted("import"))
     loaded = _load(request)
     if isinstance(loaded, CheckFailure):
@@ -516,8 +522,15 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     _add_inline(request, namespace)
     _add_nested(request, namespace)
     init, given = _values(request.init, namespace), _values(request.args, namespace)
+    chosen_live = None
     if observed is not None:
-        request = _refined(request, observed, loaded, init)
+        from vaeloss.check.observe.apply import decide
+        from vaeloss.check.observe.torch_step import qualified
+
+        decision = decide(request, observed, live, loaded, init)
+        request, loaded, chosen_live = decision.request, decision.loaded, decision.live
+        if observed.function and request.names == (qualified(observed.function),):
+            given = {**observed.arguments, **given}  # the numbers the step passed, unless --arg
     extra = {n: v for n, v in given.items() if "." not in n}
     unset = _set_attributes({n: v for n, v in given.items() if "." in n}, namespace, request)
     if unset is not None:
@@ -525,7 +538,7 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     loaded_in = time.time() - started
     channel.send(PhaseStarted("call"))
     with sandbox.enforced():
-        found = _candidates(request, loaded, init, extra)
+        found = _candidates(request, loaded, init, extra, chosen_live)
         if isinstance(found, CheckFailure):
             return replace(found, skipped=skipped, observed=observed)
         chosen, others = _choose(request, found, extra, channel, backend)
@@ -557,10 +570,11 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
     )
 
 
-def _observe(request: CheckRequest, channel: Channel) -> Observation | None:
-    """In run mode, the run of the user's step (:mod:`vaeloss.check.observe`), else None."""
+def _observe(request: CheckRequest, channel: Channel) -> tuple[Observation | None, Live | None]:
+    """In run mode, the run of the user's step (:mod:`vaeloss.check.observe`) and the loss as
+    it left it, else None."""
     if request.mode != "run":
-        return None
+        return None, None
     from vaeloss.check.observe.apply import observe
 
     channel.send(PhaseStarted("observe"))
@@ -589,24 +603,6 @@ def _declared(
     if observed is not None:
         return replace(observed, sizes=sizes)
     return Observation(f"{Path(request.path).name}'s top-level statements (loaded, not run)", sizes=sizes)
-
-
-def _refined(
-    request: CheckRequest, observed: Observation, loaded: Loaded, init: dict[str, object]
-) -> CheckRequest:
-    """The request as the run decides it: the loss it returned (when it resolves in the loaded
-    file) and its sizes."""
-    from vaeloss.check.objects import resolve_object
-    from vaeloss.check.observe.apply import refine
-
-    def resolves(name: str) -> bool:
-        try:
-            resolve_object(loaded, name, init)
-        except Exception:  # noqa: BLE001 - ObjectError, or the user's constructor raising
-            return False
-        return True
-
-    return refine(request, observed, resolves)
 
 
 def _failure(phase: FailurePhase, error: str) -> CheckFailure:

@@ -171,6 +171,7 @@ def test_a_notebook_runs_its_cells_in_order(scratch, tmp_path):
         init={}, sizes={"B": 128, "D": 784, "k": 20}, input_shape=None, timeout=60.0, exec_module=False,
         mode="run",
     )  # fmt: skip
-    o = observe(request)
+    o, live = observe(request)
     assert o.failure is None and o.function == "elbo"
     assert _sizes(o) == {"B": 16, "D": 6, "k": 2}
+    assert live is not None and live.function.__name__ == "elbo" and live.instance is None

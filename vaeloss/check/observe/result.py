@@ -11,7 +11,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vaeloss.jsontypes import Json, JsonObject
 
@@ -41,9 +41,13 @@ class Observation:
         function: the qualified name of the function that returned the differentiated loss
             (``loss_function``, ``VAE.loss_function``, ``main.<locals>.loss_fn``), or None when
             the loss is computed inline.
+        function_file: the file that defines it, when not the checked one (a module of its
+            folder: ``trainer.py``), else None.
         sizes: the sizes the step ran at, each with its origin.
         failure: why the run did not reach a differentiation (the statement and its error).
         seconds: how long the run took.
+        arguments: the numbers the step passed to the loss function (``beta=args.beta``): the
+            check calls it with them, as the step did (``--arg`` overrides them).
         data_range: the smallest and largest value of the step's batch (after the user's
             transforms: ``Normalize((0.5,), (0.5,))`` gives [-1, 1]), or None.
     """
@@ -52,10 +56,12 @@ class Observation:
     replaced: tuple[str, ...] = ()
     stopped_at: str | None = None
     function: str | None = None
+    function_file: str | None = None
     sizes: tuple[ObservedSize, ...] = ()
     failure: str | None = None
     seconds: float = 0.0
     data_range: tuple[float, float] | None = None
+    arguments: dict[str, int | float | bool] = field(default_factory=dict)
 
     def size(self, name: str) -> int | None:
         """The observed value of ``B``, ``D`` or ``k``, or None."""
@@ -70,10 +76,12 @@ class Observation:
             "replaced": list(self.replaced),
             "stopped_at": self.stopped_at,
             "function": self.function,
+            "function_file": self.function_file,
             "sizes": [{"name": s.name, "value": s.value, "origin": s.origin} for s in self.sizes],
             "failure": self.failure,
             "seconds": self.seconds,
             "data_range": None if self.data_range is None else list(self.data_range),
+            "arguments": dict(self.arguments),
         }
 
     @classmethod
@@ -94,8 +102,19 @@ class Observation:
             replaced=tuple(str(r) for r in replaced),
             stopped_at=text(data.get("stopped_at")),
             function=text(data.get("function")),
+            function_file=text(data.get("function_file")),
             sizes=tuple(ObservedSize(str(s["name"]), int(s["value"]), str(s["origin"])) for s in sizes),
             failure=text(data.get("failure")),
             seconds=float(seconds),
             data_range=None if span is None else (float(span[0]), float(span[1])),
+            arguments={
+                str(k): v
+                for k, v in _object(data.get("arguments") or {}).items()
+                if isinstance(v, (int, float, bool))
+            },
         )
+
+
+def _object(value: Json) -> dict[str, Json]:
+    assert isinstance(value, dict)
+    return value

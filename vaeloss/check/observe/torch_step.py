@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import linecache
 import math
+import os
 import sys
 import time
 import traceback
@@ -43,11 +44,38 @@ from vaeloss.check.observe.substitutes import (
     torchvision_datasets,
 )
 
-__all__ = ["observe_torch_step", "qualified"]
+__all__ = ["Live", "observe_torch_step", "qualified"]
 
 _KEEP = 256
 """Returns of the user's functions kept (the latest), to find the one that returned the loss;
 and model calls kept (the first)."""
+
+
+@dataclass(frozen=True)
+class Live:
+    """The loss the run's step called, as the run left it (in this process): the function, and
+    the object it is a method of (its state as the user's code set it: ``self.beta`` from the
+    config), or the closure with its cells (``args`` of ``main(args)``)."""
+
+    function: Callable[..., Any]
+    instance: object | None
+
+
+def _function_of(code: types.CodeType) -> Callable[..., Any] | None:
+    """The function object whose code ``code`` is (a closure: the one the run made)."""
+    import gc
+
+    found = [f for f in gc.get_referrers(code) if isinstance(f, types.FunctionType) and f.__code__ is code]
+    return found[-1] if found else None
+
+
+def _live(r: _Return) -> Live | None:
+    function = _function_of(r.code)
+    if function is None:
+        return None
+    names = r.code.co_varnames[: r.code.co_argcount]
+    instance = r.arguments.get(names[0]) if names and names[0] == "self" else None
+    return Live(function, instance)
 
 
 class _Stopped(BaseException):
@@ -67,7 +95,7 @@ class _Call:
     module: str
     inputs: tuple[Any, ...]
     output: Any
-    line: int | None
+    line: str | None
 
 
 @dataclass
@@ -76,16 +104,47 @@ class _Return:
     called with and what it returned."""
 
     name: str
+    file: str
     arguments: dict[str, Any]
     value: Any
+    code: types.CodeType
+
+
+@dataclass
+class _Project:
+    """The user's files: the checked one and the Python files of its folder (``trainer.py`` it
+    imports), not installed packages (a virtual environment inside the folder included)."""
+
+    main: str
+    where_main: Callable[[int], str]
+    owned: dict[str, bool] = field(default_factory=dict)
+
+    def owns(self, filename: str) -> bool:
+        known = self.owned.get(filename)
+        if known is None:
+            folder = os.path.dirname(self.main) + os.sep
+            installed = ("site-packages", "dist-packages")
+            known = filename == self.main or (
+                filename.startswith(folder)
+                and filename.endswith(".py")
+                and not any(part in installed for part in filename.split(os.sep))
+                and not filename.startswith((sys.prefix + os.sep, sys.base_prefix + os.sep))
+            )
+            self.owned[filename] = known
+        return known
+
+    def where(self, filename: str, line: int) -> str:
+        """Where a line is for people: "line 12", "cell 3, line 4", "trainer.py, line 40"."""
+        if filename == self.main:
+            return self.where_main(line)
+        return f"{os.path.relpath(filename, os.path.dirname(self.main))}, line {line}"
 
 
 @dataclass
 class _Tape:
     """What the run has seen."""
 
-    path: str
-    where: Callable[[int], str]
+    project: _Project
     calls: list[_Call] = field(default_factory=list)
     returns: list[_Return] = field(default_factory=list)
     depth: int = 0
@@ -94,7 +153,7 @@ class _Tape:
     batch: Any = None
 
     def profile(self, frame: types.FrameType, event: str, arg: Any) -> None:
-        if frame.f_code.co_filename != self.path:
+        if not self.project.owns(frame.f_code.co_filename):
             return
         if event == "call":
             code = frame.f_code
@@ -107,7 +166,9 @@ class _Tape:
                 names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
                 arguments = {n: frame.f_locals.get(n) for n in names}
             if arg is not None:
-                self.returns.append(_Return(frame.f_code.co_qualname, arguments, arg))
+                self.returns.append(
+                    _Return(frame.f_code.co_qualname, frame.f_code.co_filename, arguments, arg, frame.f_code)
+                )
                 del self.returns[:-_KEEP]
 
 
@@ -144,19 +205,19 @@ def qualified(qualname: str) -> str | None:
     return ".".join(p for p in parts if p != "<locals>")
 
 
-def _user_frame(path: str) -> types.FrameType | None:
-    """The innermost frame of the user's file the current call came from."""
+def _user_frame(project: _Project) -> types.FrameType | None:
+    """The innermost frame of the user's files the current call came from."""
     frame: types.FrameType | None = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename == path:
+        if project.owns(frame.f_code.co_filename):
             return frame
         frame = frame.f_back
     return None
 
 
-def _user_line(path: str) -> int | None:
-    frame = _user_frame(path)
-    return None if frame is None else frame.f_lineno
+def _user_line(project: _Project) -> str | None:
+    frame = _user_frame(project)
+    return None if frame is None else project.where(frame.f_code.co_filename, frame.f_lineno)
 
 
 def _shape(t: Any) -> str:
@@ -181,7 +242,7 @@ def _batch(tape: _Tape) -> tuple[Any, str] | None:
     for call in tape.calls:
         inputs = [t for t in _tensors(call.inputs) if t.dim() >= 2 and t.is_floating_point()]
         if inputs and int(inputs[0].shape[0]) > 1:
-            where = f" at {tape.where(call.line)}" if call.line is not None else ""
+            where = f" at {call.line}" if call.line is not None else ""
             return inputs[0], f"the batch {call.module} was given{where}"
     return None
 
@@ -213,15 +274,15 @@ def _sizes(tape: _Tape, loss_args: list[Any], step: dict[str, Any]) -> tuple[Obs
     return tuple(sizes)
 
 
-def _failure(exc: BaseException, path: str, where: Callable[[int], str]) -> str:
-    """The statement of the user's file that raised, and the error."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+def _failure(exc: BaseException, project: _Project) -> str:
+    """The statement of the user's files that raised, and the error."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if project.owns(f.filename)]
     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     if not frames:
         return f"it raised {error}"
     last = frames[-1]
-    line = (last.line or linecache.getline(path, last.lineno or 0)).strip()
-    return f"{where(last.lineno or 0)} (`{line}`) raised {error}"
+    line = (last.line or linecache.getline(last.filename, last.lineno or 0)).strip()
+    return f"{project.where(last.filename, last.lineno or 0)} (`{line}`) raised {error}"
 
 
 def _run_file(path: Path, package: str, source: str) -> None:
@@ -242,16 +303,26 @@ def _run_file(path: Path, package: str, source: str) -> None:
 
 def observe_torch_step(
     path: Path,
+    *args: Any,
+    **kwargs: Any,
+) -> Observation:
+    """:func:`run_torch_step`'s observation alone."""
+    return run_torch_step(path, *args, **kwargs)[0]
+
+
+def run_torch_step(
+    path: Path,
     package: str,
     source: str,
     timeout: float,
     where: Callable[[int], str] | None = None,
     notebook: bool = False,
     argv: tuple[str, ...] = (),
-) -> Observation:
+) -> tuple[Observation, Live | None]:
     """Run the file (its Python ``source``: a notebook's cells in order) up to its first
     differentiation; what it showed. Never raises for the user's code's errors: they are the
-    observation's ``failure``. ``where`` says where a line is for people ("cell 3, line 4")."""
+    observation's ``failure``. ``where`` says where a line is for people ("cell 3, line 4").
+    With it, the loss function as the run left it (:class:`Live`), when one returned the loss."""
     import torch
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
@@ -259,7 +330,8 @@ def observe_torch_step(
     from vaeloss.usercode.loader import BudgetExpired, argparse_defaults, time_budget
 
     filename = str(path)
-    tape = _Tape(filename, where or (lambda line: f"line {line}"))
+    project = _Project(filename, where or (lambda line: f"line {line}"))
+    tape = _Tape(project)
     said = Replacements()
 
     def pre(module: Any, inputs: Any) -> None:
@@ -272,19 +344,20 @@ def observe_torch_step(
         tape.depth -= 1
         if tape.depth == 0:
             if next(module.parameters(), None) is not None and len(tape.calls) < _KEEP:
-                tape.calls.append(_Call(type(module).__name__, inputs, output, _user_line(filename)))
+                tape.calls.append(_Call(type(module).__name__, inputs, output, _user_line(project)))
 
     def stop(how: str) -> Any:
         def differentiate(first: Any, *args: Any, **kwargs: Any) -> Any:
             loss = first[0] if isinstance(first, (tuple, list)) and first else first
-            frame = _user_frame(filename)
+            frame = _user_frame(project)
             step = (
                 {}
                 if frame is None
                 else {n: v for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor)}
             )
-            code = "" if frame is None else linecache.getline(filename, frame.f_lineno).strip()
-            how_where = how if frame is None else f"`{code or how}` at {tape.where(frame.f_lineno)}"
+            file = "" if frame is None else frame.f_code.co_filename
+            code = "" if frame is None else linecache.getline(file, frame.f_lineno).strip()
+            how_where = how if frame is None else f"`{code or how}` at {project.where(file, frame.f_lineno)}"
             raise _Stopped(loss, how_where, step)
 
         return differentiate
@@ -330,7 +403,7 @@ def observe_torch_step(
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's code, any error
-        failure = _failure(exc, filename, tape.where)
+        failure = _failure(exc, project)
     finally:
         sys.setprofile(None)
         sys.argv = saved_argv
@@ -346,15 +419,17 @@ def observe_torch_step(
         + (f"the arguments {' '.join(argv)}" if argv else "its argparse defaults")
     )
     if stopped is None:
-        return Observation(ran, tuple(said.said), failure=failure, seconds=seconds)
+        return Observation(ran, tuple(said.said), failure=failure, seconds=seconds), None
     loss = stopped.loss
     outputs = {id(t) for c in tape.calls for t in _tensors(c.output)}
-    function, loss_args = None, []
+    function, function_file, loss_args, live, numbers = None, None, [], None, {}
     for r in tape.returns:
         if _holds(r.value, loss):
             args = _tensors(list(r.arguments.values()))
             if any(id(t) in outputs for t in args):
-                function, loss_args = r.name, args
+                function, loss_args, live = r.name, args, _live(r)
+                function_file = None if r.file == filename else r.file
+                numbers = {n: v for n, v in r.arguments.items() if isinstance(v, (int, float, bool))}
             break
     batch = _batch(tape)
     return Observation(
@@ -362,7 +437,9 @@ def observe_torch_step(
         tuple(said.said),
         stopped_at=stopped.how,
         function=function,
+        function_file=function_file,
         sizes=_sizes(tape, loss_args, stopped.step),
         seconds=seconds,
         data_range=None if batch is None else (float(batch[0].min()), float(batch[0].max())),
-    )
+        arguments=numbers,
+    ), live
