@@ -183,7 +183,8 @@ def _header(r: CheckReport) -> list[str]:
     if r.framework == "numpy":
         lines.append("  gradients not checked: NumPy has none (a loss must be differentiable to train)")
     if not r.through_model:
-        lines.append(f"  arguments: {roles}; inputs [B, {shape}]; returns {_returns(r)}")
+        flat = " (the reconstruction flat, [B, D])" if r.probe.recon_flat else ""
+        lines.append(f"  arguments: {roles}; inputs [B, {shape}]{flat}; returns {_returns(r)}")
     if r.defaults:
         used = ", ".join(f"{k}={v!r}" for k, v in r.defaults.items())
         lines.append(f"  parameters used: {used}")

@@ -444,6 +444,8 @@ class ProbeResult:
         state_changes: attributes of the loss object a call changes.
         monte_carlo: the KL term is a Monte-Carlo estimate (fitted in expectation).
         seconds_per_call: median time of one call of the loss; calls: how many were made.
+        recon_flat: the reconstruction was passed flat, ``[B, D]``, beside data of
+            ``input_shape`` (the loss flattens the data itself).
     """
 
     roles: dict[str, str]
@@ -464,6 +466,7 @@ class ProbeResult:
     monte_carlo: bool
     seconds_per_call: float
     calls: int
+    recon_flat: bool = False
 
     @property
     def recon_fit(self) -> ElementFit:

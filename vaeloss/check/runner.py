@@ -26,6 +26,7 @@ from typing import Any
 from vaeloss.check.findings import Context, build_findings, build_fix
 from vaeloss.check.inline import InlineLoss, inline_words
 from vaeloss.check.observe.mode import choose_mode
+from vaeloss.check.observe.result import Observation
 from vaeloss.check.observe.torch_step import qualified
 from vaeloss.check.protocol import (
     CallStarted,
@@ -319,6 +320,15 @@ def _failure(answer: CheckFailure, target: str, static: StaticSource) -> LossChe
     )
 
 
+def _ran(observed: Observation | None) -> str:
+    """What a run of the file did, for an error (run mode): where it stopped, or why not."""
+    if observed is None or observed.stopped_at is None and observed.failure is None:
+        return ""
+    if observed.failure is not None:
+        return f"\nRan {observed.ran}: it did not reach a backward(): {observed.failure}."
+    return f"\nRan {observed.ran}: stopped at {observed.stopped_at}."
+
+
 def _sizes(
     batch_size: int, data_dim: int | None, latent_dim: int, input_shape: tuple[int, ...] | None
 ) -> dict[str, int]:
@@ -428,7 +438,8 @@ def check_loss(
         raise NoLossError(f"{no_loss}{failure}")
     if isinstance(answer, CheckFailure):
         shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
-        raise _failure_with_hints(answer, shown, static, names, sizes["D"])
+        error = _failure_with_hints(answer, shown, static, names, sizes["D"])
+        raise type(error)(f"{error}{_ran(answer.observed)}")
     answer = replace(answer, others=tuple(_addressed(o, static) for o in answer.others))
     seen = answer.observed
     path = str(resolved.path)

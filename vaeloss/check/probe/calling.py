@@ -84,8 +84,12 @@ class Caller:
         watch: CallWatch | None = None,
         backend: Backend | None = None,
         z_from: LatentParameterisation = "logvar",
+        recon_flat: bool = False,
     ) -> None:
         self.obj, self.form, self.extra, self.shape = obj, form, extra, shape
+        self.recon_flat = recon_flat
+        """The reconstruction passed flat ``[B, D]`` beside image-shaped data (a decoder of
+        ``Linear`` layers, and the batch as the loader gives it: ``x.view(-1, 784)`` in the loss)."""
         self.z_from: LatentParameterisation = z_from
         """How the posterior scale is read to draw the sample ``z`` the loss takes (if any)."""
         self.binary, self.guard, self.timings, self.watch = binary, guard, timings, watch
@@ -112,6 +116,7 @@ class Caller:
             self.watch,
             self.backend,
             self.z_from,
+            self.recon_flat,
         )
 
     def tensors(self, r: Tensor, x: Tensor, mu: Tensor, s: Tensor) -> dict[str, Tensor]:
@@ -120,7 +125,8 @@ class Caller:
         standard normal from the call's seed (a new sample at each seed, the same at each input:
         common random numbers), the scale read as :attr:`z_from`."""
         B = r.shape[0]
-        out = {"recon": r.reshape(B, *self.shape), "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
+        recon = r.reshape(B, -1) if self.recon_flat else r.reshape(B, *self.shape)
+        out = {"recon": recon, "data": x.reshape(B, *self.shape), "mu": mu, "scale": s}
         if self.form.takes_z:
             eps = torch.randn(mu.shape, generator=generator(self.seed), dtype=mu.dtype)
             out["noise"] = torch.exp(0.5 * to_logvar(s, parameterisation=self.z_from)) * eps

@@ -156,6 +156,7 @@ def probe(
     return ProbeResult(
         roles=call.describe(),
         input_shape=list(call.shape),
+        recon_flat=call.recon_flat,
         binary_data=call.binary,
         output=call.output,
         read_as=call.read_as,

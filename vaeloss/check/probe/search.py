@@ -82,7 +82,8 @@ def function_callers(
     backend: Backend | None = None,
 ) -> Iterator[Caller]:
     """Callers for a loss function: every call form, layout of the data and kind of data
-    (continuous first; binary for losses that refuse non-binary targets), with the arrays of
+    (continuous first; binary for losses that refuse non-binary targets; image-shaped data with a
+    flat reconstruction last), with the arrays of
     ``backend`` (default: torch), then of its fallbacks (TensorFlow in float32). A form that
     passes a sample ``z`` is tried with ``z`` drawn from the scale read in each
     parameterisation (log-variance first): a Monte-Carlo KL of it fits in expectation only when
@@ -90,11 +91,15 @@ def function_callers(
     backend = backend or TorchBackend()
     for each in (backend, *backend.fallbacks()):
         for binary in (False, True):
-            for shape in layouts(D, input_shape, each.channels_last):
+            shapes = layouts(D, input_shape, each.channels_last)
+            flat = [(s, False) for s in shapes] + [(s, True) for s in shapes if len(s) > 1]
+            for shape, recon_flat in flat:
                 for form in forms:
                     z_from = PARAMETERISATIONS if form.takes_z else ("logvar",)
                     for p in z_from:
-                        yield Caller(obj, form, extra, shape, binary, guard, timings, watch, each, p)
+                        yield Caller(
+                            obj, form, extra, shape, binary, guard, timings, watch, each, p, recon_flat
+                        )
 
 
 def _better(score: tuple[int, float], best: tuple[int, float]) -> bool:
