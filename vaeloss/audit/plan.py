@@ -13,6 +13,7 @@ from typing import cast
 from vaeloss.audit import defaults
 from vaeloss.audit.result import AuditObjective, AuditSetup, Shard
 from vaeloss.check.inline import is_inline_name
+from vaeloss.check.result import CheckReport
 from vaeloss.engine.build import BUILT_IN, BuiltInKind, BuiltInModel, ModelSource
 from vaeloss.engine.data import Binarization, Dataset, load_dataset, prepare_for_likelihood
 from vaeloss.engine.decoder_output import DecoderKind, decoder_output_for
@@ -156,13 +157,23 @@ def _sweep_values(text: str) -> list[float] | None:
     return values
 
 
-def _from_check(opts: AuditOptions, loss: str) -> AuditObjective:
-    """The objective of a user's loss file, read by ``vaeloss check`` at the sizes it finds
-    (a training script's own, by a run of its step): the user's units hold at them."""
+def _checked(opts: AuditOptions, loss: str, data_dim: int) -> CheckReport:
+    """``vaeloss check`` of the loss at the sizes it finds (a training script's own, by a run of
+    its step; a hard-coded 784), else at the data's dimension (a loss written for it:
+    ``x.view(-1, 64)``)."""
     from vaeloss.check.runner import check_loss
 
     try:
-        report = check_loss(loss, args=dict(opts.args))
+        return check_loss(loss, args=dict(opts.args))
+    except LossCheckError:
+        return check_loss(loss, args=dict(opts.args), data_dim=data_dim)
+
+
+def _from_check(opts: AuditOptions, loss: str, data_dim: int) -> AuditObjective:
+    """The objective of a user's loss file, read by ``vaeloss check`` (:func:`_checked`): the
+    user's units hold at the sizes it read from the file."""
+    try:
+        report = _checked(opts, loss, data_dim)
     except LossCheckError as exc:
         if "Try " in str(exc):
             raise
@@ -192,16 +203,16 @@ def _from_check(opts: AuditOptions, loss: str) -> AuditObjective:
     return AuditObjective(conv, f"{named} in {where}", weight, seen, fixed)
 
 
-def resolve_objective(opts: AuditOptions) -> AuditObjective:
+def resolve_objective(opts: AuditOptions, data_dim: int) -> AuditObjective:
     """The loss audited (a user's file read by ``vaeloss check``, a preset, or the per-sample
-    ELBO) and the user's KL weight in its own units."""
+    ELBO) and the user's KL weight in its own units; ``data_dim``: the data's."""
     if opts.loss and opts.convention:
         raise InvalidArgumentError(
             f"Expected --loss or --convention, not both, but got loss={opts.loss!r}, "
             f"convention={opts.convention!r}. Try one of them."
         )
     if opts.loss:
-        return _from_check(opts, opts.loss)
+        return _from_check(opts, opts.loss, data_dim)
     if opts.convention:
         conv = get_convention(opts.convention)
         weight = float(conv.kl_weight) if opts.kl_weight is None else opts.kl_weight
@@ -415,6 +426,18 @@ def _model_source(opts: AuditOptions, ds: Dataset, user: bool) -> ModelSource:
     return BuiltInModel(cast(BuiltInKind, opts.model), ds.dim, tuple(ds.shape), hidden, k)
 
 
+def _data(opts: AuditOptions, data_dim: int | None = None) -> Dataset:
+    return load_dataset(
+        opts.data,
+        data_dir=opts.data_dir,
+        download=opts.download,
+        likelihood=None,
+        rescale=opts.rescale,
+        seed=opts.seed,
+        data_dim=data_dim,
+    )
+
+
 def plan_audit(opts: AuditOptions) -> AuditPlan:
     """Validate every input and decide what the audit does. Trains nothing; raises a
     :class:`~vaeloss.errors.VaelossError` on bad input. Runs on one thread (small work)."""
@@ -429,16 +452,10 @@ def _plan(opts: AuditOptions) -> AuditPlan:
     n = _check_numbers(opts)
     device = resolve_device(opts.device)
     user = _check_model_options(opts)
-    objective = resolve_objective(opts)
-    ds = load_dataset(
-        opts.data,
-        data_dir=opts.data_dir,
-        download=opts.download,
-        likelihood=None,
-        rescale=opts.rescale,
-        seed=opts.seed,
-        data_dim=objective.data_dim,
-    )
+    ds = _data(opts)
+    objective = resolve_objective(opts, ds.dim)
+    if objective.data_dim not in (None, ds.dim):  # a loss fixed at 784: the digits come at 28x28
+        ds = _data(opts, objective.data_dim)
     check_fixed_data_dim(objective, ds)
     check_data_limits(ds, batch_size=n.batch_size)
     source = _model_source(opts, ds, user)

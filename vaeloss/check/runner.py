@@ -25,7 +25,7 @@ from typing import Any
 
 from vaeloss.check.findings import Context, build_findings, build_fix
 from vaeloss.check.inline import InlineLoss, inline_words
-from vaeloss.check.observe.mode import choose_mode
+from vaeloss.check.observe.mode import Mode, choose_mode
 from vaeloss.check.observe.result import Observation
 from vaeloss.check.observe.torch_step import qualified
 from vaeloss.check.protocol import (
@@ -42,10 +42,10 @@ from vaeloss.check.protocol import (
 from vaeloss.check.result import CandidateSummary, CheckReport, fit_monomial
 from vaeloss.check.source import StaticSource, read_static, select
 from vaeloss.errors import LossCheckError, NoLossError
-from vaeloss.usercode.frameworks import detect_framework, require_framework
+from vaeloss.usercode.frameworks import FrameworkUse, detect_framework, require_framework
 from vaeloss.usercode.keras2 import keras2_names
 from vaeloss.usercode.sourcefile import read_source_file
-from vaeloss.usercode.target import resolve_target
+from vaeloss.usercode.target import Target, resolve_target
 from vaeloss.validation import check_positive, check_positive_int
 
 __all__ = ["CheckReport", "check_loss"]
@@ -329,6 +329,24 @@ def _ran(observed: Observation | None) -> str:
     return f"\nRan {observed.ran}: stopped at {observed.stopped_at}."
 
 
+def _refusal(
+    answer: CheckFailure,
+    resolved: Target,
+    static: StaticSource,
+    names: list[str],
+    D: int,
+    no_loss: NoLossError | None,
+) -> LossCheckError:
+    """The error of a check that failed, saying what a run of the file did."""
+    if no_loss is not None:
+        seen = answer.observed
+        failure = f" Running it did not show one either: {seen.failure}" if seen and seen.failure else ""
+        return NoLossError(f"{no_loss}{failure}")
+    shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
+    error = _failure_with_hints(answer, shown, static, names, D)
+    return type(error)(f"{error}{_ran(answer.observed)}")
+
+
 def _sizes(
     batch_size: int, data_dim: int | None, latent_dim: int, input_shape: tuple[int, ...] | None
 ) -> dict[str, int]:
@@ -348,6 +366,71 @@ def _sizes(
             f"Try leaving out --data-dim."
         )
     return {"B": B, "D": D, "k": k}
+
+
+def _request(
+    resolved: Target, static: StaticSource, framework: FrameworkUse, names: list[str], mode: Mode
+) -> CheckRequest:
+    """The worker's request for the file: how to import it, its framework, the names to try and
+    the sources of those computed inline or nested (every nested function for a run, which may
+    show any of them), with the check's settings at their defaults (set by the caller)."""
+    nested = names if mode == "call" else [*names, *static.nested_names()]
+    return CheckRequest(
+        path=str(resolved.path),
+        module=resolved.module,
+        search_path=tuple(resolved.search_path),
+        names=tuple(names),
+        explicit=False,
+        args={},
+        init={},
+        sizes={},
+        input_shape=None,
+        timeout=DEFAULT_TIMEOUT,
+        exec_module=False,
+        framework=framework.name,
+        arrays=framework.arrays,
+        keras_backend=framework.keras_backend,
+        keras2=keras2_names(static.tree),
+        inline=tuple((i.name, i.source, i.describe()) for i in _inline_of(static, names)),
+        nested=tuple((n, src) for n in dict.fromkeys(nested) if (src := static.nested_source(n))),
+        mode=mode,
+    )
+
+
+def _select(
+    static: StaticSource, name: str | None, mode: str
+) -> tuple[list[str], str, bool, NoLossError | None]:
+    """:func:`~vaeloss.check.source.select`; in run mode, a file without a candidate of its own
+    is still run (its loss may be a trainer module's): no names, and the error kept for later."""
+    try:
+        names, why, explicit = select(static, name)
+    except NoLossError as exc:
+        if mode == "call":
+            raise
+        return [], "", False, exc
+    return names, why, explicit, None
+
+
+def _chosen(
+    answer: CheckAnswer, path: Path, name: str | None, static: StaticSource, why: str
+) -> tuple[StaticSource, str, str]:
+    """The file the checked loss is in (a module of the folder that a run imported, or the
+    checked file), its path, and why that loss."""
+    seen = answer.observed
+    if not name and seen is not None and seen.function and qualified(seen.function) == answer.name:
+        why = f"{answer.name!r}: it returned the loss your step differentiates ({seen.stopped_at})"
+        if seen.function_file is not None:
+            why += f", running {path.name}"
+            return read_static(read_source_file(Path(seen.function_file))), seen.function_file, why
+        return static, str(path), why
+    if not why:
+        chosen = static.inline[answer.name].describe() if answer.name in static.inline else repr(answer.name)
+        why = f"{chosen}: " + (
+            "the first candidate that probes as a whole VAE loss"
+            if any(o.whole for o in answer.others)
+            else "the one candidate that probes as a whole VAE loss"
+        )
+    return static, str(path), why
 
 
 def check_loss(
@@ -398,21 +481,11 @@ def check_loss(
     chosen_mode = choose_mode(
         mode, static.tree, framework.name, named=resolved.name is not None, folder=resolved.path.parent
     )
-    no_loss: NoLossError | None = None
-    try:
-        names, why, explicit = select(static, resolved.name)
-    except NoLossError as exc:
-        if chosen_mode == "call":
-            raise
-        names, why, explicit, no_loss = [], "", False, exc  # the run may show it (a trainer module's loss)
+    names, why, explicit, no_loss = _select(static, resolved.name, chosen_mode)
     if chosen_mode == "call":
         _refuse_inline_statically(static, names, args or {})
-    nested = names if chosen_mode == "call" else [*names, *static.nested_names()]
-    request = CheckRequest(
-        path=str(resolved.path),
-        module=resolved.module,
-        search_path=tuple(resolved.search_path),
-        names=tuple(names),
+    request = replace(
+        _request(resolved, static, framework, names, chosen_mode),
         explicit=explicit,
         args={n: _text(v) for n, v in (args or {}).items()},
         init={n: _text(v) for n, v in (init or {}).items()},
@@ -421,40 +494,14 @@ def check_loss(
         timeout=timeout,
         exec_module=exec_module,
         taps=TapNames(**(taps or {})),
-        framework=framework.name,
-        arrays=framework.arrays,
-        keras_backend=framework.keras_backend,
-        keras2=keras2_names(static.tree),
-        inline=tuple((i.name, i.source, i.describe()) for i in _inline_of(static, names)),
-        nested=tuple((n, src) for n in dict.fromkeys(nested) if (src := static.nested_source(n))),
-        mode=chosen_mode,
         given=given,
         script_args=tuple(script_args),
     )
     answer = _run_worker(request, timeout, isolate)
-    if isinstance(answer, CheckFailure) and no_loss is not None:
-        seen = answer.observed
-        failure = f" Running it did not show one either: {seen.failure}" if seen and seen.failure else ""
-        raise NoLossError(f"{no_loss}{failure}")
     if isinstance(answer, CheckFailure):
-        shown = f"{resolved.path}:{resolved.name}" if resolved.name else str(resolved.path)
-        error = _failure_with_hints(answer, shown, static, names, sizes["D"])
-        raise type(error)(f"{error}{_ran(answer.observed)}")
+        raise _refusal(answer, resolved, static, names, sizes["D"], no_loss)
     answer = replace(answer, others=tuple(_addressed(o, static) for o in answer.others))
-    seen = answer.observed
-    path = str(resolved.path)
-    if not resolved.name and seen is not None and seen.function and qualified(seen.function) == answer.name:
-        why = f"{answer.name!r}: it returned the loss your step differentiates ({seen.stopped_at})"
-        if seen.function_file is not None:  # defined in a module of the folder that the run imported
-            static, path = read_static(read_source_file(Path(seen.function_file))), seen.function_file
-            why += f", running {resolved.path.name}"
-    if not why:
-        chosen = static.inline[answer.name].describe() if answer.name in static.inline else repr(answer.name)
-        why = f"{chosen}: " + (
-            "the first candidate that probes as a whole VAE loss"
-            if any(o.whole for o in answer.others)
-            else "the one candidate that probes as a whole VAE loss"
-        )
+    static, path, why = _chosen(answer, resolved.path, resolved.name, static, why)
     return build_report(
         answer,
         static.lines_for(answer.name),

@@ -108,15 +108,7 @@ def add_check_parser(sub: Any) -> None:
         help="run the whole file when loading it (by default loops, with blocks, bare calls and "
         "the main guard are not run)",
     )
-    p.add_argument(
-        "--mode",
-        choices=("auto", "run", "call"),
-        default="auto",
-        help="run: run the file as a script up to its first backward() (data sets replaced by "
-        "synthetic ones of their shape, nothing written) and check the loss it differentiates at "
-        "the sizes it ran at; call: call the loss at --batch-size/--data-dim/--latent-dim; auto "
-        "(default): run a PyTorch training loop whose loss is not named, else call",
-    )
+    _add_mode(p)
     p.add_argument("--expect-beta", type=float, default=None, help="fail unless beta equals X")
     add_json(p)
     p.add_argument(
@@ -136,6 +128,18 @@ def add_check_parser(sub: Any) -> None:
     )
     project.add_argument("--no-cache", action="store_true", help="check every file again, write nothing")
     p.set_defaults(handler=run_check)
+
+
+def _add_mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mode",
+        choices=("auto", "run", "call"),
+        default="auto",
+        help="run: run the file as a script up to its first backward() (data sets replaced by "
+        "synthetic ones of their shape, nothing written) and check the loss it differentiates at "
+        "the sizes it ran at; call: call the loss at --batch-size/--data-dim/--latent-dim; auto "
+        "(default): run a PyTorch training loop whose loss is not named, else call",
+    )
 
 
 def _is_project(args: argparse.Namespace) -> bool:

@@ -29,7 +29,8 @@ import time
 import traceback
 import types
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,137 @@ def observe_torch_step(
     return run_torch_step(path, *args, **kwargs)[0]
 
 
+@contextmanager
+def _watched(tape: _Tape) -> Iterator[None]:
+    """The run's hooks, removed afterwards: outermost model calls (a global forward hook; the
+    profile of the user's functions starts at the first), the batches ``DataLoader`` gives, and
+    the first differentiation, which raises :class:`_Stopped` with the loss and the frame's
+    tensors."""
+    import torch
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+    from torch.utils.data.dataloader import _BaseDataLoaderIter
+
+    project = tape.project
+
+    def pre(module: Any, inputs: Any) -> None:
+        tape.depth += 1
+        if not tape.profiling:
+            tape.profiling = True
+            sys.setprofile(tape.profile)
+
+    def post(module: Any, inputs: Any, output: Any) -> None:
+        tape.depth -= 1
+        if tape.depth == 0 and next(module.parameters(), None) is not None and len(tape.calls) < _KEEP:
+            tape.calls.append(_Call(type(module).__name__, inputs, output, _user_line(project)))
+
+    def stop(how: str) -> Any:
+        def differentiate(first: Any, *args: Any, **kwargs: Any) -> Any:
+            loss = first[0] if isinstance(first, (tuple, list)) and first else first
+            frame = _user_frame(project)
+            if frame is None:
+                raise _Stopped(loss, how, {})
+            step = {n: v for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor)}
+            file = frame.f_code.co_filename
+            code = linecache.getline(file, frame.f_lineno).strip() or how
+            raise _Stopped(loss, f"`{code}` at {project.where(file, frame.f_lineno)}", step)
+
+        return differentiate
+
+    next_batch = _BaseDataLoaderIter.__next__
+
+    def batches(self: Any) -> Any:
+        tape.batch = next_batch(self)
+        return tape.batch
+
+    handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post)]
+    originals = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
+    _BaseDataLoaderIter.__next__ = batches  # type: ignore[method-assign]
+    torch.Tensor.backward = stop("loss.backward()")  # type: ignore[method-assign]
+    torch.autograd.backward = stop("torch.autograd.backward")
+    torch.autograd.grad = stop("torch.autograd.grad")
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+        torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = originals  # type: ignore[method-assign]
+        _BaseDataLoaderIter.__next__ = next_batch  # type: ignore[method-assign]
+        for h in handles:
+            h.remove()
+
+
+def _execute(
+    path: Path,
+    package: str,
+    source: str,
+    timeout: float,
+    argv: tuple[str, ...],
+    tape: _Tape,
+    said: Replacements,
+) -> _Stopped | str:
+    """Run the file under the substitutes and the hooks: where it stopped, or why it did not."""
+    from vaeloss.usercode import sandbox
+    from vaeloss.usercode.loader import BudgetExpired, argparse_defaults, time_budget
+
+    saved_argv = sys.argv
+    sys.argv = [str(path), *argv]
+    try:
+        with (
+            sandbox.enforced(),
+            argparse_defaults(argv),
+            torchvision_datasets(said),
+            loader_in_process(said),
+            pretend_writes(said),
+            cpu_only(said),
+            notebook_shims(said),
+            _watched(tape),
+            time_budget(timeout),
+        ):
+            _run_file(path, package, source)
+        return "it ran to its end without differentiating a loss (no backward() or autograd.grad)"
+    except _Stopped as exc:
+        return exc
+    except SystemExit as exc:
+        return f"it called sys.exit({exc.code!r}) before differentiating a loss"
+    except BudgetExpired:
+        return f"it ran for more than {timeout:g} s without differentiating a loss"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's code, any error
+        return _failure(exc, tape.project)
+    finally:
+        sys.argv = saved_argv
+
+
+def _read(
+    tape: _Tape, stopped: _Stopped, ran: str, said: Replacements, seconds: float
+) -> tuple[Observation, Live | None]:
+    """What the step showed: the loss function (the innermost one whose return holds the
+    differentiated tensor, given the model's outputs), its numbers, the sizes, the data range."""
+    outputs = {id(t) for c in tape.calls for t in _tensors(c.output)}
+    function, function_file, loss_args, live, numbers = None, None, [], None, {}
+    for r in tape.returns:
+        if _holds(r.value, stopped.loss):
+            args = _tensors(list(r.arguments.values()))
+            if any(id(t) in outputs for t in args):
+                function, loss_args, live = r.name, args, _live(r)
+                function_file = None if r.file == tape.project.main else r.file
+                numbers = {n: v for n, v in r.arguments.items() if isinstance(v, (int, float, bool))}
+            break
+    batch = _batch(tape)
+    observation = Observation(
+        ran,
+        tuple(said.said),
+        stopped_at=stopped.how,
+        function=function,
+        function_file=function_file,
+        sizes=_sizes(tape, loss_args, stopped.step),
+        seconds=seconds,
+        data_range=None if batch is None else (float(batch[0].min()), float(batch[0].max())),
+        arguments=numbers,
+    )
+    return observation, live
+
+
 def run_torch_step(
     path: Path,
     package: str,
@@ -323,94 +455,10 @@ def run_torch_step(
     differentiation; what it showed. Never raises for the user's code's errors: they are the
     observation's ``failure``. ``where`` says where a line is for people ("cell 3, line 4").
     With it, the loss function as the run left it (:class:`Live`), when one returned the loss."""
-    import torch
-    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-
-    from vaeloss.usercode import sandbox
-    from vaeloss.usercode.loader import BudgetExpired, argparse_defaults, time_budget
-
-    filename = str(path)
-    project = _Project(filename, where or (lambda line: f"line {line}"))
-    tape = _Tape(project)
+    tape = _Tape(_Project(str(path), where or (lambda line: f"line {line}")))
     said = Replacements()
-
-    def pre(module: Any, inputs: Any) -> None:
-        tape.depth += 1
-        if not tape.profiling:
-            tape.profiling = True
-            sys.setprofile(tape.profile)
-
-    def post(module: Any, inputs: Any, output: Any) -> None:
-        tape.depth -= 1
-        if tape.depth == 0:
-            if next(module.parameters(), None) is not None and len(tape.calls) < _KEEP:
-                tape.calls.append(_Call(type(module).__name__, inputs, output, _user_line(project)))
-
-    def stop(how: str) -> Any:
-        def differentiate(first: Any, *args: Any, **kwargs: Any) -> Any:
-            loss = first[0] if isinstance(first, (tuple, list)) and first else first
-            frame = _user_frame(project)
-            step = (
-                {}
-                if frame is None
-                else {n: v for n, v in frame.f_locals.items() if isinstance(v, torch.Tensor)}
-            )
-            file = "" if frame is None else frame.f_code.co_filename
-            code = "" if frame is None else linecache.getline(file, frame.f_lineno).strip()
-            how_where = how if frame is None else f"`{code or how}` at {project.where(file, frame.f_lineno)}"
-            raise _Stopped(loss, how_where, step)
-
-        return differentiate
-
-    from torch.utils.data.dataloader import _BaseDataLoaderIter
-
-    next_batch = _BaseDataLoaderIter.__next__
-
-    def batches(self: Any) -> Any:
-        tape.batch = next_batch(self)
-        return tape.batch
-
-    _BaseDataLoaderIter.__next__ = batches  # type: ignore[method-assign]
-    handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post)]
-    originals = (torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad)
-    torch.Tensor.backward = stop("loss.backward()")  # type: ignore[method-assign]
-    torch.autograd.backward = stop("torch.autograd.backward")
-    torch.autograd.grad = stop("torch.autograd.grad")
-    saved_argv = sys.argv
-    sys.argv = [filename, *argv]
     started = time.perf_counter()
-    stopped: _Stopped | None = None
-    failure: str | None = None
-    try:
-        with (
-            sandbox.enforced(),
-            argparse_defaults(argv),
-            torchvision_datasets(said),
-            loader_in_process(said),
-            pretend_writes(said),
-            cpu_only(said),
-            notebook_shims(said),
-            time_budget(timeout),
-        ):
-            _run_file(path, package, source)
-        failure = "it ran to its end without differentiating a loss (no backward() or autograd.grad)"
-    except _Stopped as exc:
-        stopped = exc
-    except SystemExit as exc:
-        failure = f"it called sys.exit({exc.code!r}) before differentiating a loss"
-    except BudgetExpired:
-        failure = f"it ran for more than {timeout:g} s without differentiating a loss"
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - the user's code, any error
-        failure = _failure(exc, project)
-    finally:
-        sys.setprofile(None)
-        sys.argv = saved_argv
-        torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad = originals  # type: ignore[method-assign]
-        _BaseDataLoaderIter.__next__ = next_batch  # type: ignore[method-assign]
-        for h in handles:
-            h.remove()
+    outcome = _execute(path, package, source, timeout, argv, tape, said)
     seconds = time.perf_counter() - started
     ran = (
         f"{path.name}'s cells in order"
@@ -418,28 +466,6 @@ def run_torch_step(
         else f"{path.name} as a script (its main guard too), with "
         + (f"the arguments {' '.join(argv)}" if argv else "its argparse defaults")
     )
-    if stopped is None:
-        return Observation(ran, tuple(said.said), failure=failure, seconds=seconds), None
-    loss = stopped.loss
-    outputs = {id(t) for c in tape.calls for t in _tensors(c.output)}
-    function, function_file, loss_args, live, numbers = None, None, [], None, {}
-    for r in tape.returns:
-        if _holds(r.value, loss):
-            args = _tensors(list(r.arguments.values()))
-            if any(id(t) in outputs for t in args):
-                function, loss_args, live = r.name, args, _live(r)
-                function_file = None if r.file == filename else r.file
-                numbers = {n: v for n, v in r.arguments.items() if isinstance(v, (int, float, bool))}
-            break
-    batch = _batch(tape)
-    return Observation(
-        ran,
-        tuple(said.said),
-        stopped_at=stopped.how,
-        function=function,
-        function_file=function_file,
-        sizes=_sizes(tape, loss_args, stopped.step),
-        seconds=seconds,
-        data_range=None if batch is None else (float(batch[0].min()), float(batch[0].max())),
-        arguments=numbers,
-    ), live
+    if isinstance(outcome, str):
+        return Observation(ran, tuple(said.said), failure=outcome, seconds=seconds), None
+    return _read(tape, outcome, ran, said, seconds)
