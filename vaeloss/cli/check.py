@@ -115,7 +115,8 @@ def add_check_parser(sub: Any) -> None:
         "--timeout",
         type=float,
         default=None,
-        help="seconds allowed for loading the file and probing the loss, from when its code starts (60)",
+        help="seconds allowed for your code: running the file up to its first backward() (at most "
+        "half of them), loading it and calling the loss, from when its code starts (60)",
     )
     project = p.add_argument_group("options for a whole project")
     project.add_argument("--format", choices=FORMATS, default=None, help="the summary's format (text)")
