@@ -314,3 +314,40 @@ def test_the_numbers_the_step_passes_are_the_loss_s(tmp_path):
     assert report.defaults["beta"] == 4.0
     assert check_loss(str(path), args={"beta": 2.0}).effective_beta == pytest.approx(2.0, rel=1e-9)
     assert check_loss(str(path), mode="call").effective_beta == pytest.approx(1.0, rel=1e-9)
+
+
+LOGGED_SCRIPT = """
+import torch
+import wandb
+from torch import nn
+
+wandb.init(project="vae", config={"batch": 40})
+encoder, decoder = nn.Linear(8, 6), nn.Linear(3, 8)
+
+
+def loss_fn(x_hat, x, mu, logvar):
+    return ((x_hat - x) ** 2).sum() - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+for x in torch.rand(400, 8).split(40):
+    mu, logvar = encoder(x).chunk(2, dim=1)
+    loss = loss_fn(decoder(mu), x, mu, logvar)
+    wandb.log({"loss": loss.item()})
+    loss.backward()
+"""
+
+
+def test_an_experiment_logger_that_is_not_installed_is_stood_in_for(tmp_path):
+    """wandb is not installed here: a stand-in lets the run reach its step (a logger does not
+    change the loss); summed squared error + summed KL: beta = 1/2 at the step's B=40, k=3."""
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    path = tmp_path / "train.py"
+    path.write_text(LOGGED_SCRIPT)
+    report = check_loss(str(path))
+    assert "wandb (not installed here) by a stand-in that does nothing" in report.observed.replaced
+    assert report.sizes == {"B": 40, "D": 8, "k": 3}
+    assert report.effective_beta == pytest.approx(0.5, rel=1e-9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.py"]

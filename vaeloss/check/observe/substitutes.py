@@ -11,6 +11,9 @@
 * :func:`notebook_shims`: what a notebook imports from its host, when the host is absent:
   ``google.colab`` (``drive.mount`` does nothing), ``IPython.display`` (displays show nothing)
   and ``tqdm.notebook`` without ``ipywidgets`` (the text progress bar instead);
+* :func:`logger_stand_ins`: an experiment logger or plotting library this environment lacks
+  (``wandb``, ``tensorboardX``, ``seaborn``...) by a stand-in that accepts every call and does
+  nothing (they do not change the loss);
 * :func:`pretend_writes`: ``os.makedirs``/``os.mkdir`` of a folder the sandbox does not let the
   step create does nothing, and ``open`` for writing a file it does not let the step write opens
   a scratch file in the worker's temporary folder instead, so that a log or a checkpoint written
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +37,9 @@ __all__ = [
     "ImageSet",
     "Replacements",
     "cpu_only",
+    "LOGGERS",
     "loader_in_process",
+    "logger_stand_ins",
     "notebook_shims",
     "pretend_writes",
     "torchvision_datasets",
@@ -373,3 +379,54 @@ def notebook_shims(said: Replacements) -> Iterator[None]:
             sys.modules.pop(name, None)
         if "tqdm.notebook" in added and previous is not None:
             sys.modules["tqdm.notebook"] = previous
+
+
+LOGGERS = (
+    "wandb",
+    "tensorboardX",
+    "tensorboard_logger",
+    "mlflow",
+    "comet_ml",
+    "neptune",
+    "visdom",
+    "clearml",
+    "seaborn",
+    "plotly",
+)
+"""Experiment loggers and plotting libraries a run stands in for when they are not installed
+(they do not change the loss)."""
+
+
+class _StandIn(types.ModuleType):
+    """A module whose every attribute is a stand-in that accepts any call and does nothing;
+    its first use is said."""
+
+    def __init__(self, name: str, said: Replacements) -> None:
+        super().__init__(name)
+        self._said = said
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_said":
+            raise AttributeError(name)
+        from unittest.mock import MagicMock
+
+        self._said.add(f"{self.__name__} (not installed here) by a stand-in that does nothing")
+        value = MagicMock(name=f"{self.__name__}.{name}")
+        setattr(self, name, value)
+        return value
+
+
+@contextmanager
+def logger_stand_ins(said: Replacements) -> Iterator[None]:
+    """Stand-ins for the modules of :data:`LOGGERS` that are not installed (``sys.modules``
+    entries, removed afterwards)."""
+    import sys
+
+    added = [name for name in LOGGERS if name not in sys.modules and not _importable(name)]
+    for name in added:
+        sys.modules[name] = _StandIn(name, said)
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)

@@ -40,6 +40,7 @@ from vaeloss.check.observe.substitutes import (
     Replacements,
     cpu_only,
     loader_in_process,
+    logger_stand_ins,
     notebook_shims,
     pretend_writes,
     torchvision_datasets,
@@ -393,6 +394,7 @@ def _execute(
             pretend_writes(said),
             cpu_only(said),
             notebook_shims(said),
+            logger_stand_ins(said),
             _watched(tape),
             time_budget(timeout),
         ):
