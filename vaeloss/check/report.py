@@ -119,17 +119,15 @@ def _observed(r: CheckReport) -> list[str]:
     o = r.observed
     if o is None:
         return []
+    ran = o.summary()
     if o.failure is not None:
-        lines = [
-            f"  ran: {o.ran}; it did not reach a backward(): {o.failure}",
-            f"  so the loss was called instead, at {_at(r)}",
-        ]
+        lines = [f"  ran: {ran}", f"  so the loss was called instead, at {_at(r)}"]
         if not o.sizes:
             return lines
-    elif o.stopped_at is None:
+    elif ran is None:
         lines = [f"  sizes: read from {o.ran}"]
     else:
-        lines = [f"  ran: {o.ran}; stopped at {o.stopped_at} ({o.seconds:.1f} s)"]
+        lines = [f"  ran: {ran} ({o.seconds:.1f} s)"]
     lines += [f"  replaced: {text}" for text in o.replaced]
     for name in ("B", "D", "k"):
         origin = o.origin(name)

@@ -322,11 +322,8 @@ def _failure(answer: CheckFailure, target: str, static: StaticSource) -> LossChe
 
 def _ran(observed: Observation | None) -> str:
     """What a run of the file did, for an error (run mode): where it stopped, or why not."""
-    if observed is None or observed.stopped_at is None and observed.failure is None:
-        return ""
-    if observed.failure is not None:
-        return f"\nRan {observed.ran}: it did not reach a backward(): {observed.failure}."
-    return f"\nRan {observed.ran}: stopped at {observed.stopped_at}."
+    ran = None if observed is None else observed.summary()
+    return "" if ran is None else f"\nRan {ran}."
 
 
 def _refusal(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaeloss.check.observe.apply import observed_sizes
+from vaeloss.check.observe.declared import with_declared
 from vaeloss.check.protocol import (
     CallFinished,
     CallStarted,
@@ -542,9 +543,10 @@ def _run(request: CheckRequest, channel: Channel) -> CheckAnswer | CheckFailure:
         if isinstance(found, CheckFailure):
             return replace(found, skipped=skipped, observed=observed)
         chosen, others = _choose(request, found, extra, channel, backend)
-        observed = _declared(request, chosen, loaded, observed)
-        if observed is not None:
-            request = replace(request, sizes=observed_sizes(request.sizes, observed, request.given))
+        declared = with_declared(observed, chosen.obj.function, chosen.name, loaded.source)
+        if declared is not None and declared is not observed:  # sizes the file declares (no run showed)
+            observed = declared
+            request = replace(request, sizes=observed_sizes(request.sizes, declared, request.given))
         first = time.perf_counter()
         probed = _probed(request, chosen, extra, loaded, channel, request.timeout - loaded_in, backend)
     if isinstance(probed, CheckFailure):
@@ -579,30 +581,6 @@ def _observe(request: CheckRequest, channel: Channel) -> tuple[Observation | Non
 
     channel.send(PhaseStarted("observe"))
     return observe(request)
-
-
-def _declared(
-    request: CheckRequest, chosen: _Candidate, loaded: Loaded, observed: Observation | None
-) -> Observation | None:
-    """The sizes the loaded file declares for the chosen loss (:mod:`vaeloss.check.observe.declared`)
-    when no run showed them: as an observation of the file, not of a run."""
-    import ast
-
-    from vaeloss.check.observe.declared import declared_sizes
-    from vaeloss.check.observe.result import Observation
-
-    if observed is not None and observed.sizes:
-        return observed
-    fn = chosen.obj.function
-    try:
-        sizes = declared_sizes(fn, chosen.name, ast.parse(loaded.source.text)) if fn is not None else ()
-    except Exception:  # noqa: BLE001 - the user's objects' shapes: a size not read is the default
-        sizes = ()
-    if not sizes:
-        return observed
-    if observed is not None:
-        return replace(observed, sizes=sizes)
-    return Observation(f"{Path(request.path).name}'s top-level statements (loaded, not run)", sizes=sizes)
 
 
 def _failure(phase: FailurePhase, error: str) -> CheckFailure:

@@ -44,6 +44,7 @@ __all__ = [
     "Skipped",
     "argparse_defaults",
     "load_module",
+    "put_first_on_path",
     "time_budget",
 ]
 
@@ -364,6 +365,13 @@ def _load_packages(package: str, top: Path) -> None:
         _execute(module, read_source_file(init), exec_module=False)
 
 
+def put_first_on_path(entries: tuple[str, ...]) -> None:
+    """Put folders first on ``sys.path``, in their order (each once)."""
+    for entry in reversed(entries):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
 def load_module(
     path: Path,
     module_name: str,
@@ -381,9 +389,7 @@ def load_module(
         exec_module: run every statement (``--exec-module``).
         argv: the script's arguments (its argparse parses them; else its defaults).
     """
-    for entry in reversed(search_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+    put_first_on_path(search_path)
     sys.argv = [str(path), *argv]
     source = read_source_file(path)
     package = module_name.rpartition(".")[0]

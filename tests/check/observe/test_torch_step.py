@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vaeloss.check.observe.apply import observe
-from vaeloss.check.observe.torch_step import observe_torch_step
+from vaeloss.check.observe.torch_step import run_torch_step
 from vaeloss.check.protocol import CheckRequest
 from vaeloss.usercode import sandbox
 
@@ -29,7 +29,7 @@ def scratch(tmp_path, monkeypatch):
 
 
 def _observe(path: Path, timeout: float = 60.0):
-    return observe_torch_step(path, "", path.read_text(), timeout)
+    return run_torch_step(path, "", path.read_text(), timeout)[0]
 
 
 def _sizes(observation) -> dict[str, int]:

@@ -35,13 +35,12 @@ def observe(request: CheckRequest) -> tuple[Observation, Live | None]:
     """Run the request's file up to its first differentiation (PyTorch files): what it showed,
     and the loss function as the run left it."""
     from vaeloss.check.observe.torch_step import run_torch_step
+    from vaeloss.usercode.loader import put_first_on_path
     from vaeloss.usercode.sourcefile import read_source_file
 
     path = Path(request.path)
     source = read_source_file(path)
-    for entry in reversed((str(path.parent), *request.search_path)):  # as ``python FILE`` has it
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+    put_first_on_path((str(path.parent), *request.search_path))  # as ``python FILE`` has it
     package = request.module.rpartition(".")[0]
     return run_torch_step(
         path,

@@ -16,11 +16,13 @@ import ast
 import math
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from vaeloss.check.observe.result import ObservedSize
+from vaeloss.check.observe.result import Observation, ObservedSize
+from vaeloss.usercode.sourcefile import SourceFile
 
-__all__ = ["KERAS_DEFAULT_BATCH", "declared_sizes"]
+__all__ = ["KERAS_DEFAULT_BATCH", "declared_sizes", "with_declared"]
 
 KERAS_DEFAULT_BATCH = 32
 """``Model.fit``'s ``batch_size`` when none is given (Keras's documented default)."""
@@ -121,3 +123,22 @@ def declared_sizes(fn: Callable[..., Any], name: str, tree: ast.Module) -> tuple
         )  # fmt: skip
         sizes.append(ObservedSize("B", size, origin))
     return tuple(sizes)
+
+
+def with_declared(
+    observed: Observation | None, fn: Callable[..., Any] | None, name: str, source: SourceFile
+) -> Observation | None:
+    """``observed`` with the sizes the loaded file declares for the loss ``fn`` (named ``name``
+    in ``source``) when no run showed any: an observation of the file, not of a run (``observed``
+    itself when there is nothing to add)."""
+    if fn is None or (observed is not None and observed.sizes):
+        return observed
+    try:
+        sizes = declared_sizes(fn, name, ast.parse(source.text))
+    except Exception:  # noqa: BLE001 - the user's objects' shapes: a size not read is the default
+        sizes = ()
+    if not sizes:
+        return observed
+    if observed is not None:
+        return replace(observed, sizes=sizes)
+    return Observation(f"{source.path.name}'s top-level statements (loaded, not run)", sizes=sizes)

@@ -67,6 +67,15 @@ class Observation:
         """The observed value of ``B``, ``D`` or ``k``, or None."""
         return next((s.value for s in self.sizes if s.name == name), None)
 
+    def summary(self) -> str | None:
+        """What the run did, for people: "X.py as a script ...; stopped at `loss.backward()` at
+        line 9", or why it did not get there; None when nothing ran (sizes read from the file)."""
+        if self.failure is not None:
+            return f"{self.ran}; it did not reach a backward(): {self.failure}"
+        if self.stopped_at is not None:
+            return f"{self.ran}; stopped at {self.stopped_at}"
+        return None
+
     def origin(self, name: str) -> str | None:
         return next((s.origin for s in self.sizes if s.name == name), None)
 

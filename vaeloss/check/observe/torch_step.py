@@ -46,7 +46,7 @@ from vaeloss.check.observe.substitutes import (
     torchvision_datasets,
 )
 
-__all__ = ["Live", "observe_torch_step", "qualified"]
+__all__ = ["Live", "qualified", "run_torch_step"]
 
 _KEEP = 256
 """Returns of the user's functions kept (the latest), to find the one that returned the loss;
@@ -301,15 +301,6 @@ def _run_file(path: Path, package: str, source: str) -> None:
     finally:
         if main is not None:
             sys.modules["__main__"] = main
-
-
-def observe_torch_step(
-    path: Path,
-    *args: Any,
-    **kwargs: Any,
-) -> Observation:
-    """:func:`run_torch_step`'s observation alone."""
-    return run_torch_step(path, *args, **kwargs)[0]
 
 
 @contextmanager
